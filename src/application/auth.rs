@@ -1,0 +1,371 @@
+//! Login, refresh, revocation and logout: the session life cycle.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::{AppError, Principal, RequestContext};
+use crate::domain::ports::{
+    AccessTokenCodec, Clock, PasswordHasher, TokenError, TokenRepository, UserRepository,
+};
+use crate::domain::session::{
+    RefreshToken, RefreshTokenRecord, RevocationReason, RotationOutcome, Session, SessionId,
+};
+use crate::domain::token::{AccessClaims, AccessToken, TokenPair};
+use crate::domain::user::{Password, Roles, User};
+
+/// Token lifetimes.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthSettings {
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+}
+
+/// What kind of token a revocation request says it carries (RFC 7009 `token_type_hint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenTypeHint {
+    AccessToken,
+    RefreshToken,
+}
+
+/// The session use cases.
+#[derive(Clone)]
+pub struct AuthService {
+    users: Arc<dyn UserRepository>,
+    tokens: Arc<dyn TokenRepository>,
+    hasher: Arc<dyn PasswordHasher>,
+    codec: Arc<dyn AccessTokenCodec>,
+    clock: Arc<dyn Clock>,
+    settings: AuthSettings,
+}
+
+impl AuthService {
+    /// Wires the use cases to their ports.
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        tokens: Arc<dyn TokenRepository>,
+        hasher: Arc<dyn PasswordHasher>,
+        codec: Arc<dyn AccessTokenCodec>,
+        clock: Arc<dyn Clock>,
+        settings: AuthSettings,
+    ) -> Self {
+        Self {
+            users,
+            tokens,
+            hasher,
+            codec,
+            clock,
+            settings,
+        }
+    }
+
+    /// The configured lifetimes.
+    pub fn settings(&self) -> AuthSettings {
+        self.settings
+    }
+
+    /// The password grant: checks the credentials and starts a session.
+    ///
+    /// `scope` (space-separated role names) narrows the session to those of the user's roles;
+    /// without it the session gets all of them. Unknown users cost one hash verification, like
+    /// wrong passwords, and get the same error.
+    ///
+    /// # Errors
+    /// [`AppError::InvalidScope`], [`AppError::InvalidCredentials`], [`AppError::Busy`],
+    /// [`AppError::Unavailable`].
+    #[tracing::instrument(skip_all, fields(username = %username, ip = ?ctx.ip))]
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &Password,
+        scope: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, AppError> {
+        let requested = scope
+            .map(|raw| {
+                Roles::parse_space_separated(raw).map_err(|error| AppError::InvalidScope(error.message))
+            })
+            .transpose()?;
+        let user = self.users.find_by_username(username).await?;
+        let user = match user {
+            None => {
+                self.hasher.verify(password, self.hasher.dummy_hash()).await?;
+                warn!(event = "login_failed", reason = "unknown_user", ip = ?ctx.ip, "login failed");
+                return Err(AppError::InvalidCredentials);
+            }
+            Some(user) => user,
+        };
+        if !self.hasher.verify(password, &user.password_hash).await? {
+            warn!(event = "login_failed", reason = "wrong_password", user_id = %user.id, ip = ?ctx.ip, "login failed");
+            return Err(AppError::InvalidCredentials);
+        }
+        if !user.is_active {
+            warn!(event = "login_failed", reason = "inactive_user", user_id = %user.id, ip = ?ctx.ip, "login failed");
+            return Err(AppError::InvalidCredentials);
+        }
+        self.rehash_if_outdated(&user, password).await;
+        let scope = match requested {
+            Some(requested) => requested.intersection(&user.roles),
+            None => user.roles.clone(),
+        };
+        let pair = self.start_session(&user, scope).await?;
+        info!(event = "login_succeeded", user_id = %user.id, session_id = %pair.session_id, ip = ?ctx.ip, "login succeeded");
+        Ok(pair)
+    }
+
+    /// The refresh grant: rotates the presented refresh token. Presenting an already-rotated
+    /// token revokes its whole session.
+    ///
+    /// # Errors
+    /// [`AppError::InvalidRefreshToken`], [`AppError::RefreshTokenReused`],
+    /// [`AppError::Unavailable`].
+    #[tracing::instrument(skip_all, fields(ip = ?ctx.ip))]
+    pub async fn refresh(
+        &self,
+        presented: &RefreshToken,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, AppError> {
+        let now = self.clock.now();
+        let next = RefreshToken::generate();
+        let next_expires_at = now + self.settings.refresh_token_ttl;
+        let outcome = self
+            .tokens
+            .rotate_refresh_token(&presented.hash(), &next.hash(), next_expires_at, now)
+            .await?;
+        match outcome {
+            RotationOutcome::Rotated { session, user } => {
+                let access_token = self.sign_access_token(&user, &session, now)?;
+                info!(event = "token_refreshed", user_id = %user.id, session_id = %session.id, ip = ?ctx.ip, "refresh token rotated");
+                Ok(TokenPair {
+                    access_token,
+                    refresh_token: next,
+                    refresh_expires_at: next_expires_at,
+                    session_id: session.id,
+                    scope: session.scope,
+                })
+            }
+            RotationOutcome::Reused {
+                session_id,
+                user_id,
+            } => {
+                warn!(event = "refresh_token_reused", %user_id, %session_id, ip = ?ctx.ip, "refresh token reuse detected; session revoked");
+                Err(AppError::RefreshTokenReused)
+            }
+            RotationOutcome::Invalid => Err(AppError::InvalidRefreshToken),
+        }
+    }
+
+    /// Verifies an access token and checks that its session and user are still active.
+    ///
+    /// # Errors
+    /// [`AppError::InvalidToken`], [`AppError::Unavailable`].
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AppError> {
+        let now = self.clock.now();
+        let claims = self.codec.verify(access_token, now)?;
+        let user = self
+            .users
+            .find_active_by_session(claims.user_id, claims.session_id, now)
+            .await?
+            .ok_or(AppError::InvalidToken(TokenError::Invalid(
+                "session revoked or user inactive",
+            )))?;
+        Ok(Principal { user, claims })
+    }
+
+    /// Starts a new session for an authenticated caller, with the caller's scope, and returns its
+    /// first refresh token.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`].
+    pub async fn issue_refresh_token(
+        &self,
+        principal: &Principal,
+        ctx: &RequestContext,
+    ) -> Result<(RefreshToken, DateTime<Utc>, SessionId), AppError> {
+        let scope = principal.claims.scope.intersection(&principal.user.roles);
+        let now = self.clock.now();
+        let (session, token, expires_at) = self.new_session(&principal.user, scope, now);
+        self.tokens
+            .create_session(&session, &Self::record(&token, &session, now, expires_at))
+            .await?;
+        info!(event = "refresh_token_issued", user_id = %principal.user.id, session_id = %session.id, ip = ?ctx.ip, "new session from access token");
+        Ok((token, expires_at, session.id))
+    }
+
+    /// RFC 7009 revocation: revokes the session of a refresh token or of a valid access token.
+    /// Unknown or invalid tokens are silently accepted, as the RFC requires.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`].
+    pub async fn revoke(
+        &self,
+        token: &str,
+        hint: Option<TokenTypeHint>,
+        ctx: &RequestContext,
+    ) -> Result<(), AppError> {
+        let session = if hint == Some(TokenTypeHint::AccessToken) {
+            match self.session_of_access_token(token) {
+                Some(id) => Some(id),
+                None => self.session_of_refresh_token(token).await?,
+            }
+        } else {
+            match self.session_of_refresh_token(token).await? {
+                Some(id) => Some(id),
+                None => self.session_of_access_token(token),
+            }
+        };
+        if let Some(session_id) = session {
+            let now = self.clock.now();
+            if self
+                .tokens
+                .revoke_session(session_id, RevocationReason::Revoked, now)
+                .await?
+            {
+                info!(event = "token_revoked", %session_id, ip = ?ctx.ip, "session revoked");
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes the caller's session.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`].
+    pub async fn logout(&self, principal: &Principal, ctx: &RequestContext) -> Result<(), AppError> {
+        let session_id = principal.claims.session_id;
+        self.tokens
+            .revoke_session(session_id, RevocationReason::Logout, self.clock.now())
+            .await?;
+        info!(event = "logout", user_id = %principal.user.id, %session_id, ip = ?ctx.ip, "logged out");
+        Ok(())
+    }
+
+    /// Revokes every session of the caller.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`].
+    pub async fn logout_all(
+        &self,
+        principal: &Principal,
+        ctx: &RequestContext,
+    ) -> Result<(), AppError> {
+        let count = self
+            .tokens
+            .revoke_user_sessions(
+                principal.user.id,
+                None,
+                RevocationReason::LogoutAll,
+                self.clock.now(),
+            )
+            .await?;
+        info!(event = "logout_all", user_id = %principal.user.id, sessions = count, ip = ?ctx.ip, "logged out everywhere");
+        Ok(())
+    }
+
+    async fn session_of_refresh_token(&self, token: &str) -> Result<Option<SessionId>, AppError> {
+        let hash = RefreshToken::from_presented(token).hash();
+        Ok(self.tokens.find_session_of_refresh_token(&hash).await?)
+    }
+
+    fn session_of_access_token(&self, token: &str) -> Option<SessionId> {
+        self.codec
+            .verify(token, self.clock.now())
+            .ok()
+            .map(|claims| claims.session_id)
+    }
+
+    async fn rehash_if_outdated(&self, user: &User, password: &Password) {
+        if !self.hasher.needs_rehash(&user.password_hash) {
+            return;
+        }
+        // Best effort: a failed upgrade must not fail a correct login.
+        match self.hasher.hash(password).await {
+            Ok(hash) => {
+                if let Err(error) = self
+                    .users
+                    .update_password_hash(user.id, &hash, self.clock.now())
+                    .await
+                {
+                    warn!(user_id = %user.id, %error, "could not store upgraded password hash");
+                } else {
+                    info!(user_id = %user.id, "password hash upgraded to current parameters");
+                }
+            }
+            Err(error) => warn!(user_id = %user.id, %error, "could not rehash password"),
+        }
+    }
+
+    async fn start_session(&self, user: &User, scope: Roles) -> Result<TokenPair, AppError> {
+        let now = self.clock.now();
+        let (session, refresh_token, expires_at) = self.new_session(user, scope, now);
+        let access_token = self.sign_access_token(user, &session, now)?;
+        self.tokens
+            .create_session(&session, &Self::record(&refresh_token, &session, now, expires_at))
+            .await?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            refresh_expires_at: expires_at,
+            session_id: session.id,
+            scope: session.scope,
+        })
+    }
+
+    fn new_session(
+        &self,
+        user: &User,
+        scope: Roles,
+        now: DateTime<Utc>,
+    ) -> (Session, RefreshToken, DateTime<Utc>) {
+        let expires_at = now + self.settings.refresh_token_ttl;
+        let session = Session {
+            id: SessionId::new(),
+            user_id: user.id,
+            scope,
+            created_at: now,
+            expires_at,
+        };
+        (session, RefreshToken::generate(), expires_at)
+    }
+
+    fn record(
+        token: &RefreshToken,
+        session: &Session,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> RefreshTokenRecord {
+        RefreshTokenRecord {
+            hash: token.hash(),
+            session_id: session.id,
+            created_at: now,
+            expires_at,
+        }
+    }
+
+    fn sign_access_token(
+        &self,
+        user: &User,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken, AppError> {
+        let claims = AccessClaims {
+            user_id: user.id,
+            session_id: session.id,
+            username: user.username.as_str().to_owned(),
+            roles: user.roles.clone(),
+            scope: session.scope.clone(),
+            issued_at: now,
+            not_before: now,
+            expires_at: now + self.settings.access_token_ttl,
+            token_id: Uuid::now_v7(),
+        };
+        let token = self.codec.sign(&claims)?;
+        Ok(AccessToken { token, claims })
+    }
+}
+
+#[cfg(test)]
+#[path = "auth_tests.rs"]
+mod tests;

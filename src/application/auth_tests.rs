@@ -1,0 +1,207 @@
+use std::sync::atomic::Ordering;
+
+use chrono::Duration;
+
+use super::*;
+use crate::application::fakes::Harness;
+use crate::application::NewUser;
+use crate::domain::user::Role;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn harness_with_user(roles: Option<Vec<&str>>) -> (Harness, User) {
+    let h = Harness::new();
+    let user = h
+        .users
+        .create_user(
+            NewUser {
+                username: "Alice".into(),
+                password: Password::candidate(PASSWORD),
+                email: None,
+                full_name: None,
+                roles: roles.map(|r| r.into_iter().map(String::from).collect()),
+            },
+            &RequestContext::default(),
+        )
+        .await
+        .unwrap();
+    (h, user)
+}
+
+async fn login(h: &Harness, username: &str, password: &str) -> Result<TokenPair, AppError> {
+    h.auth
+        .login(
+            username,
+            &Password::candidate(password),
+            None,
+            &RequestContext::default(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn login_matches_the_username_regardless_of_case_and_grants_all_roles() {
+    let (h, user) = harness_with_user(Some(vec!["user", "admin"])).await;
+    let pair = login(&h, "ALICE", PASSWORD).await.unwrap();
+    assert_eq!(pair.access_token.claims.user_id, user.id);
+    assert_eq!(pair.access_token.claims.username, "Alice");
+    assert_eq!(pair.scope, Roles::new([Role::User, Role::Admin]));
+    assert_eq!(
+        pair.access_token.claims.expires_at - pair.access_token.claims.issued_at,
+        Duration::minutes(15)
+    );
+    let principal = h.auth.authenticate(&pair.access_token.token).await.unwrap();
+    assert_eq!(principal.user.id, user.id);
+}
+
+#[tokio::test]
+async fn unknown_users_wrong_passwords_and_inactive_users_get_the_same_error() {
+    let (h, user) = harness_with_user(None).await;
+    assert!(matches!(
+        login(&h, "nobody", PASSWORD).await,
+        Err(AppError::InvalidCredentials)
+    ));
+    assert!(matches!(
+        login(&h, "alice", "wrong password").await,
+        Err(AppError::InvalidCredentials)
+    ));
+    h.store.set_active(user.id, false);
+    assert!(matches!(
+        login(&h, "alice", PASSWORD).await,
+        Err(AppError::InvalidCredentials)
+    ));
+}
+
+#[tokio::test]
+async fn a_scope_narrows_the_session_and_unknown_scopes_are_refused() {
+    let (h, _) = harness_with_user(Some(vec!["user", "admin"])).await;
+    let ctx = RequestContext::default();
+    let pw = Password::candidate(PASSWORD);
+    let pair = h.auth.login("alice", &pw, Some("user"), &ctx).await.unwrap();
+    assert_eq!(pair.scope, Roles::new([Role::User]));
+    let err = h.auth.login("alice", &pw, Some("user root"), &ctx).await;
+    assert!(matches!(err, Err(AppError::InvalidScope(m)) if m.contains("root")));
+
+    let (h, _) = harness_with_user(None).await;
+    let pair = h.auth.login("alice", &pw, Some("admin user"), &ctx).await.unwrap();
+    assert_eq!(pair.scope, Roles::new([Role::User]), "a role the user lacks is left out");
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_token_and_keeps_the_session_scope() {
+    let (h, _) = harness_with_user(Some(vec!["user", "admin"])).await;
+    let ctx = RequestContext::default();
+    let first = h
+        .auth
+        .login("alice", &Password::candidate(PASSWORD), Some("user"), &ctx)
+        .await
+        .unwrap();
+    let second = h.auth.refresh(&first.refresh_token, &ctx).await.unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(second.session_id, first.session_id);
+    assert_eq!(second.scope, Roles::new([Role::User]));
+    assert!(h.auth.refresh(&second.refresh_token, &ctx).await.is_ok());
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
+    let (h, user) = harness_with_user(None).await;
+    let ctx = RequestContext::default();
+    let first = login(&h, "alice", PASSWORD).await.unwrap();
+    let second = h.auth.refresh(&first.refresh_token, &ctx).await.unwrap();
+
+    let reuse = h.auth.refresh(&first.refresh_token, &ctx).await;
+    assert!(matches!(reuse, Err(AppError::RefreshTokenReused)));
+    // Every token descended from the login is dead now.
+    assert!(matches!(
+        h.auth.refresh(&second.refresh_token, &ctx).await,
+        Err(AppError::InvalidRefreshToken)
+    ));
+    assert!(h.auth.authenticate(&second.access_token.token).await.is_err());
+    assert_eq!(h.store.live_sessions(user.id), 0);
+}
+
+#[tokio::test]
+async fn expired_tokens_are_refused_by_the_clock() {
+    let (h, _) = harness_with_user(None).await;
+    let pair = login(&h, "alice", PASSWORD).await.unwrap();
+    h.clock.advance(Duration::minutes(16));
+    assert!(matches!(
+        h.auth.authenticate(&pair.access_token.token).await,
+        Err(AppError::InvalidToken(TokenError::Expired))
+    ));
+    h.clock.advance(Duration::days(14));
+    assert!(matches!(
+        h.auth.refresh(&pair.refresh_token, &RequestContext::default()).await,
+        Err(AppError::InvalidRefreshToken)
+    ));
+}
+
+#[tokio::test]
+async fn logout_revokes_only_the_callers_session_and_logout_all_every_one() {
+    let (h, user) = harness_with_user(None).await;
+    let ctx = RequestContext::default();
+    let a = login(&h, "alice", PASSWORD).await.unwrap();
+    let b = login(&h, "alice", PASSWORD).await.unwrap();
+    let principal = h.auth.authenticate(&a.access_token.token).await.unwrap();
+    h.auth.logout(&principal, &ctx).await.unwrap();
+    assert!(h.auth.authenticate(&a.access_token.token).await.is_err());
+    assert!(matches!(
+        h.auth.refresh(&a.refresh_token, &ctx).await,
+        Err(AppError::InvalidRefreshToken)
+    ));
+    let principal = h.auth.authenticate(&b.access_token.token).await.unwrap();
+    let _c = login(&h, "alice", PASSWORD).await.unwrap();
+    h.auth.logout_all(&principal, &ctx).await.unwrap();
+    assert_eq!(h.store.live_sessions(user.id), 0);
+}
+
+#[tokio::test]
+async fn revoke_accepts_refresh_and_access_tokens_and_ignores_unknown_ones() {
+    let (h, user) = harness_with_user(None).await;
+    let ctx = RequestContext::default();
+    let a = login(&h, "alice", PASSWORD).await.unwrap();
+    h.auth.revoke(a.refresh_token.expose(), None, &ctx).await.unwrap();
+    assert!(h.auth.authenticate(&a.access_token.token).await.is_err());
+
+    let b = login(&h, "alice", PASSWORD).await.unwrap();
+    h.auth
+        .revoke(&b.access_token.token, Some(TokenTypeHint::RefreshToken), &ctx)
+        .await
+        .unwrap();
+    assert_eq!(h.store.live_sessions(user.id), 0);
+    h.auth.revoke("no-such-token", None, &ctx).await.unwrap();
+}
+
+#[tokio::test]
+async fn issue_refresh_token_starts_a_new_session_with_the_callers_scope() {
+    let (h, user) = harness_with_user(None).await;
+    let ctx = RequestContext::default();
+    let a = login(&h, "alice", PASSWORD).await.unwrap();
+    let principal = h.auth.authenticate(&a.access_token.token).await.unwrap();
+    let (token, _, session_id) = h.auth.issue_refresh_token(&principal, &ctx).await.unwrap();
+    assert_ne!(session_id, a.session_id);
+    assert_eq!(h.store.live_sessions(user.id), 2);
+    let pair = h.auth.refresh(&token, &ctx).await.unwrap();
+    assert_eq!(pair.session_id, session_id);
+}
+
+#[tokio::test]
+async fn a_busy_hasher_is_reported_as_busy() {
+    let (h, _) = harness_with_user(None).await;
+    h.hasher.busy.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        login(&h, "alice", PASSWORD).await,
+        Err(AppError::Busy { .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_outdated_hash_is_upgraded_on_login() {
+    let (h, user) = harness_with_user(None).await;
+    let old = PasswordHash::new(format!("old:{PASSWORD}"));
+    h.store.update_password_hash(user.id, &old, h.clock.now()).await.unwrap();
+    login(&h, "alice", PASSWORD).await.unwrap();
+    let stored = h.store.find_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash.as_str(), format!("fake:{PASSWORD}"));
+}

@@ -1,0 +1,72 @@
+//! The errors a caller of a use case can act on. `http::error` maps them to responses.
+
+use crate::domain::ports::{HashError, StoreError, TokenError};
+use crate::domain::validation::FieldError;
+
+/// Every way a use case can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Unknown user, wrong password or inactive user: deliberately indistinguishable.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// Unknown, expired or revoked refresh token.
+    #[error("invalid or expired refresh token")]
+    InvalidRefreshToken,
+    /// An already-rotated refresh token was presented; its session has been revoked.
+    #[error("refresh token was already used; the session has been revoked")]
+    RefreshTokenReused,
+    /// A requested scope value is not a known role; the text says which.
+    #[error("invalid scope: {0}")]
+    InvalidScope(String),
+    /// A missing, malformed, expired or revoked access token.
+    #[error("invalid access token: {0}")]
+    InvalidToken(TokenError),
+    /// Input that breaks a rule; every broken rule is listed.
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error("e-mail address is already taken")]
+    EmailTaken,
+    /// The current password given to a password change is wrong.
+    #[error("current password is wrong")]
+    WrongPassword,
+    /// Too many password hashes in flight; retry later.
+    #[error("the service is busy")]
+    Busy { retry_after_secs: u64 },
+    /// The database cannot be reached.
+    #[error("a dependency is unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupt data; logged, answered as an opaque 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::UsernameTaken => AppError::UsernameTaken,
+            StoreError::EmailTaken => AppError::EmailTaken,
+            StoreError::Unavailable(detail) => AppError::Unavailable(detail),
+            StoreError::Other(detail) => AppError::Internal(detail),
+        }
+    }
+}
+
+impl From<HashError> for AppError {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Busy { retry_after_secs } => AppError::Busy { retry_after_secs },
+            HashError::Failed(detail) => AppError::Internal(detail),
+        }
+    }
+}
+
+impl From<TokenError> for AppError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Signing(detail) => AppError::Internal(detail),
+            other => AppError::InvalidToken(other),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! `cargo run --bin seed`: create users idempotently.
+//!
+//! - no flags: the demo set, an `admin` (roles user + admin) and a `demo` user; their passwords
+//!   are taken from `--admin-password` / `--demo-password` or generated and printed once;
+//! - `--username U --password P [--role admin]`: one user;
+//! - `--from-file users.json|users.csv`: many (see `--help` for the columns).
+//!
+//! A user whose username exists already is left in place ("skipped"). Invalid rows are reported
+//! with their reason and make the exit status 1.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use auth_service::application::{AppError, NewUser, RequestContext, UserService};
+use auth_service::domain::user::Password;
+use auth_service::infrastructure::bootstrap::build_services;
+use auth_service::infrastructure::clock::SystemClock;
+use auth_service::infrastructure::config::Settings;
+use auth_service::infrastructure::telemetry;
+use base64::Engine;
+use clap::Parser;
+use serde::Deserialize;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "seed",
+    version,
+    about = "Create users in the auth-service database, idempotently",
+    long_about = "Create users in the auth-service database (DATABASE_URL, from the environment or .env.{APP_ENV}), idempotently: existing usernames are skipped.\n\nWithout flags, creates the demo set: `admin` (roles user, admin) and `demo` (role user), printing generated passwords once.",
+    after_help = "FILES:\n  JSON: an array of objects {\"username\", \"password\", \"email\"?, \"full_name\"?, \"roles\"?: [\"admin\"] or \"user admin\"}\n  CSV:  a header row with username,password[,email][,full_name][,roles] (roles space-separated)\n\nEXAMPLES:\n  cargo run --bin seed\n  cargo run --bin seed -- --username alice --password 'correct horse battery' --role admin\n  cargo run --bin seed -- --from-file users.csv"
+)]
+struct Cli {
+    /// Create one user with this username (needs --password).
+    #[arg(long, requires = "password", conflicts_with = "from_file")]
+    username: Option<String>,
+    /// The password of --username.
+    #[arg(long, requires = "username")]
+    password: Option<String>,
+    /// Extra role for --username (repeatable); `user` is always given.
+    #[arg(long = "role", requires = "username")]
+    roles: Vec<String>,
+    /// Import users from a .json or .csv file.
+    #[arg(long, value_name = "FILE")]
+    from_file: Option<PathBuf>,
+    /// Password for the demo `admin` (generated and printed when absent).
+    #[arg(long, env = "SEED_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Password for the demo `demo` user (generated and printed when absent).
+    #[arg(long, env = "SEED_DEMO_PASSWORD", hide_env_values = true)]
+    demo_password: Option<String>,
+}
+
+/// One user to create, from flags or a file row.
+#[derive(Debug, Deserialize)]
+struct Row {
+    username: String,
+    password: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    full_name: Option<String>,
+    #[serde(default)]
+    roles: Option<RolesField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RolesField {
+    List(Vec<String>),
+    Words(String),
+}
+
+impl Row {
+    fn into_new_user(self) -> NewUser {
+        let mut roles: Vec<String> = match self.roles {
+            Some(RolesField::List(list)) => list,
+            Some(RolesField::Words(words)) => words.split_whitespace().map(String::from).collect(),
+            None => Vec::new(),
+        };
+        roles.push("user".into());
+        let blank_is_none = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        NewUser {
+            username: self.username,
+            password: Password::candidate(&self.password),
+            email: blank_is_none(self.email),
+            full_name: blank_is_none(self.full_name),
+            roles: Some(roles),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Summary {
+    created: usize,
+    skipped: usize,
+    rejected: Vec<String>,
+}
+
+fn generated_password() -> String {
+    let mut bytes = [0u8; 18];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn read_rows(path: &Path) -> Result<Vec<Row>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Some("csv") => csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .enumerate()
+            .map(|(i, row)| row.map_err(|e| format!("{} row {}: {e}", path.display(), i + 2)))
+            .collect(),
+        _ => Err(format!("{}: expected a .json or .csv file", path.display())),
+    }
+}
+
+async fn create(users: &UserService, row: Row, label: &str, summary: &mut Summary) -> bool {
+    let username = row.username.clone();
+    match users.create_user(row.into_new_user(), &RequestContext::default()).await {
+        Ok(_) => {
+            summary.created += 1;
+            true
+        }
+        Err(AppError::UsernameTaken) => {
+            summary.skipped += 1;
+            false
+        }
+        Err(AppError::Validation(errors)) => {
+            let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            summary.rejected.push(format!("{label} '{username}': {}", reasons.join("; ")));
+            false
+        }
+        Err(error) => {
+            summary.rejected.push(format!("{label} '{username}': {error}"));
+            false
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("seed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(settings.log_format, "warn");
+    let services = match build_services(&settings, Arc::new(SystemClock)).await {
+        Ok(services) => services,
+        Err(error) => {
+            eprintln!("seed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let users = &services.users;
+    let mut summary = Summary::default();
+    if let Some(path) = &cli.from_file {
+        let rows = match read_rows(path) {
+            Ok(rows) => rows,
+            Err(error) => {
+                eprintln!("seed: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for (i, row) in rows.into_iter().enumerate() {
+            create(users, row, &format!("row {}", i + 1), &mut summary).await;
+        }
+    } else if let (Some(username), Some(password)) = (cli.username, cli.password) {
+        let row = Row {
+            username,
+            password,
+            email: None,
+            full_name: None,
+            roles: Some(RolesField::List(cli.roles)),
+        };
+        create(users, row, "user", &mut summary).await;
+    } else {
+        for (username, role, given) in [
+            ("admin", "admin", cli.admin_password),
+            ("demo", "user", cli.demo_password),
+        ] {
+            let generated = given.is_none();
+            let password = given.unwrap_or_else(generated_password);
+            let row = Row {
+                username: username.into(),
+                password: password.clone(),
+                email: None,
+                full_name: None,
+                roles: Some(RolesField::Words(role.into())),
+            };
+            if create(users, row, "demo user", &mut summary).await && generated {
+                println!("created {username} with password: {password}");
+            }
+        }
+    }
+    println!(
+        "seed: {} created, {} skipped (already exist), {} rejected",
+        summary.created,
+        summary.skipped,
+        summary.rejected.len()
+    );
+    for reason in &summary.rejected {
+        println!("  rejected {reason}");
+    }
+    if summary.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,7 @@
+//! Entities, validated value types and the ports the application needs. Depends on no framework.
+
+pub mod ports;
+pub mod session;
+pub mod token;
+pub mod user;
+pub mod validation;

@@ -1,0 +1,214 @@
+//! The ports: what the application needs from the outside world, in domain types only.
+//!
+//! Adapters live in `infrastructure`; in-memory fakes for the use-case tests live in
+//! `application::fakes`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::session::{
+    RefreshTokenHash, RefreshTokenRecord, RevocationReason, RotationOutcome, Session, SessionId,
+};
+use super::token::AccessClaims;
+use super::user::{Password, PasswordHash, User, UserId};
+
+/// A failure of a repository.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another user already has this username (compared without regard to case).
+    #[error("username is already taken")]
+    UsernameTaken,
+    /// Another user already has this e-mail address (compared without regard to case).
+    #[error("e-mail address is already taken")]
+    EmailTaken,
+    /// The store cannot be reached or did not answer in time; retrying later may work.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (a bug, corrupt data). Logged, answered as an opaque 500.
+    #[error("store failure: {0}")]
+    Other(String),
+}
+
+/// Users, looked up and changed by the use cases.
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Stores a new user.
+    ///
+    /// # Errors
+    /// [`StoreError::UsernameTaken`] or [`StoreError::EmailTaken`] when another user has the same
+    /// username or e-mail address regardless of case; [`StoreError::Unavailable`] or
+    /// [`StoreError::Other`] otherwise.
+    async fn insert(&self, user: &User) -> Result<(), StoreError>;
+
+    /// The user with this id, active or not.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// The user whose username equals `username` regardless of case.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn find_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+
+    /// The user `user_id` if it is active and session `session_id` is theirs, not revoked and not
+    /// expired at `now`: the one check every authenticated request makes.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn find_active_by_session(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Replaces the user's password hash; returns false when there is no such user.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Sessions and their refresh tokens (stored only as hashes).
+#[async_trait]
+pub trait TokenRepository: Send + Sync {
+    /// Stores a new session together with its first refresh token.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn create_session(
+        &self,
+        session: &Session,
+        first_token: &RefreshTokenRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Rotates a refresh token in one atomic step: when `presented` is live (unused, unexpired,
+    /// session not revoked, user active) it is marked used, `next` is stored in its place with
+    /// `next_expires_at`, and the session is extended to that time. Of several concurrent callers
+    /// presenting the same token, exactly one gets [`RotationOutcome::Rotated`]. A token that was
+    /// already used revokes its whole session and gives [`RotationOutcome::Reused`].
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`]; nothing is changed then.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &RefreshTokenHash,
+        next: &RefreshTokenHash,
+        next_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RotationOutcome, StoreError>;
+
+    /// The session a refresh token belongs to, whatever its state.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn find_session_of_refresh_token(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<SessionId>, StoreError>;
+
+    /// Revokes one session; returns false when it was unknown or already revoked.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn revoke_session(
+        &self,
+        id: SessionId,
+        reason: RevocationReason,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes every live session of a user but `except`; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn revoke_user_sessions(
+        &self,
+        user_id: UserId,
+        except: Option<SessionId>,
+        reason: RevocationReason,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Whether the store answers at all, for `/health`.
+#[async_trait]
+pub trait HealthProbe: Send + Sync {
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A failure of the password hasher.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every hashing slot stayed busy for the whole bounded wait; retry after this many seconds.
+    #[error("password hashing is saturated")]
+    Busy { retry_after_secs: u64 },
+    /// The hasher failed (bad parameters, a corrupt stored hash).
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+/// Hashes and verifies passwords (argon2id in production).
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a new password into a PHC string with the configured parameters.
+    ///
+    /// # Errors
+    /// [`HashError::Busy`] when no slot frees up in time; [`HashError::Failed`].
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError>;
+
+    /// Whether `password` matches `hash`.
+    ///
+    /// # Errors
+    /// [`HashError::Busy`]; [`HashError::Failed`] when `hash` cannot be parsed.
+    async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, HashError>;
+
+    /// A hash of a random password, made at start-up, verified against for unknown usernames so
+    /// that they cost the same as wrong passwords.
+    fn dummy_hash(&self) -> &PasswordHash;
+
+    /// Whether `hash` was made with other parameters (or algorithm) than the configured ones.
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool;
+}
+
+/// Why an access token was refused. The reason is for logs; clients only learn "invalid_token".
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("access token rejected: {0}")]
+    Invalid(&'static str),
+    #[error("access token expired")]
+    Expired,
+    #[error("access token could not be signed: {0}")]
+    Signing(String),
+}
+
+/// Signs and verifies access tokens.
+pub trait AccessTokenCodec: Send + Sync {
+    /// Signs the claims into a compact token.
+    ///
+    /// # Errors
+    /// [`TokenError::Signing`].
+    fn sign(&self, claims: &AccessClaims) -> Result<String, TokenError>;
+
+    /// Verifies signature, algorithm, type, issuer and audience, and `exp`/`nbf` against `now`
+    /// (with the configured leeway).
+    ///
+    /// # Errors
+    /// [`TokenError::Invalid`] or [`TokenError::Expired`].
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError>;
+}
+
+/// The time, through a port so tests can move it.
+pub trait Clock: Send + Sync {
+    /// Now, truncated to microseconds (the precision every store keeps).
+    fn now(&self) -> DateTime<Utc>;
+}

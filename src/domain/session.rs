@@ -1,0 +1,182 @@
+//! Sessions (one login and every token descended from it) and opaque refresh tokens.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::user::{Roles, User, UserId};
+
+/// A session's id: a UUID v7 (the `sid` claim).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(Uuid);
+
+impl SessionId {
+    /// A fresh, time-ordered id.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+    /// Wraps an id read from storage or a token.
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+    /// The UUID inside.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for SessionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Why a session stopped working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationReason {
+    Logout,
+    LogoutAll,
+    Revoked,
+    RefreshTokenReused,
+    PasswordChanged,
+    UserDisabled,
+}
+
+impl RevocationReason {
+    /// The reason's name in storage and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::LogoutAll => "logout_all",
+            Self::Revoked => "revoked",
+            Self::RefreshTokenReused => "refresh_token_reused",
+            Self::PasswordChanged => "password_changed",
+            Self::UserDisabled => "user_disabled",
+        }
+    }
+}
+
+/// One login: the scope it was granted and how long its refresh tokens may keep it alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    /// The roles granted at login; every token of the session carries them.
+    pub scope: Roles,
+    pub created_at: DateTime<Utc>,
+    /// When the newest refresh token of the session expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The opaque refresh token a client holds: 256 random bits, base64url without padding.
+/// Its `Debug` is redacted; only its hash is ever stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(String);
+
+impl RefreshToken {
+    /// Number of random bytes in a token.
+    pub const BYTES: usize = 32;
+
+    /// A fresh token from the operating system's CSPRNG.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; Self::BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Wraps a token a client presented (not checked: an unknown token simply matches nothing).
+    pub fn from_presented(raw: &str) -> Self {
+        Self(raw.to_owned())
+    }
+
+    /// The token to hand to the client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The SHA-256 hash under which the token is stored. A plain hash suffices: the token has
+    /// 256 bits of entropy, so it cannot be guessed from its hash.
+    pub fn hash(&self) -> RefreshTokenHash {
+        RefreshTokenHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken([REDACTED])")
+    }
+}
+
+/// The lowercase hex SHA-256 of a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RefreshTokenHash(String);
+
+impl RefreshTokenHash {
+    /// Wraps a hash read from storage.
+    pub fn from_hex(hex: String) -> Self {
+        Self(hex)
+    }
+    /// The hex string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A refresh token as stored: its hash, its session and its lifetime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub hash: RefreshTokenHash,
+    pub session_id: SessionId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the store did with a presented refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// The token was live: it is now used, the replacement is stored, and the session (with its
+    /// user, for the new access token) is returned.
+    Rotated { session: Session, user: User },
+    /// The token had already been rotated: the whole session has been revoked.
+    Reused {
+        session_id: SessionId,
+        user_id: UserId,
+    },
+    /// Unknown, expired, or its session or user is no longer active.
+    Invalid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_carry_256_random_bits_in_base64url() {
+        let token = RefreshToken::generate();
+        let decoded = URL_SAFE_NO_PAD.decode(token.expose()).unwrap();
+        assert_eq!(decoded.len(), 32);
+        assert_ne!(token, RefreshToken::generate());
+        assert!(!format!("{token:?}").contains(token.expose()));
+    }
+
+    #[test]
+    fn a_refresh_token_hash_is_stable_and_not_the_token() {
+        let token = RefreshToken::from_presented("abc");
+        assert_eq!(token.hash(), RefreshToken::from_presented("abc").hash());
+        assert_eq!(
+            token.hash().as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

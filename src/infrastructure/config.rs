@@ -1,0 +1,308 @@
+//! Settings from the environment and `.env.{APP_ENV}` / `.env`, validated once at start.
+//!
+//! Precedence: the process environment, then `.env.{APP_ENV}`, then `.env` (dotenvy never
+//! overrides a variable that is already set).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// The deployment environment, from `APP_ENV`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Testing,
+    Production,
+}
+
+impl AppEnv {
+    /// The name used in `APP_ENV` and in `.env.{name}`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Testing => "testing",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A configuration value that cannot be used; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// The secret used outside production when `JWT_SECRET` is not set. Refused in production.
+pub const DEVELOPMENT_JWT_SECRET: &str = "development-only-secret-do-not-use-in-production!";
+
+/// Every setting of the service. `Debug` masks the secrets.
+#[derive(Clone)]
+pub struct Settings {
+    pub app_env: AppEnv,
+    pub host: IpAddr,
+    pub port: u16,
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    pub jwt_secret: SecretString,
+    pub jwt_algorithm: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub jwt_leeway_seconds: u64,
+    pub access_token_ttl_seconds: u64,
+    pub refresh_token_ttl_seconds: u64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub hash_concurrency: usize,
+    pub hash_queue_timeout_ms: u64,
+    pub password_min_length: usize,
+    pub trust_proxy_headers: bool,
+    pub body_limit_bytes: usize,
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("app_env", &self.app_env)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database_url", &mask_url(self.database_url.expose_secret()))
+            .field("database_max_connections", &self.database_max_connections)
+            .field("jwt_secret", &"[REDACTED]")
+            .field("jwt_algorithm", &self.jwt_algorithm)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("access_token_ttl_seconds", &self.access_token_ttl_seconds)
+            .field("refresh_token_ttl_seconds", &self.refresh_token_ttl_seconds)
+            .field("argon2_memory_kib", &self.argon2_memory_kib)
+            .field("argon2_iterations", &self.argon2_iterations)
+            .field("argon2_parallelism", &self.argon2_parallelism)
+            .field("hash_concurrency", &self.hash_concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL with any password replaced by `***`.
+pub fn mask_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Settings {
+    /// Loads `.env.{APP_ENV}` and `.env` into the process environment (without overriding what
+    /// is set) and reads the settings from it.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first unusable variable.
+    pub fn load() -> Result<Self, ConfigError> {
+        let env_name = std::env::var("APP_ENV").unwrap_or_else(|_| "development".into());
+        let _ = dotenvy::from_filename(format!(".env.{env_name}"));
+        let _ = dotenvy::from_filename(".env");
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first unusable variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let app_env = match get("APP_ENV").as_deref().unwrap_or("development") {
+            "development" => AppEnv::Development,
+            "testing" => AppEnv::Testing,
+            "production" => AppEnv::Production,
+            other => {
+                return Err(ConfigError(format!(
+                    "APP_ENV='{other}' is not one of development, testing, production"
+                )))
+            }
+        };
+        let host: IpAddr = parse(&get, "HOST", "127.0.0.1")?;
+        let port: u16 = parse(&get, "PORT", "8000")?;
+        let jwt_secret = jwt_secret(app_env, get("JWT_SECRET"))?;
+        let jwt_algorithm = get("JWT_ALGORITHM").unwrap_or_else(|| "HS256".into());
+        if jwt_algorithm != "HS256" {
+            return Err(ConfigError(format!(
+                "JWT_ALGORITHM='{jwt_algorithm}' is not supported by this build; use HS256"
+            )));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let settings = Settings {
+            app_env,
+            host,
+            port,
+            database_url: SecretString::from(
+                get("DATABASE_URL").unwrap_or_else(|| "sqlite://auth.db".into()),
+            ),
+            database_max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", "8")?,
+            jwt_secret,
+            jwt_algorithm,
+            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| format!("http://{host}:{port}")),
+            jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "auth-service".into()),
+            jwt_leeway_seconds: parse(&get, "JWT_LEEWAY_SECONDS", "30")?,
+            access_token_ttl_seconds: parse(&get, "ACCESS_TOKEN_TTL_SECONDS", "900")?,
+            refresh_token_ttl_seconds: parse(&get, "REFRESH_TOKEN_TTL_SECONDS", "1209600")?,
+            argon2_memory_kib: parse(&get, "ARGON2_MEMORY_KIB", "19456")?,
+            argon2_iterations: parse(&get, "ARGON2_ITERATIONS", "2")?,
+            argon2_parallelism: parse(&get, "ARGON2_PARALLELISM", "1")?,
+            hash_concurrency: parse(&get, "HASH_CONCURRENCY", &cores.to_string())?,
+            hash_queue_timeout_ms: parse(&get, "HASH_QUEUE_TIMEOUT_MS", "2000")?,
+            password_min_length: parse(&get, "PASSWORD_MIN_LENGTH", "8")?,
+            trust_proxy_headers: parse(&get, "TRUST_PROXY_HEADERS", "false")?,
+            body_limit_bytes: parse(&get, "BODY_LIMIT_BYTES", "65536")?,
+            log_format: match get("LOG_FORMAT").as_deref() {
+                None if app_env == AppEnv::Production => LogFormat::Json,
+                None | Some("pretty") => LogFormat::Pretty,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "LOG_FORMAT='{other}' is not one of pretty, json"
+                    )))
+                }
+            },
+        };
+        settings.check_ranges()?;
+        Ok(settings)
+    }
+
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        let checks: [(bool, &str); 8] = [
+            (self.access_token_ttl_seconds > 0, "ACCESS_TOKEN_TTL_SECONDS must be positive"),
+            (self.refresh_token_ttl_seconds > 0, "REFRESH_TOKEN_TTL_SECONDS must be positive"),
+            (self.hash_concurrency > 0, "HASH_CONCURRENCY must be at least 1"),
+            (self.database_max_connections > 0, "DATABASE_MAX_CONNECTIONS must be at least 1"),
+            (
+                (1..=128).contains(&self.password_min_length),
+                "PASSWORD_MIN_LENGTH must be between 1 and 128",
+            ),
+            (self.body_limit_bytes >= 1024, "BODY_LIMIT_BYTES must be at least 1024"),
+            (
+                self.argon2_parallelism >= 1 && self.argon2_iterations >= 1,
+                "ARGON2_ITERATIONS and ARGON2_PARALLELISM must be at least 1",
+            ),
+            (
+                self.argon2_memory_kib >= 8 * self.argon2_parallelism,
+                "ARGON2_MEMORY_KIB must be at least 8 x ARGON2_PARALLELISM",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(ConfigError((*message).to_owned())),
+            None => Ok(()),
+        }
+    }
+
+    /// The address to listen on.
+    pub fn bind_address(&self) -> std::net::SocketAddr {
+        (self.host, self.port).into()
+    }
+}
+
+fn parse<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: &str,
+) -> Result<T, ConfigError> {
+    let raw = get(key).unwrap_or_else(|| default.to_owned());
+    raw.trim()
+        .parse()
+        .map_err(|_| ConfigError(format!("{key}='{raw}' is not a valid value")))
+}
+
+fn jwt_secret(env: AppEnv, configured: Option<String>) -> Result<SecretString, ConfigError> {
+    const HINT: &str = "set JWT_SECRET to at least 32 random bytes, e.g. the output of `openssl rand -base64 48`";
+    match (env, configured) {
+        (AppEnv::Production, None) => Err(ConfigError(format!(
+            "JWT_SECRET is not set; production requires it: {HINT}"
+        ))),
+        (AppEnv::Production, Some(secret)) if secret.len() < 32 => Err(ConfigError(format!(
+            "JWT_SECRET is too short ({} bytes); production requires at least 32: {HINT}",
+            secret.len()
+        ))),
+        (AppEnv::Production, Some(secret)) if secret == DEVELOPMENT_JWT_SECRET => Err(ConfigError(
+            format!("JWT_SECRET is the public development value; {HINT}"),
+        )),
+        (_, Some(secret)) => Ok(SecretString::from(secret)),
+        (_, None) => Ok(SecretString::from(DEVELOPMENT_JWT_SECRET)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|key| map.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.app_env, AppEnv::Development);
+        assert_eq!(s.port, 8000);
+        assert_eq!(s.database_url.expose_secret(), "sqlite://auth.db");
+        assert_eq!(s.jwt_issuer, "http://127.0.0.1:8000");
+        assert_eq!(s.jwt_audience, "auth-service");
+        assert_eq!((s.argon2_memory_kib, s.argon2_iterations, s.argon2_parallelism), (19456, 2, 1));
+        assert_eq!((s.access_token_ttl_seconds, s.refresh_token_ttl_seconds), (900, 1_209_600));
+        assert_eq!(s.body_limit_bytes, 64 * 1024);
+        assert_eq!(s.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn production_refuses_a_missing_short_or_development_secret_and_names_the_variable() {
+        for vars in [
+            vec![("APP_ENV", "production")],
+            vec![("APP_ENV", "production"), ("JWT_SECRET", "short")],
+            vec![("APP_ENV", "production"), ("JWT_SECRET", DEVELOPMENT_JWT_SECRET)],
+        ] {
+            let error = load(&vars).unwrap_err().to_string();
+            assert!(error.contains("JWT_SECRET"), "{error}");
+        }
+        let ok = load(&[("APP_ENV", "production"), ("JWT_SECRET", &"k".repeat(32))]).unwrap();
+        assert_eq!(ok.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let error = load(&[("PORT", "eighty")]).unwrap_err().to_string();
+        assert!(error.contains("PORT"), "{error}");
+        let error = load(&[("HASH_CONCURRENCY", "0")]).unwrap_err().to_string();
+        assert!(error.contains("HASH_CONCURRENCY"), "{error}");
+    }
+
+    #[test]
+    fn debug_output_masks_secrets() {
+        let s = load(&[
+            ("JWT_SECRET", "super-secret-value-that-is-long-enough"),
+            ("DATABASE_URL", "postgres://app:pa55word@db/auth"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("super-secret"), "{shown}");
+        assert!(!shown.contains("pa55word"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db/auth"), "{shown}");
+    }
+}

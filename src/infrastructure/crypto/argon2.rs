@@ -1,0 +1,182 @@
+//! [`PasswordHasher`] with argon2id: off the async runtime, with bounded concurrency.
+//!
+//! Each hash holds `m` KiB of RAM for tens of milliseconds, so hashes run on the blocking pool
+//! behind a semaphore sized to the cores; a request that cannot get a slot within the queue
+//! timeout is answered "busy" instead of piling up memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash as Phc, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+use tracing::Span;
+
+use crate::domain::ports::{HashError, PasswordHasher};
+use crate::domain::user::{Password, PasswordHash};
+
+/// The argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Config {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// argon2id hashing on the blocking pool, at most `concurrency` at once.
+pub struct Argon2Hasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    queue_timeout: Duration,
+    dummy: PasswordHash,
+}
+
+impl Argon2Hasher {
+    /// Builds the hasher and its dummy hash (one hash at start-up).
+    ///
+    /// # Errors
+    /// [`HashError::Failed`] when the parameters are out of argon2's range.
+    pub fn new(
+        config: Argon2Config,
+        concurrency: usize,
+        queue_timeout: Duration,
+    ) -> Result<Self, HashError> {
+        let params = Params::new(config.memory_kib, config.iterations, config.parallelism, None)
+            .map_err(|e| HashError::Failed(format!("invalid argon2 parameters: {e}")))?;
+        let mut random = [0u8; 24];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+        let dummy = hash_blocking(&params, &SecretString::from(hex::encode(random)))?;
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            queue_timeout,
+            dummy,
+        })
+    }
+
+    /// Runs `work` on the blocking pool once a hashing slot is free (or gives up after the
+    /// queue timeout), inside the caller's span.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
+        let busy = || HashError::Busy {
+            retry_after_secs: self.queue_timeout.as_secs().max(1),
+        };
+        let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(work)
+        })
+        .await
+        .map_err(|e| HashError::Failed(format!("hashing task failed: {e}")))?
+    }
+}
+
+fn argon2(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+fn hash_blocking(params: &Params, password: &SecretString) -> Result<PasswordHash, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2(params)
+        .hash_password(password.expose_secret().as_bytes(), &salt)
+        .map(|phc| PasswordHash::new(phc.to_string()))
+        .map_err(|e| HashError::Failed(format!("argon2 hashing failed: {e}")))
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
+        let params = self.params.clone();
+        let password = SecretString::from(password.expose());
+        self.run(move || hash_blocking(&params, &password)).await
+    }
+
+    async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, HashError> {
+        let password = SecretString::from(password.expose());
+        let stored = hash.as_str().to_owned();
+        let params = self.params.clone();
+        self.run(move || {
+            let phc = Phc::new(&stored)
+                .map_err(|e| HashError::Failed(format!("stored hash is not a PHC string: {e}")))?;
+            // The stored hash carries its own parameters; `argon2` only fills in defaults.
+            match argon2(&params).verify_password(password.expose_secret().as_bytes(), &phc) {
+                Ok(()) => Ok(true),
+                Err(argon2::password_hash::Error::Password) => Ok(false),
+                Err(e) => Err(HashError::Failed(format!("argon2 verification failed: {e}"))),
+            }
+        })
+        .await
+    }
+
+    fn dummy_hash(&self) -> &PasswordHash {
+        &self.dummy
+    }
+
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        let Ok(phc) = Phc::new(hash.as_str()) else {
+            return true;
+        };
+        let Ok(stored) = Params::try_from(&phc) else {
+            return true;
+        };
+        phc.algorithm.as_str() != "argon2id"
+            || phc.version != Some(Version::V0x13.into())
+            || stored.m_cost() != self.params.m_cost()
+            || stored.t_cost() != self.params.t_cost()
+            || stored.p_cost() != self.params.p_cost()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHEAP: Argon2Config = Argon2Config {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn hasher(config: Argon2Config, concurrency: usize) -> Argon2Hasher {
+        Argon2Hasher::new(config, concurrency, Duration::from_millis(200)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_phc_strings_that_verify() {
+        let h = hasher(CHEAP, 2);
+        let password = Password::candidate("correct horse");
+        let hash = h.hash(&password).await.unwrap();
+        assert!(hash.as_str().starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert!(h.verify(&password, &hash).await.unwrap());
+        assert!(!h.verify(&Password::candidate("wrong"), &hash).await.unwrap());
+        assert!(!h.verify(&password, h.dummy_hash()).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_hash_with_other_parameters_needs_rehashing() {
+        let old = hasher(CHEAP, 1);
+        let new = hasher(Argon2Config { memory_kib: 128, ..CHEAP }, 1);
+        let hash = old.hash(&Password::candidate("pw")).await.unwrap();
+        assert!(!old.needs_rehash(&hash));
+        assert!(new.needs_rehash(&hash));
+        assert!(new.verify(&Password::candidate("pw"), &hash).await.unwrap());
+        assert!(new.needs_rehash(&PasswordHash::new("$2b$12$notargon".into())));
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_answers_busy_after_the_queue_timeout() {
+        let h = Arc::new(hasher(CHEAP, 1));
+        let _held = h.permits.clone().acquire_owned().await.unwrap();
+        let result = h.hash(&Password::candidate("pw")).await;
+        assert!(matches!(result, Err(HashError::Busy { retry_after_secs: 1 })));
+    }
+}

@@ -1,0 +1,4 @@
+//! Password hashing and access-token signing adapters.
+
+pub mod argon2;
+pub mod jwt;

@@ -1,0 +1,258 @@
+//! Extractors: the caller's address, the bearer-authenticated user, and JSON / form bodies whose
+//! rejections are answered in the contract's error formats.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::error::{OAuthError, Problem};
+use super::AppState;
+use crate::application::{Principal, RequestContext};
+use crate::domain::validation::FieldError;
+
+/// The caller's IP address and user agent.
+pub struct Client(pub RequestContext);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let forwarded = state
+            .trust_proxy_headers
+            .then(|| forwarded_for(&parts.headers))
+            .flatten();
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect());
+        Ok(Client(RequestContext {
+            ip: forwarded.or(peer),
+            user_agent,
+        }))
+    }
+}
+
+/// The address the trusted proxy saw: the last entry of `X-Forwarded-For`. Earlier entries were
+/// written by the client and cannot be trusted.
+fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .last()
+        .and_then(|ip| ip.trim().parse().ok())
+}
+
+/// The caller authenticated by `Authorization: Bearer <access token>`; the token is verified and
+/// its session and user checked live. Query-string tokens are never read.
+pub struct CurrentUser(pub Principal);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers).ok_or_else(Problem::missing_token)?;
+        let principal = state.auth.authenticate(token).await?;
+        Ok(CurrentUser(principal))
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A JSON body; a rejection is a problem document (400 malformed, 413 too large, 415 wrong
+/// content type, 422 wrong shape).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_problem(&rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: &JsonRejection) -> Problem {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as JSON with Content-Type: application/json.",
+        ),
+        JsonRejection::JsonSyntaxError(_) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("The body is not valid JSON: {}", serde_reason(&rejection.body_text())),
+        ),
+        JsonRejection::JsonDataError(_) => {
+            let reason = serde_reason(&rejection.body_text());
+            Problem::validation(vec![FieldError::new(
+                &field_of(&reason),
+                "invalid_value",
+                reason,
+            )])
+        }
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        _ => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "The request body could not be read.",
+        ),
+    }
+}
+
+/// serde's message without axum's prefix.
+fn serde_reason(text: &str) -> String {
+    text.split_once("target type: ")
+        .or_else(|| text.split_once("JSON body: "))
+        .map_or(text, |(_, reason)| reason)
+        .to_owned()
+}
+
+/// The field a serde error names: `missing field `x``, or the `path: ` prefix of a data error.
+fn field_of(reason: &str) -> String {
+    if let Some(rest) = reason.split_once("missing field `").map(|(_, r)| r) {
+        if let Some((field, _)) = rest.split_once('`') {
+            return field.to_owned();
+        }
+    }
+    match reason.split_once(": ") {
+        Some((path, _)) if !path.contains(' ') && path != "." => path.to_owned(),
+        _ => "body".to_owned(),
+    }
+}
+
+fn too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "The request body is larger than the configured limit.",
+    )
+}
+
+/// A JSON body on an OAuth2 endpoint: every rejection is a 400 `invalid_request` (413 when too
+/// large), in RFC 6749 error JSON.
+pub struct OAuthJson<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for OAuthJson<T> {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(OAuthJson(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(
+                OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "request body too large"),
+            ),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(OAuthError::invalid_request(
+                "the body must be JSON (Content-Type: application/json)",
+            )),
+            Err(rejection) => Err(OAuthError::invalid_request(serde_reason(&rejection.body_text()))),
+        }
+    }
+}
+
+/// An `application/x-www-form-urlencoded` OAuth2 request. A repeated parameter is
+/// `invalid_request` (RFC 6749 §3.2); a parameter with an empty value counts as absent.
+pub struct OAuthForm(HashMap<String, String>);
+
+impl OAuthForm {
+    /// The parameter's value, if present and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The parameter's value, or `invalid_request` naming it.
+    ///
+    /// # Errors
+    /// [`OAuthError`] `invalid_request` when the parameter is missing or empty.
+    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter: {name}")))
+    }
+}
+
+impl FromRequest<AppState> for OAuthForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "request body too large")
+            } else {
+                OAuthError::invalid_request("the request body could not be read")
+            }
+        })?;
+        let mut params = HashMap::new();
+        for (name, value) in form_urlencoded::parse(&body) {
+            if params.insert(name.to_string(), value.into_owned()).is_some() {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter '{name}' is repeated"
+                )));
+            }
+        }
+        Ok(OAuthForm(params))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_forwarded_address_is_trusted() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 10.0.0.7".parse().unwrap());
+        assert_eq!(forwarded_for(&headers), "10.0.0.7".parse().ok());
+        headers.insert("x-forwarded-for", "garbage".parse().unwrap());
+        assert_eq!(forwarded_for(&headers), None);
+    }
+
+    #[test]
+    fn bearer_tokens_come_only_from_a_bearer_authorization_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(header::AUTHORIZATION, "bearer abc.def".parse().unwrap());
+        assert_eq!(bearer_token(&headers), Some("abc.def"));
+        headers.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert_eq!(bearer_token(&headers), None);
+    }
+
+    #[test]
+    fn serde_errors_name_their_field() {
+        assert_eq!(field_of("missing field `password` at line 1 column 2"), "password");
+        assert_eq!(field_of("email: invalid type: integer `1`, expected a string"), "email");
+        assert_eq!(field_of("invalid type: null, expected a map"), "body");
+    }
+}

@@ -1,0 +1,202 @@
+//! The OAuth2 endpoints and the session endpoints: token, refresh, revoke, logout.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use secrecy::ExposeSecret;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::application::TokenTypeHint;
+use crate::domain::session::RefreshToken;
+use crate::domain::token::TokenPair;
+use crate::domain::user::Password;
+use crate::infrastructure::http::dto::{
+    IssuedRefreshToken, RefreshRequest, RevokeRequest, TokenRequest, TokenResponse,
+};
+use crate::infrastructure::http::error::{OAuthError, OAuthErrorBody, Problem, ProblemBody};
+use crate::infrastructure::http::extract::{Client, CurrentUser, OAuthForm, OAuthJson};
+use crate::infrastructure::http::{no_store, AppState};
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(token))
+        .routes(routes!(refresh))
+        .routes(routes!(issue_refresh_token))
+        .routes(routes!(revoke))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+}
+
+fn token_response(pair: &TokenPair) -> Response {
+    (no_store(), Json(TokenResponse::from(pair))).into_response()
+}
+
+/// Get tokens (OAuth2 password or refresh_token grant)
+///
+/// Exchanges a username and password (`grant_type=password`, the default) or a refresh token
+/// (`grant_type=refresh_token`) for an access token and a new refresh token. Form-encoded, as
+/// RFC 6749 requires; a repeated parameter is `invalid_request`.
+#[utoipa::path(
+    post, path = "/auth/token", tag = "oauth2",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Tokens issued", body = TokenResponse,
+         headers(("Cache-Control" = String, description = "no-store"), ("Pragma" = String, description = "no-cache"))),
+        (status = 400, description = "invalid_request, invalid_grant, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
+        (status = 413, description = "Body over the configured limit", body = OAuthErrorBody),
+        (status = 503, description = "Password hashing saturated or database unavailable (see Retry-After)", body = OAuthErrorBody),
+    )
+)]
+async fn token(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    form: OAuthForm,
+) -> Result<Response, OAuthError> {
+    let pair = match form.get("grant_type").unwrap_or("password") {
+        "password" => {
+            let username = form.require("username")?;
+            let password = Password::candidate(form.require("password")?);
+            state
+                .auth
+                .login(username, &password, form.get("scope"), &ctx)
+                .await?
+        }
+        "refresh_token" => {
+            let presented = RefreshToken::from_presented(form.require("refresh_token")?);
+            state.auth.refresh(&presented, &ctx).await?
+        }
+        other => {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                format!("grant_type '{other}' is not supported; use password or refresh_token"),
+            ))
+        }
+    };
+    Ok(token_response(&pair))
+}
+
+/// Rotate a refresh token (JSON)
+///
+/// The JSON twin of `grant_type=refresh_token`: the presented refresh token stops working and a
+/// new one is returned. Presenting an already-rotated token revokes the whole session.
+#[utoipa::path(
+    post, path = "/auth/refresh", tag = "oauth2",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "Tokens issued; the refresh token is rotated", body = TokenResponse),
+        (status = 400, description = "invalid_request or invalid_grant (unknown, expired, revoked or reused token)", body = OAuthErrorBody),
+        (status = 413, description = "Body over the configured limit", body = OAuthErrorBody),
+        (status = 503, description = "Database unavailable", body = OAuthErrorBody),
+    )
+)]
+async fn refresh(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    OAuthJson(body): OAuthJson<RefreshRequest>,
+) -> Result<Response, OAuthError> {
+    let presented = RefreshToken::from_presented(body.refresh_token.expose_secret());
+    let pair = state.auth.refresh(&presented, &ctx).await?;
+    Ok(token_response(&pair))
+}
+
+/// Get a refresh token for a new session
+///
+/// Starts a new session for the authenticated caller, with the caller's scope, and returns its
+/// first refresh token.
+#[utoipa::path(
+    post, path = "/auth/refresh-token", tag = "auth",
+    security(("oauth2" = [])),
+    responses(
+        (status = 201, description = "A new session and its refresh token", body = IssuedRefreshToken),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
+        (status = 503, description = "Database unavailable", body = ProblemBody),
+    )
+)]
+async fn issue_refresh_token(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    CurrentUser(principal): CurrentUser,
+) -> Result<Response, Problem> {
+    let (token, _expires_at, session_id) = state.auth.issue_refresh_token(&principal, &ctx).await?;
+    let body = IssuedRefreshToken {
+        refresh_token: token.expose().to_owned(),
+        refresh_expires_in: state.auth.settings().refresh_token_ttl.num_seconds(),
+        session_id: session_id.as_uuid(),
+    };
+    Ok((StatusCode::CREATED, no_store(), Json(body)).into_response())
+}
+
+/// Revoke a token (RFC 7009)
+///
+/// Revokes the session of a refresh token or an access token: every token of that session
+/// stops working at once. Unknown tokens are answered 200 too, as RFC 7009 requires.
+#[utoipa::path(
+    post, path = "/auth/revoke", tag = "oauth2",
+    request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked (or unknown)"),
+        (status = 400, description = "invalid_request: token missing, a parameter repeated, or not form-encoded", body = OAuthErrorBody),
+        (status = 413, description = "Body over the configured limit", body = OAuthErrorBody),
+        (status = 503, description = "Database unavailable", body = OAuthErrorBody),
+    )
+)]
+async fn revoke(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    form: OAuthForm,
+) -> Result<StatusCode, OAuthError> {
+    let token = form.require("token")?;
+    let hint = match form.get("token_type_hint") {
+        Some("access_token") => Some(TokenTypeHint::AccessToken),
+        Some("refresh_token") => Some(TokenTypeHint::RefreshToken),
+        _ => None,
+    };
+    state.auth.revoke(token, hint, &ctx).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Log out
+///
+/// Revokes the caller's session: its access and refresh tokens stop working on the next request.
+#[utoipa::path(
+    post, path = "/auth/logout", tag = "auth",
+    security(("oauth2" = [])),
+    responses(
+        (status = 204, description = "The session is revoked"),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
+        (status = 503, description = "Database unavailable", body = ProblemBody),
+    )
+)]
+async fn logout(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    CurrentUser(principal): CurrentUser,
+) -> Result<StatusCode, Problem> {
+    state.auth.logout(&principal, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Log out everywhere
+///
+/// Revokes every session of the caller, on every device.
+#[utoipa::path(
+    post, path = "/auth/logout-all", tag = "auth",
+    security(("oauth2" = [])),
+    responses(
+        (status = 204, description = "Every session of the caller is revoked"),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
+        (status = 503, description = "Database unavailable", body = ProblemBody),
+    )
+)]
+async fn logout_all(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    CurrentUser(principal): CurrentUser,
+) -> Result<StatusCode, Problem> {
+    state.auth.logout_all(&principal, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

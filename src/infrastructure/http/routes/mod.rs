@@ -1,0 +1,5 @@
+//! Route modules; each exposes `router()` with its operations registered for OpenAPI.
+
+pub mod auth;
+pub mod health;
+pub mod users;

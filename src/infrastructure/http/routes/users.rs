@@ -1,0 +1,146 @@
+//! Registration, the current user, password changes and the protected demo endpoint.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use secrecy::ExposeSecret;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::application::NewUser;
+use crate::domain::user::Password;
+use crate::domain::validation::FieldError;
+use crate::infrastructure::http::dto::{ChangePasswordRequest, ProtectedBody, RegisterRequest, UserBody};
+use crate::infrastructure::http::error::{Problem, ProblemBody};
+use crate::infrastructure::http::extract::{ApiJson, Client, CurrentUser};
+use crate::infrastructure::http::AppState;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(protected))
+}
+
+/// Register a user
+///
+/// Creates a user with the role `user`. Usernames and e-mail addresses are unique regardless of
+/// case. Every invalid field is reported at once.
+#[utoipa::path(
+    post, path = "/users", tag = "users",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Created", body = UserBody,
+         headers(("Location" = String, description = "/users/{id}"))),
+        (status = 400, description = "Malformed JSON", body = ProblemBody),
+        (status = 409, description = "username_taken or email_taken", body = ProblemBody),
+        (status = 413, description = "Body over the configured limit", body = ProblemBody),
+        (status = 415, description = "Body is not JSON", body = ProblemBody),
+        (status = 422, description = "Invalid fields (validation_failed)", body = ProblemBody),
+        (status = 503, description = "Password hashing saturated or database unavailable", body = ProblemBody),
+    )
+)]
+async fn register(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<Response, Problem> {
+    let required = |field: &str| FieldError::new(field, "required", "is required");
+    let missing: Vec<FieldError> = [
+        body.username.is_none().then(|| required("username")),
+        body.password.is_none().then(|| required("password")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let (Some(username), Some(password)) = (body.username, body.password) else {
+        return Err(Problem::validation(missing));
+    };
+    let input = NewUser {
+        username,
+        password: Password::candidate(password.expose_secret()),
+        email: body.email,
+        full_name: body.full_name,
+        roles: None,
+    };
+    let user = state.users.create_user(input, &ctx).await?;
+    let location = format!("/users/{}", user.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(UserBody::from(&user)),
+    )
+        .into_response())
+}
+
+/// The current user
+///
+/// Returns the user the access token belongs to, as stored now.
+#[utoipa::path(
+    get, path = "/users/me", tag = "users",
+    security(("oauth2" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
+        (status = 503, description = "Database unavailable", body = ProblemBody),
+    )
+)]
+async fn me(CurrentUser(principal): CurrentUser) -> Json<UserBody> {
+    Json(UserBody::from(&principal.user))
+}
+
+/// Change the password
+///
+/// Checks the current password, sets the new one, and revokes every other session of the user
+/// (this session stays logged in).
+#[utoipa::path(
+    put, path = "/users/me/password", tag = "users",
+    security(("oauth2" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed; other sessions revoked"),
+        (status = 400, description = "wrong_password, or malformed JSON", body = ProblemBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
+        (status = 413, description = "Body over the configured limit", body = ProblemBody),
+        (status = 415, description = "Body is not JSON", body = ProblemBody),
+        (status = 422, description = "The new password breaks the rules", body = ProblemBody),
+        (status = 503, description = "Password hashing saturated or database unavailable", body = ProblemBody),
+    )
+)]
+async fn change_password(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    CurrentUser(principal): CurrentUser,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, Problem> {
+    let current = Password::candidate(body.current_password.expose_secret());
+    state
+        .users
+        .change_password(&principal, &current, body.new_password.expose_secret(), &ctx)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A protected demo endpoint
+///
+/// Greets the authenticated caller: a minimal example of a resource behind the bearer check.
+#[utoipa::path(
+    get, path = "/protected", tag = "demo",
+    security(("oauth2" = [])),
+    responses(
+        (status = 200, description = "A greeting", body = ProtectedBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
+        (status = 503, description = "Database unavailable", body = ProblemBody),
+    )
+)]
+async fn protected(CurrentUser(principal): CurrentUser) -> Json<ProtectedBody> {
+    let username = principal.user.username.as_str().to_owned();
+    Json(ProtectedBody {
+        message: format!("Hello, {username}!"),
+        username,
+        user_id: principal.user.id.as_uuid(),
+    })
+}

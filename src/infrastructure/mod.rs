@@ -1,0 +1,10 @@
+//! Adapters: configuration, telemetry, the clock, argon2, JWT, SQLite and the axum HTTP layer.
+//! The only module that names a framework or a driver.
+
+pub mod bootstrap;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod http;
+pub mod telemetry;
