@@ -36,8 +36,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| settings.bind_address().to_string(), |a| a.to_string());
     tracing::info!(
-        address = %settings.bind_address(),
+        %address,
         env = settings.app_env.as_str(),
         version = env!("CARGO_PKG_VERSION"),
         "listening; Swagger UI at /docs"

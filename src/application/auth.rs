@@ -85,13 +85,16 @@ impl AuthService {
     ) -> Result<TokenPair, AppError> {
         let requested = scope
             .map(|raw| {
-                Roles::parse_space_separated(raw).map_err(|error| AppError::InvalidScope(error.message))
+                Roles::parse_space_separated(raw)
+                    .map_err(|error| AppError::InvalidScope(error.message))
             })
             .transpose()?;
         let user = self.users.find_by_username(username).await?;
         let user = match user {
             None => {
-                self.hasher.verify(password, self.hasher.dummy_hash()).await?;
+                self.hasher
+                    .verify(password, self.hasher.dummy_hash())
+                    .await?;
                 warn!(event = "login_failed", reason = "unknown_user", ip = ?ctx.ip, "login failed");
                 return Err(AppError::InvalidCredentials);
             }
@@ -233,7 +236,11 @@ impl AuthService {
     ///
     /// # Errors
     /// [`AppError::Unavailable`].
-    pub async fn logout(&self, principal: &Principal, ctx: &RequestContext) -> Result<(), AppError> {
+    pub async fn logout(
+        &self,
+        principal: &Principal,
+        ctx: &RequestContext,
+    ) -> Result<(), AppError> {
         let session_id = principal.claims.session_id;
         self.tokens
             .revoke_session(session_id, RevocationReason::Logout, self.clock.now())
@@ -302,7 +309,10 @@ impl AuthService {
         let (session, refresh_token, expires_at) = self.new_session(user, scope, now);
         let access_token = self.sign_access_token(user, &session, now)?;
         self.tokens
-            .create_session(&session, &Self::record(&refresh_token, &session, now, expires_at))
+            .create_session(
+                &session,
+                &Self::record(&refresh_token, &session, now, expires_at),
+            )
             .await?;
         Ok(TokenPair {
             access_token,

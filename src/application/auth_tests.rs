@@ -5,7 +5,7 @@ use chrono::Duration;
 use super::*;
 use crate::application::fakes::Harness;
 use crate::application::NewUser;
-use crate::domain::user::Role;
+use crate::domain::user::{PasswordHash, Role};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -77,14 +77,26 @@ async fn a_scope_narrows_the_session_and_unknown_scopes_are_refused() {
     let (h, _) = harness_with_user(Some(vec!["user", "admin"])).await;
     let ctx = RequestContext::default();
     let pw = Password::candidate(PASSWORD);
-    let pair = h.auth.login("alice", &pw, Some("user"), &ctx).await.unwrap();
+    let pair = h
+        .auth
+        .login("alice", &pw, Some("user"), &ctx)
+        .await
+        .unwrap();
     assert_eq!(pair.scope, Roles::new([Role::User]));
     let err = h.auth.login("alice", &pw, Some("user root"), &ctx).await;
     assert!(matches!(err, Err(AppError::InvalidScope(m)) if m.contains("root")));
 
     let (h, _) = harness_with_user(None).await;
-    let pair = h.auth.login("alice", &pw, Some("admin user"), &ctx).await.unwrap();
-    assert_eq!(pair.scope, Roles::new([Role::User]), "a role the user lacks is left out");
+    let pair = h
+        .auth
+        .login("alice", &pw, Some("admin user"), &ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        pair.scope,
+        Roles::new([Role::User]),
+        "a role the user lacks is left out"
+    );
 }
 
 #[tokio::test]
@@ -117,7 +129,11 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
         h.auth.refresh(&second.refresh_token, &ctx).await,
         Err(AppError::InvalidRefreshToken)
     ));
-    assert!(h.auth.authenticate(&second.access_token.token).await.is_err());
+    assert!(h
+        .auth
+        .authenticate(&second.access_token.token)
+        .await
+        .is_err());
     assert_eq!(h.store.live_sessions(user.id), 0);
 }
 
@@ -132,7 +148,9 @@ async fn expired_tokens_are_refused_by_the_clock() {
     ));
     h.clock.advance(Duration::days(14));
     assert!(matches!(
-        h.auth.refresh(&pair.refresh_token, &RequestContext::default()).await,
+        h.auth
+            .refresh(&pair.refresh_token, &RequestContext::default())
+            .await,
         Err(AppError::InvalidRefreshToken)
     ));
 }
@@ -161,12 +179,19 @@ async fn revoke_accepts_refresh_and_access_tokens_and_ignores_unknown_ones() {
     let (h, user) = harness_with_user(None).await;
     let ctx = RequestContext::default();
     let a = login(&h, "alice", PASSWORD).await.unwrap();
-    h.auth.revoke(a.refresh_token.expose(), None, &ctx).await.unwrap();
+    h.auth
+        .revoke(a.refresh_token.expose(), None, &ctx)
+        .await
+        .unwrap();
     assert!(h.auth.authenticate(&a.access_token.token).await.is_err());
 
     let b = login(&h, "alice", PASSWORD).await.unwrap();
     h.auth
-        .revoke(&b.access_token.token, Some(TokenTypeHint::RefreshToken), &ctx)
+        .revoke(
+            &b.access_token.token,
+            Some(TokenTypeHint::RefreshToken),
+            &ctx,
+        )
         .await
         .unwrap();
     assert_eq!(h.store.live_sessions(user.id), 0);
@@ -200,7 +225,10 @@ async fn a_busy_hasher_is_reported_as_busy() {
 async fn an_outdated_hash_is_upgraded_on_login() {
     let (h, user) = harness_with_user(None).await;
     let old = PasswordHash::new(format!("old:{PASSWORD}"));
-    h.store.update_password_hash(user.id, &old, h.clock.now()).await.unwrap();
+    h.store
+        .update_password_hash(user.id, &old, h.clock.now())
+        .await
+        .unwrap();
     login(&h, "alice", PASSWORD).await.unwrap();
     let stored = h.store.find_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(stored.password_hash.as_str(), format!("fake:{PASSWORD}"));

@@ -337,7 +337,9 @@ pub struct ManualClock(Mutex<DateTime<Utc>>);
 
 impl ManualClock {
     pub fn new() -> Self {
-        Self(Mutex::new(Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()))
+        Self(Mutex::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap(),
+        ))
     }
     pub fn advance(&self, by: Duration) {
         *self.0.lock().unwrap() += by;

@@ -58,7 +58,11 @@ impl UserService {
     /// [`AppError::Validation`], [`AppError::UsernameTaken`], [`AppError::EmailTaken`],
     /// [`AppError::Busy`], [`AppError::Unavailable`].
     #[tracing::instrument(skip_all, fields(username = %input.username, ip = ?ctx.ip))]
-    pub async fn create_user(&self, input: NewUser, ctx: &RequestContext) -> Result<User, AppError> {
+    pub async fn create_user(
+        &self,
+        input: NewUser,
+        ctx: &RequestContext,
+    ) -> Result<User, AppError> {
         let mut v = Validator::default();
         let username = v.check(Username::parse(&input.username));
         let password = v.check(Password::parse(input.password.expose(), &self.policy));

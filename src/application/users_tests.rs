@@ -18,7 +18,10 @@ async fn registration_stores_a_hashed_password_and_the_user_role() {
     let ctx = RequestContext::default();
     let user = h
         .users
-        .create_user(new_user("bob", "long enough", Some("bob@example.com")), &ctx)
+        .create_user(
+            new_user("bob", "long enough", Some("bob@example.com")),
+            &ctx,
+        )
         .await
         .unwrap();
     assert_eq!(user.roles, Roles::new([Role::User]));
@@ -38,7 +41,10 @@ async fn registration_reports_every_invalid_field_at_once() {
         panic!("expected a validation error");
     };
     let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(fields, ["username", "password", "email", "full_name", "roles"]);
+    assert_eq!(
+        fields,
+        ["username", "password", "email", "full_name", "roles"]
+    );
 }
 
 #[tokio::test]
@@ -46,7 +52,10 @@ async fn usernames_and_emails_are_unique_regardless_of_case() {
     let h = Harness::new();
     let ctx = RequestContext::default();
     h.users
-        .create_user(new_user("carol", "long enough", Some("c@example.com")), &ctx)
+        .create_user(
+            new_user("carol", "long enough", Some("c@example.com")),
+            &ctx,
+        )
         .await
         .unwrap();
     let taken = h
@@ -56,7 +65,10 @@ async fn usernames_and_emails_are_unique_regardless_of_case() {
     assert!(matches!(taken, Err(AppError::UsernameTaken)));
     let taken = h
         .users
-        .create_user(new_user("carol2", "long enough", Some("C@EXAMPLE.com")), &ctx)
+        .create_user(
+            new_user("carol2", "long enough", Some("C@EXAMPLE.com")),
+            &ctx,
+        )
         .await;
     assert!(matches!(taken, Err(AppError::EmailTaken)));
 }
@@ -73,8 +85,13 @@ async fn changing_the_password_checks_the_current_one_and_revokes_other_sessions
     let login = |pw: &'static str| {
         let auth = h.auth.clone();
         async move {
-            auth.login("dave", &Password::candidate(pw), None, &RequestContext::default())
-                .await
+            auth.login(
+                "dave",
+                &Password::candidate(pw),
+                None,
+                &RequestContext::default(),
+            )
+            .await
         }
     };
     let mine = login("first password").await.unwrap();
@@ -96,11 +113,20 @@ async fn changing_the_password_checks_the_current_one_and_revokes_other_sessions
     );
 
     h.users
-        .change_password(&me, &Password::candidate("first password"), "second password", &ctx)
+        .change_password(
+            &me,
+            &Password::candidate("first password"),
+            "second password",
+            &ctx,
+        )
         .await
         .unwrap();
     assert!(h.auth.authenticate(&mine.access_token.token).await.is_ok());
-    assert!(h.auth.authenticate(&other.access_token.token).await.is_err());
+    assert!(h
+        .auth
+        .authenticate(&other.access_token.token)
+        .await
+        .is_err());
     assert_eq!(h.store.live_sessions(user.id), 1);
     assert!(login("first password").await.is_err());
     assert!(login("second password").await.is_ok());

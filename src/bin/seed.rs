@@ -118,7 +118,10 @@ fn read_rows(path: &Path) -> Result<Vec<Row>, String> {
 
 async fn create(users: &UserService, row: Row, label: &str, summary: &mut Summary) -> bool {
     let username = row.username.clone();
-    match users.create_user(row.into_new_user(), &RequestContext::default()).await {
+    match users
+        .create_user(row.into_new_user(), &RequestContext::default())
+        .await
+    {
         Ok(_) => {
             summary.created += 1;
             true
@@ -129,11 +132,15 @@ async fn create(users: &UserService, row: Row, label: &str, summary: &mut Summar
         }
         Err(AppError::Validation(errors)) => {
             let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            summary.rejected.push(format!("{label} '{username}': {}", reasons.join("; ")));
+            summary
+                .rejected
+                .push(format!("{label} '{username}': {}", reasons.join("; ")));
             false
         }
         Err(error) => {
-            summary.rejected.push(format!("{label} '{username}': {error}"));
+            summary
+                .rejected
+                .push(format!("{label} '{username}': {error}"));
             false
         }
     }

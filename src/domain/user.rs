@@ -246,7 +246,13 @@ impl Roles {
 
     /// The roles of `self` that `other` also has.
     pub fn intersection(&self, other: &Roles) -> Roles {
-        Roles(self.0.iter().copied().filter(|r| other.contains(*r)).collect())
+        Roles(
+            self.0
+                .iter()
+                .copied()
+                .filter(|r| other.contains(*r))
+                .collect(),
+        )
     }
 
     /// Iterates the roles in order.
@@ -426,7 +432,15 @@ mod tests {
         for ok in ["a@example.com", "first.last+tag@sub.example.org"] {
             assert!(EmailAddress::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "plain", "@example.com", "a@b", "a@@b.com", "a b@c.com", "a@-b.com"] {
+        for bad in [
+            "",
+            "plain",
+            "@example.com",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@-b.com",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
     }
@@ -446,6 +460,9 @@ mod tests {
     #[test]
     fn full_names_are_limited_to_100_characters() {
         assert!(FullName::parse(&"é".repeat(100)).is_ok());
-        assert_eq!(FullName::parse(&"é".repeat(101)).unwrap_err().code, "too_long");
+        assert_eq!(
+            FullName::parse(&"é".repeat(101)).unwrap_err().code,
+            "too_long"
+        );
     }
 }

@@ -184,15 +184,30 @@ impl Settings {
 
     fn check_ranges(&self) -> Result<(), ConfigError> {
         let checks: [(bool, &str); 8] = [
-            (self.access_token_ttl_seconds > 0, "ACCESS_TOKEN_TTL_SECONDS must be positive"),
-            (self.refresh_token_ttl_seconds > 0, "REFRESH_TOKEN_TTL_SECONDS must be positive"),
-            (self.hash_concurrency > 0, "HASH_CONCURRENCY must be at least 1"),
-            (self.database_max_connections > 0, "DATABASE_MAX_CONNECTIONS must be at least 1"),
+            (
+                self.access_token_ttl_seconds > 0,
+                "ACCESS_TOKEN_TTL_SECONDS must be positive",
+            ),
+            (
+                self.refresh_token_ttl_seconds > 0,
+                "REFRESH_TOKEN_TTL_SECONDS must be positive",
+            ),
+            (
+                self.hash_concurrency > 0,
+                "HASH_CONCURRENCY must be at least 1",
+            ),
+            (
+                self.database_max_connections > 0,
+                "DATABASE_MAX_CONNECTIONS must be at least 1",
+            ),
             (
                 (1..=128).contains(&self.password_min_length),
                 "PASSWORD_MIN_LENGTH must be between 1 and 128",
             ),
-            (self.body_limit_bytes >= 1024, "BODY_LIMIT_BYTES must be at least 1024"),
+            (
+                self.body_limit_bytes >= 1024,
+                "BODY_LIMIT_BYTES must be at least 1024",
+            ),
             (
                 self.argon2_parallelism >= 1 && self.argon2_iterations >= 1,
                 "ARGON2_ITERATIONS and ARGON2_PARALLELISM must be at least 1",
@@ -226,7 +241,8 @@ fn parse<T: FromStr>(
 }
 
 fn jwt_secret(env: AppEnv, configured: Option<String>) -> Result<SecretString, ConfigError> {
-    const HINT: &str = "set JWT_SECRET to at least 32 random bytes, e.g. the output of `openssl rand -base64 48`";
+    const HINT: &str =
+        "set JWT_SECRET to at least 32 random bytes, e.g. the output of `openssl rand -base64 48`";
     match (env, configured) {
         (AppEnv::Production, None) => Err(ConfigError(format!(
             "JWT_SECRET is not set; production requires it: {HINT}"
@@ -265,8 +281,18 @@ mod tests {
         assert_eq!(s.database_url.expose_secret(), "sqlite://auth.db");
         assert_eq!(s.jwt_issuer, "http://127.0.0.1:8000");
         assert_eq!(s.jwt_audience, "auth-service");
-        assert_eq!((s.argon2_memory_kib, s.argon2_iterations, s.argon2_parallelism), (19456, 2, 1));
-        assert_eq!((s.access_token_ttl_seconds, s.refresh_token_ttl_seconds), (900, 1_209_600));
+        assert_eq!(
+            (
+                s.argon2_memory_kib,
+                s.argon2_iterations,
+                s.argon2_parallelism
+            ),
+            (19456, 2, 1)
+        );
+        assert_eq!(
+            (s.access_token_ttl_seconds, s.refresh_token_ttl_seconds),
+            (900, 1_209_600)
+        );
         assert_eq!(s.body_limit_bytes, 64 * 1024);
         assert_eq!(s.log_format, LogFormat::Pretty);
     }
@@ -276,7 +302,10 @@ mod tests {
         for vars in [
             vec![("APP_ENV", "production")],
             vec![("APP_ENV", "production"), ("JWT_SECRET", "short")],
-            vec![("APP_ENV", "production"), ("JWT_SECRET", DEVELOPMENT_JWT_SECRET)],
+            vec![
+                ("APP_ENV", "production"),
+                ("JWT_SECRET", DEVELOPMENT_JWT_SECRET),
+            ],
         ] {
             let error = load(&vars).unwrap_err().to_string();
             assert!(error.contains("JWT_SECRET"), "{error}");

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash as Phc, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    PasswordHash as Phc, PasswordHasher as _, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -44,8 +46,13 @@ impl Argon2Hasher {
         concurrency: usize,
         queue_timeout: Duration,
     ) -> Result<Self, HashError> {
-        let params = Params::new(config.memory_kib, config.iterations, config.parallelism, None)
-            .map_err(|e| HashError::Failed(format!("invalid argon2 parameters: {e}")))?;
+        let params = Params::new(
+            config.memory_kib,
+            config.iterations,
+            config.parallelism,
+            None,
+        )
+        .map_err(|e| HashError::Failed(format!("invalid argon2 parameters: {e}")))?;
         let mut random = [0u8; 24];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
         let dummy = hash_blocking(&params, &SecretString::from(hex::encode(random)))?;
@@ -111,7 +118,9 @@ impl PasswordHasher for Argon2Hasher {
             match argon2(&params).verify_password(password.expose_secret().as_bytes(), &phc) {
                 Ok(()) => Ok(true),
                 Err(argon2::password_hash::Error::Password) => Ok(false),
-                Err(e) => Err(HashError::Failed(format!("argon2 verification failed: {e}"))),
+                Err(e) => Err(HashError::Failed(format!(
+                    "argon2 verification failed: {e}"
+                ))),
             }
         })
         .await
@@ -157,14 +166,23 @@ mod tests {
         let hash = h.hash(&password).await.unwrap();
         assert!(hash.as_str().starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         assert!(h.verify(&password, &hash).await.unwrap());
-        assert!(!h.verify(&Password::candidate("wrong"), &hash).await.unwrap());
+        assert!(!h
+            .verify(&Password::candidate("wrong"), &hash)
+            .await
+            .unwrap());
         assert!(!h.verify(&password, h.dummy_hash()).await.unwrap());
     }
 
     #[tokio::test]
     async fn a_hash_with_other_parameters_needs_rehashing() {
         let old = hasher(CHEAP, 1);
-        let new = hasher(Argon2Config { memory_kib: 128, ..CHEAP }, 1);
+        let new = hasher(
+            Argon2Config {
+                memory_kib: 128,
+                ..CHEAP
+            },
+            1,
+        );
         let hash = old.hash(&Password::candidate("pw")).await.unwrap();
         assert!(!old.needs_rehash(&hash));
         assert!(new.needs_rehash(&hash));
@@ -177,6 +195,11 @@ mod tests {
         let h = Arc::new(hasher(CHEAP, 1));
         let _held = h.permits.clone().acquire_owned().await.unwrap();
         let result = h.hash(&Password::candidate("pw")).await;
-        assert!(matches!(result, Err(HashError::Busy { retry_after_secs: 1 })));
+        assert!(matches!(
+            result,
+            Err(HashError::Busy {
+                retry_after_secs: 1
+            })
+        ));
     }
 }

@@ -7,7 +7,9 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{
+    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -192,7 +194,9 @@ mod tests {
         let c = codec("0123456789abcdef0123456789abcdef");
         let token = c.sign(&claims(now())).unwrap();
         let after_expiry = now() + Duration::minutes(15);
-        assert!(c.verify(&token, after_expiry + Duration::seconds(29)).is_ok());
+        assert!(c
+            .verify(&token, after_expiry + Duration::seconds(29))
+            .is_ok());
         assert_eq!(
             c.verify(&token, after_expiry + Duration::seconds(30)),
             Err(TokenError::Expired)
@@ -203,7 +207,9 @@ mod tests {
 
     #[test]
     fn tokens_of_another_key_issuer_or_audience_are_rejected() {
-        let token = codec("0123456789abcdef0123456789abcdef").sign(&claims(now())).unwrap();
+        let token = codec("0123456789abcdef0123456789abcdef")
+            .sign(&claims(now()))
+            .unwrap();
         let other_key = codec("another-secret-another-secret-xx");
         assert_eq!(
             other_key.verify(&token, now()),

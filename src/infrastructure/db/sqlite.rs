@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
@@ -19,9 +21,7 @@ use crate::domain::ports::{HealthProbe, StoreError, TokenRepository, UserReposit
 use crate::domain::session::{
     RefreshTokenHash, RefreshTokenRecord, RevocationReason, RotationOutcome, Session, SessionId,
 };
-use crate::domain::user::{
-    EmailAddress, FullName, PasswordHash, Roles, User, UserId, Username,
-};
+use crate::domain::user::{EmailAddress, FullName, PasswordHash, Roles, User, UserId, Username};
 
 const USER_COLUMNS: &str =
     "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.created_at, u.updated_at";

@@ -94,7 +94,11 @@ impl Problem {
             TokenError::Expired => "The access token expired",
             _ => "The access token is invalid or has been revoked",
         };
-        let mut problem = Self::new(StatusCode::UNAUTHORIZED, "invalid_token", format!("{description}."));
+        let mut problem = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            format!("{description}."),
+        );
         problem.www_authenticate = Some(format!(
             "Bearer error=\"invalid_token\", error_description=\"{description}\""
         ));
@@ -111,9 +115,11 @@ impl From<AppError> for Problem {
     fn from(error: AppError) -> Self {
         use StatusCode as S;
         match error {
-            AppError::InvalidCredentials => {
-                Self::new(S::BAD_REQUEST, "invalid_credentials", "Invalid username or password.")
-            }
+            AppError::InvalidCredentials => Self::new(
+                S::BAD_REQUEST,
+                "invalid_credentials",
+                "Invalid username or password.",
+            ),
             AppError::InvalidRefreshToken | AppError::RefreshTokenReused => {
                 Self::new(S::BAD_REQUEST, "invalid_grant", error.to_string())
             }
@@ -123,17 +129,21 @@ impl From<AppError> for Problem {
                 Self::invalid_token(&reason)
             }
             AppError::Validation(errors) => Self::validation(errors),
-            AppError::UsernameTaken => {
-                Self::new(S::CONFLICT, "username_taken", "This username is already taken.")
-            }
+            AppError::UsernameTaken => Self::new(
+                S::CONFLICT,
+                "username_taken",
+                "This username is already taken.",
+            ),
             AppError::EmailTaken => Self::new(
                 S::CONFLICT,
                 "email_taken",
                 "This e-mail address is already registered.",
             ),
-            AppError::WrongPassword => {
-                Self::new(S::BAD_REQUEST, "wrong_password", "The current password is wrong.")
-            }
+            AppError::WrongPassword => Self::new(
+                S::BAD_REQUEST,
+                "wrong_password",
+                "The current password is wrong.",
+            ),
             AppError::Busy { retry_after_secs } => Self::new(
                 S::SERVICE_UNAVAILABLE,
                 "service_busy",
@@ -151,7 +161,11 @@ impl From<AppError> for Problem {
             }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error occurred.")
+                Self::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "An unexpected error occurred.",
+                )
             }
         }
     }
@@ -161,11 +175,7 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let body = ProblemBody {
             r#type: "about:blank".into(),
-            title: self
-                .status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .to_owned(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             detail: self.detail,
             code: self.code.to_owned(),
@@ -186,7 +196,10 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(challenge) = self.www_authenticate.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        if let Some(challenge) = self
+            .www_authenticate
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         if let Some(seconds) = self.retry_after {
@@ -239,7 +252,9 @@ impl From<AppError> for OAuthError {
         match error {
             AppError::InvalidCredentials
             | AppError::InvalidRefreshToken
-            | AppError::RefreshTokenReused => Self::new(S::BAD_REQUEST, "invalid_grant", error.to_string()),
+            | AppError::RefreshTokenReused => {
+                Self::new(S::BAD_REQUEST, "invalid_grant", error.to_string())
+            }
             AppError::InvalidScope(detail) => Self::new(S::BAD_REQUEST, "invalid_scope", detail),
             other => {
                 // Everything else has the same meaning as on the API; only the body differs.

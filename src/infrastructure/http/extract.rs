@@ -22,7 +22,10 @@ pub struct Client(pub RequestContext);
 impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -62,7 +65,10 @@ pub struct CurrentUser(pub Principal);
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers).ok_or_else(Problem::missing_token)?;
         let principal = state.auth.authenticate(token).await?;
         Ok(CurrentUser(principal))
@@ -101,7 +107,10 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
         JsonRejection::JsonSyntaxError(_) => Problem::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
-            format!("The body is not valid JSON: {}", serde_reason(&rejection.body_text())),
+            format!(
+                "The body is not valid JSON: {}",
+                serde_reason(&rejection.body_text())
+            ),
         ),
         JsonRejection::JsonDataError(_) => {
             let reason = serde_reason(&rejection.body_text());
@@ -159,13 +168,19 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for OAuthJson<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(OAuthJson(value)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(
-                OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "request body too large"),
-            ),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(OAuthError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request",
+                    "request body too large",
+                ))
+            }
             Err(JsonRejection::MissingJsonContentType(_)) => Err(OAuthError::invalid_request(
                 "the body must be JSON (Content-Type: application/json)",
             )),
-            Err(rejection) => Err(OAuthError::invalid_request(serde_reason(&rejection.body_text()))),
+            Err(rejection) => Err(OAuthError::invalid_request(serde_reason(
+                &rejection.body_text(),
+            ))),
         }
     }
 }
@@ -177,7 +192,10 @@ pub struct OAuthForm(HashMap<String, String>);
 impl OAuthForm {
     /// The parameter's value, if present and not empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// The parameter's value, or `invalid_request` naming it.
@@ -199,7 +217,10 @@ impl FromRequest<AppState> for OAuthForm {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
         if !is_form {
             return Err(OAuthError::invalid_request(
                 "the body must be application/x-www-form-urlencoded",
@@ -207,14 +228,21 @@ impl FromRequest<AppState> for OAuthForm {
         }
         let body = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "request body too large")
+                OAuthError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request",
+                    "request body too large",
+                )
             } else {
                 OAuthError::invalid_request("the request body could not be read")
             }
         })?;
         let mut params = HashMap::new();
         for (name, value) in form_urlencoded::parse(&body) {
-            if params.insert(name.to_string(), value.into_owned()).is_some() {
+            if params
+                .insert(name.to_string(), value.into_owned())
+                .is_some()
+            {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter '{name}' is repeated"
                 )));
@@ -251,8 +279,14 @@ mod tests {
 
     #[test]
     fn serde_errors_name_their_field() {
-        assert_eq!(field_of("missing field `password` at line 1 column 2"), "password");
-        assert_eq!(field_of("email: invalid type: integer `1`, expected a string"), "email");
+        assert_eq!(
+            field_of("missing field `password` at line 1 column 2"),
+            "password"
+        );
+        assert_eq!(
+            field_of("email: invalid type: integer `1`, expected a string"),
+            "email"
+        );
         assert_eq!(field_of("invalid type: null, expected a map"), "body");
     }
 }

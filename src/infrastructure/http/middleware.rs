@@ -27,7 +27,8 @@ pub async fn request_log(request: Request, next: Next) -> Response {
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 64
-                && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         })
         .map_or_else(|| Uuid::now_v7().to_string(), str::to_owned);
     let method = request.method().clone();
@@ -60,9 +61,18 @@ pub async fn problem_for_bare_errors(response: Response) -> Response {
     }
     let (code, detail) = match status {
         StatusCode::NOT_FOUND => ("not_found", "No such resource."),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "This method is not allowed on this resource; see the Allow header."),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is larger than the configured limit."),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "The request body has an unsupported content type."),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "This method is not allowed on this resource; see the Allow header.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "The request body is larger than the configured limit.",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "The request body has an unsupported content type.",
+        ),
         StatusCode::REQUEST_TIMEOUT => ("request_timeout", "The request took too long."),
         s if s.is_server_error() => ("internal_error", "An unexpected error occurred."),
         _ => ("bad_request", "The request could not be understood."),

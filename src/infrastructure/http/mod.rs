@@ -44,7 +44,9 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit_bytes))
-        .layer(axum::middleware::map_response(middleware::problem_for_bare_errors))
+        .layer(axum::middleware::map_response(
+            middleware::problem_for_bare_errors,
+        ))
         .layer(axum::middleware::from_fn(middleware::request_log))
         .with_state(state)
 }

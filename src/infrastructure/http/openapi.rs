@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, built from the same route declarations as the router.
 
-use utoipa::openapi::security::{OAuth2, Flow, Password as PasswordFlow, Scopes, SecurityScheme};
+use utoipa::openapi::security::{Flow, OAuth2, Password as PasswordFlow, Scopes, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 

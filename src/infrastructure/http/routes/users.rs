@@ -11,7 +11,9 @@ use utoipa_axum::routes;
 use crate::application::NewUser;
 use crate::domain::user::Password;
 use crate::domain::validation::FieldError;
-use crate::infrastructure::http::dto::{ChangePasswordRequest, ProtectedBody, RegisterRequest, UserBody};
+use crate::infrastructure::http::dto::{
+    ChangePasswordRequest, ProtectedBody, RegisterRequest, UserBody,
+};
 use crate::infrastructure::http::error::{Problem, ProblemBody};
 use crate::infrastructure::http::extract::{ApiJson, Client, CurrentUser};
 use crate::infrastructure::http::AppState;
@@ -119,7 +121,12 @@ async fn change_password(
     let current = Password::candidate(body.current_password.expose_secret());
     state
         .users
-        .change_password(&principal, &current, body.new_password.expose_secret(), &ctx)
+        .change_password(
+            &principal,
+            &current,
+            body.new_password.expose_secret(),
+            &ctx,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,284 @@
+//! `spawn_app()`: the real router on an ephemeral port with a fresh temporary SQLite database,
+//! configured from `.env.testing`, with the clock under the test's control.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use auth_service::domain::ports::Clock;
+use auth_service::infrastructure::bootstrap::{build_services, serve, Services};
+use auth_service::infrastructure::config::Settings;
+use auth_service::infrastructure::http::{self, AppState};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A clock the test moves by hand; starts at the real time.
+pub struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// A running app and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<TestClock>,
+    pub services: Services,
+    pub settings: Settings,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: TempDir,
+}
+
+/// The test configuration: `.env.testing`, a temporary database, then `overrides`.
+pub fn test_settings(dir: &TempDir, overrides: &[(&str, &str)]) -> Settings {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/.env.testing");
+    let mut vars: HashMap<String, String> = dotenvy::from_path_iter(path)
+        .expect(".env.testing exists")
+        .map(|item| item.expect("valid .env.testing line"))
+        .collect();
+    vars.insert(
+        "DATABASE_URL".into(),
+        format!("sqlite://{}/test.db", dir.path().display()),
+    );
+    for (key, value) in overrides {
+        vars.insert((*key).into(), (*value).into());
+    }
+    Settings::from_lookup(|key| vars.get(key).cloned()).expect("valid test settings")
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    spawn_app_customised(overrides, |_| {}).await
+}
+
+/// Like [`spawn_app_with`], letting the test swap parts of the state (e.g. a failing probe).
+pub async fn spawn_app_customised(
+    overrides: &[(&str, &str)],
+    customise: impl FnOnce(&mut AppState),
+) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(&dir, overrides);
+    let clock = Arc::new(TestClock(Mutex::new(Utc::now().trunc_subsecs(6))));
+    let services = build_services(&settings, clock.clone()).await.unwrap();
+    let mut state = services.state.clone();
+    customise(&mut state);
+    let router = http::router(state, settings.body_limit_bytes);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(serve(listener, router, async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        clock,
+        services,
+        settings,
+        shutdown: Some(tx),
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+/// The tokens of a successful login or refresh.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Starts a graceful shutdown.
+    pub fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> Response {
+        self.post_json(
+            "/users",
+            &json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs raw form-encoded text to an OAuth2 endpoint.
+    pub async fn post_form(&self, path: &str, form: &str) -> Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        let form = form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ]);
+        self.post_form("/auth/token", &form).await
+    }
+
+    /// Registers `username` with [`PASSWORD`] and logs in.
+    pub async fn user_with_tokens(&self, username: &str) -> Tokens {
+        assert_eq!(
+            self.register(username, PASSWORD).await.status(),
+            StatusCode::CREATED
+        );
+        self.tokens(username, PASSWORD).await
+    }
+
+    /// Logs in and expects success.
+    pub async fn tokens(&self, username: &str, password: &str) -> Tokens {
+        tokens_of(self.login(username, password).await).await
+    }
+
+    pub async fn refresh_grant(&self, refresh_token: &str) -> Response {
+        let form = form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ]);
+        self.post_form("/auth/token", &form).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn post_bearer(&self, path: &str, token: &str) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Form-encodes pairs.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        serializer.append_pair(k, v);
+    }
+    serializer.finish()
+}
+
+/// Expects a 200 token response and returns its tokens.
+pub async fn tokens_of(response: Response) -> Tokens {
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "expected a token response"
+    );
+    let body: Value = response.json().await.unwrap();
+    Tokens {
+        access: body["access_token"].as_str().unwrap().to_owned(),
+        refresh: body["refresh_token"].as_str().unwrap().to_owned(),
+        body,
+    }
+}
+
+/// Asserts an RFC 6749 error response and returns its description.
+pub async fn assert_oauth_error(response: Response, status: StatusCode, error: &str) -> String {
+    assert_eq!(response.status(), status);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "OAuth2 errors are application/json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+    body["error_description"].as_str().unwrap().to_owned()
+}
+
+/// Asserts an RFC 9457 problem response with `code` and returns its body.
+pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+    body
+}
+
+/// Asserts a 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+pub async fn assert_invalid_token(response: Response) {
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\""),
+        "{challenge}"
+    );
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+}
+
+/// Decodes a JWT's header and payload (no verification: the test reads what the server wrote).
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    use base64::Engine;
+    let decode = |part: &str| -> Value {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    let mut parts = token.split('.');
+    (decode(parts.next().unwrap()), decode(parts.next().unwrap()))
+}

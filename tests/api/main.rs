@@ -1,0 +1,11 @@
+//! HTTP integration tests: the real router on an ephemeral port, a fresh SQLite database per
+//! test, driven with reqwest as a client would.
+
+mod auth_token;
+mod docs;
+mod errors;
+mod health;
+mod helpers;
+mod refresh;
+mod sessions;
+mod users;

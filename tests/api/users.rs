@@ -1,0 +1,288 @@
+//! Registration, the current user, password change and the protected demo endpoint.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn registration_returns_the_user_and_its_location_without_any_secret() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            "/users",
+            &json!({"username": "alice", "password": PASSWORD, "email": "alice@example.com", "full_name": "Alice Liddell"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let text = response.text().await.unwrap();
+    assert!(
+        !text.contains(PASSWORD) && !text.contains("argon2"),
+        "{text}"
+    );
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(location, format!("/users/{}", body["id"].as_str().unwrap()));
+    let id = uuid::Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+    assert_eq!(id.get_version_num(), 7);
+    assert_eq!(body["username"], "alice");
+    assert_eq!(body["email"], "alice@example.com");
+    assert_eq!(body["full_name"], "Alice Liddell");
+    assert_eq!(body["roles"], json!(["user"]));
+    assert_eq!(body["is_active"], true);
+    let created =
+        chrono::DateTime::parse_from_rfc3339(body["created_at"].as_str().unwrap()).unwrap();
+    assert_eq!(created.offset().local_minus_utc(), 0);
+    assert!(body["updated_at"].is_string());
+    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 8, "exactly the contract's fields: {keys:?}");
+}
+
+#[tokio::test]
+async fn usernames_and_emails_are_taken_regardless_of_case() {
+    let app = spawn_app().await;
+    app.post_json(
+        "/users",
+        &json!({"username": "alice", "password": PASSWORD, "email": "a@example.com"}),
+    )
+    .await;
+    let response = app.register("ALICE", PASSWORD).await;
+    assert_problem(response, StatusCode::CONFLICT, "username_taken").await;
+    let response = app
+        .post_json(
+            "/users",
+            &json!({"username": "alice2", "password": PASSWORD, "email": "A@EXAMPLE.COM"}),
+        )
+        .await;
+    assert_problem(response, StatusCode::CONFLICT, "email_taken").await;
+}
+
+#[tokio::test]
+async fn invalid_fields_are_all_reported_in_one_422() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            "/users",
+            &json!({"username": "a b", "password": "short", "email": "nope", "full_name": "x".repeat(101)}),
+        )
+        .await;
+    let body = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert!(e["message"].is_string());
+            e["field"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(fields, ["username", "password", "email", "full_name"]);
+}
+
+#[tokio::test]
+async fn password_length_counts_characters_and_is_never_truncated() {
+    let app = spawn_app().await;
+    // Eight characters, sixteen bytes: long enough.
+    assert_eq!(
+        app.register("cyril", "пароль12").await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.login("cyril", "пароль12").await.status(),
+        StatusCode::OK
+    );
+    // 129 characters is refused, not cut to 128.
+    let body = assert_problem(
+        app.register("long", &"p".repeat(129)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "too_long");
+    // 128 characters is fine, and the 128th counts.
+    let max = format!("{}a", "p".repeat(127));
+    assert_eq!(
+        app.register("longest", &max).await.status(),
+        StatusCode::CREATED
+    );
+    let almost = format!("{}b", "p".repeat(127));
+    assert_eq!(
+        app.login("longest", &almost).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn missing_and_mistyped_fields_are_422_and_broken_json_is_400() {
+    let app = spawn_app().await;
+    let body = assert_problem(
+        app.post_json("/users", &json!({})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"].as_array().unwrap().len(), 2);
+    let body = assert_problem(
+        app.post_json("/users", &json!({"username": 42, "password": PASSWORD}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "username");
+    let broken = app
+        .client
+        .post(app.url("/users"))
+        .header("content-type", "application/json")
+        .body("{\"username\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(broken, StatusCode::BAD_REQUEST, "malformed_json").await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_415_and_an_oversized_one_413() {
+    let app = spawn_app().await;
+    let response = app.post_form("/users", "username=alice&password=x").await;
+    assert_problem(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    let huge =
+        json!({"username": "alice", "password": PASSWORD, "full_name": "x".repeat(70 * 1024)});
+    let response = app.post_json("/users", &huge).await;
+    assert_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
+
+#[tokio::test]
+async fn me_returns_the_caller_and_needs_a_token() {
+    let app = spawn_app().await;
+    let tokens = app.user_with_tokens("alice").await;
+    let response = app.get("/users/me", Some(&tokens.access)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let me: Value = response.json().await.unwrap();
+    assert_eq!(me["username"], "alice");
+    let response = app.get("/users/me", None).await;
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_problem(response, StatusCode::UNAUTHORIZED, "missing_token").await;
+    assert_invalid_token(app.get("/users/me", Some("not.a.jwt")).await).await;
+}
+
+#[tokio::test]
+async fn the_protected_endpoint_greets_the_caller() {
+    let app = spawn_app().await;
+    let tokens = app.user_with_tokens("alice").await;
+    let body: Value = app
+        .get("/protected", Some(&tokens.access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["message"], "Hello, alice!");
+    assert_eq!(body["username"], "alice");
+    let (_, claims) = jwt_parts(&tokens.access);
+    assert_eq!(body["user_id"], claims["sub"]);
+    assert_problem(
+        app.get("/protected", None).await,
+        StatusCode::UNAUTHORIZED,
+        "missing_token",
+    )
+    .await;
+}
+
+async fn change_password(
+    app: &TestApp,
+    token: &str,
+    current: &str,
+    new: &str,
+) -> reqwest::Response {
+    app.client
+        .put(app.url("/users/me/password"))
+        .bearer_auth(token)
+        .json(&json!({"current_password": current, "new_password": new}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn changing_the_password_revokes_every_other_session() {
+    let app = spawn_app().await;
+    let mine = app.user_with_tokens("alice").await;
+    let other = app.tokens("alice", PASSWORD).await;
+    let response = change_password(&app, &mine.access, PASSWORD, "a brand new passphrase").await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get("/users/me", Some(&mine.access)).await.status(),
+        StatusCode::OK
+    );
+    assert_invalid_token(app.get("/users/me", Some(&other.access)).await).await;
+    assert_oauth_error(
+        app.refresh_grant(&other.refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        app.login("alice", PASSWORD).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.login("alice", "a brand new passphrase").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_current_password_is_400_and_a_weak_new_one_422() {
+    let app = spawn_app().await;
+    let tokens = app.user_with_tokens("alice").await;
+    let response = change_password(
+        &app,
+        &tokens.access,
+        "not my password",
+        "a brand new passphrase",
+    )
+    .await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "wrong_password").await;
+    let response = change_password(&app, &tokens.access, PASSWORD, "short").await;
+    let body = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "new_password");
+    let response = app
+        .client
+        .put(app.url("/users/me/password"))
+        .bearer_auth(&tokens.access)
+        .json(&json!({"current_password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let response = app
+        .client
+        .put(app.url("/users/me/password"))
+        .json(&json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::UNAUTHORIZED, "missing_token").await;
+    // Nothing changed.
+    assert_eq!(app.login("alice", PASSWORD).await.status(), StatusCode::OK);
+}
