@@ -208,7 +208,7 @@ impl TokenRepository for InMemoryStore {
         session.expires_at = next_expires_at;
         Ok(RotationOutcome::Rotated {
             session: session.clone(),
-            user,
+            user: Box::new(user),
         })
     }
 

@@ -147,7 +147,7 @@ pub struct RefreshTokenRecord {
 pub enum RotationOutcome {
     /// The token was live: it is now used, the replacement is stored, and the session (with its
     /// user, for the new access token) is returned.
-    Rotated { session: Session, user: User },
+    Rotated { session: Session, user: Box<User> },
     /// The token had already been rotated: the whole session has been revoked.
     Reused {
         session_id: SessionId,

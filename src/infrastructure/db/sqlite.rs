@@ -288,7 +288,10 @@ impl TokenRepository for SqliteStore {
                 .map_err(store_error)?;
             let user = user_from_row(&user_row)?;
             tx.commit().await.map_err(store_error)?;
-            return Ok(RotationOutcome::Rotated { session, user });
+            return Ok(RotationOutcome::Rotated {
+                session,
+                user: Box::new(user),
+            });
         }
 
         let used = sqlx::query(

@@ -1,0 +1,259 @@
+//! The two binaries as an operator runs them: start-up checks, signals, and the seed command.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use auth_service::application::RequestContext;
+use auth_service::domain::user::Password;
+use auth_service::infrastructure::bootstrap::build_services;
+use auth_service::infrastructure::clock::SystemClock;
+use auth_service::infrastructure::config::Settings;
+use tempfile::TempDir;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_auth-service");
+const SEED: &str = env!("CARGO_BIN_EXE_seed");
+
+/// A command run in an empty directory (no `.env*` files) with only the given variables.
+fn command(binary: &str, dir: &Path, vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    command
+}
+
+fn cheap_argon2<'a>(db: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("DATABASE_URL", db),
+        ("ARGON2_MEMORY_KIB", "256"),
+        ("ARGON2_ITERATIONS", "1"),
+        ("RUST_LOG", "info"),
+        ("LOG_FORMAT", "json"),
+    ]
+}
+
+#[test]
+fn production_refuses_to_start_without_a_strong_secret_and_says_what_to_set() {
+    let dir = TempDir::new().unwrap();
+    for secret in [None, Some("too-short")] {
+        let mut vars = vec![("APP_ENV", "production")];
+        if let Some(secret) = secret {
+            vars.push(("JWT_SECRET", secret));
+        }
+        let output = command(SERVER, dir.path(), &vars).output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("JWT_SECRET"), "{stderr}");
+        assert!(stderr.contains("32"), "{stderr}");
+        if let Some(secret) = secret {
+            assert!(
+                !stderr.contains(secret),
+                "the secret itself is never printed"
+            );
+        }
+    }
+}
+
+/// Reads the server's JSON log lines on a thread (so the pipe never fills or breaks), returning
+/// the address it logged as listening on and a receiver of every later line.
+fn follow_logs(child: &mut Child) -> (String, std::sync::mpsc::Receiver<String>) {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        if let Some(rest) = line.split("\"address\":\"").nth(1) {
+            return (rest.split('"').next().unwrap().to_owned(), rx);
+        }
+    }
+    panic!("server did not log that it listens");
+}
+
+#[tokio::test]
+async fn the_server_creates_its_database_serves_and_stops_cleanly_on_sigterm() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/fresh.db", dir.path().display());
+    let mut vars = cheap_argon2(&db);
+    vars.push(("PORT", "0"));
+    let mut child = command(SERVER, dir.path(), &vars)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (address, logs) = follow_logs(&mut child);
+    let health: serde_json::Value = reqwest::get(format!("http://{address}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert!(
+        dir.path().join("fresh.db").exists(),
+        "the SQLite file was created"
+    );
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "a graceful stop exits 0: {status:?}");
+    let rest: Vec<String> = logs.try_iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("shutdown signal received")),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter().any(|l| l.contains("\"path\":\"/health\"")),
+        "one line per request: {rest:?}"
+    );
+}
+
+fn run(mut command: Command) -> (Output, String) {
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output, stdout)
+}
+
+async fn login_works(db: &str, username: &str, password: &str) -> bool {
+    let vars = cheap_argon2(db);
+    let settings = Settings::from_lookup(|key| {
+        vars.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let services = build_services(&settings, std::sync::Arc::new(SystemClock))
+        .await
+        .unwrap();
+    services
+        .auth
+        .login(
+            username,
+            &Password::candidate(password),
+            None,
+            &RequestContext::default(),
+        )
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn seed_creates_the_demo_users_once_and_prints_generated_passwords() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/seed.db", dir.path().display());
+    let (output, stdout) = run(command(SEED, dir.path(), &cheap_argon2(&db)));
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("2 created, 0 skipped"), "{stdout}");
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("created admin with password: "))
+        .expect("the admin password is printed once")
+        .to_owned();
+    assert!(login_works(&db, "admin", &password).await);
+
+    let (output, stdout) = run(command(SEED, dir.path(), &cheap_argon2(&db)));
+    assert!(output.status.success());
+    assert!(stdout.contains("0 created, 2 skipped"), "{stdout}");
+    assert!(
+        !stdout.contains("password:"),
+        "no password printed for existing users"
+    );
+}
+
+#[tokio::test]
+async fn seed_creates_one_user_from_flags() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/seed.db", dir.path().display());
+    let mut cmd = command(SEED, dir.path(), &cheap_argon2(&db));
+    cmd.args([
+        "--username",
+        "carol",
+        "--password",
+        "carols passphrase",
+        "--role",
+        "admin",
+    ]);
+    let (output, stdout) = run(cmd);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("1 created"), "{stdout}");
+    assert!(login_works(&db, "carol", "carols passphrase").await);
+}
+
+#[tokio::test]
+async fn seed_imports_a_csv_file_and_reports_duplicates_and_invalid_rows() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/seed.db", dir.path().display());
+    let file = dir.path().join("users.csv");
+    std::fs::write(
+        &file,
+        "username,password,email,full_name,roles\n\
+         dora,dora passphrase,dora@example.com,Dora,user\n\
+         eve,eve passphrase,,,admin\n\
+         DORA,another passphrase,,,\n\
+         x,short,,,\n",
+    )
+    .unwrap();
+    let mut cmd = command(SEED, dir.path(), &cheap_argon2(&db));
+    cmd.arg("--from-file").arg(&file);
+    let (output, stdout) = run(cmd);
+    assert!(
+        !output.status.success(),
+        "an invalid row makes the exit status non-zero"
+    );
+    assert!(
+        stdout.contains("2 created, 1 skipped (already exist), 1 rejected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("row 4 'x'"), "{stdout}");
+    assert!(login_works(&db, "eve", "eve passphrase").await);
+
+    let json = dir.path().join("users.json");
+    std::fs::write(
+        &json,
+        r#"[{"username": "frank", "password": "franks passphrase", "roles": ["admin"]},
+            {"username": "eve", "password": "eve passphrase"}]"#,
+    )
+    .unwrap();
+    let mut cmd = command(SEED, dir.path(), &cheap_argon2(&db));
+    cmd.arg("--from-file").arg(&json);
+    let (output, stdout) = run(cmd);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("1 created, 1 skipped"), "{stdout}");
+}
+
+#[test]
+fn seed_explains_itself() {
+    let dir = TempDir::new().unwrap();
+    let (output, stdout) = run({
+        let mut cmd = command(SEED, dir.path(), &[]);
+        cmd.arg("--help");
+        cmd
+    });
+    assert!(output.status.success());
+    for flag in ["--username", "--password", "--role", "--from-file"] {
+        assert!(stdout.contains(flag), "{stdout}");
+    }
+}
