@@ -105,6 +105,36 @@ async fn the_server_creates_its_database_serves_and_stops_cleanly_on_sigterm() {
         "the SQLite file was created"
     );
 
+    // A register, a login and a refresh, whose secrets must not reach the log.
+    let client = reqwest::Client::new();
+    let password = "a-very-secret-passphrase";
+    let created = client
+        .post(format!("http://{address}/users"))
+        .json(&serde_json::json!({"username": "logcheck", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let tokens: serde_json::Value = client
+        .post(format!("http://{address}/auth/token"))
+        .body(format!("username=logcheck&password={password}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refreshed = client
+        .post(format!("http://{address}/auth/refresh"))
+        .json(&serde_json::json!({"refresh_token": refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -121,6 +151,14 @@ async fn the_server_creates_its_database_serves_and_stops_cleanly_on_sigterm() {
     };
     assert!(status.success(), "a graceful stop exits 0: {status:?}");
     let rest: Vec<String> = logs.try_iter().collect();
+    let all = rest.join("\n");
+    assert!(
+        all.contains("login_succeeded") && all.contains("127.0.0.1"),
+        "login events carry the client IP: {all}"
+    );
+    for secret in [password, refresh.as_str(), access.as_str()] {
+        assert!(!all.contains(secret), "a secret reached the log");
+    }
     assert!(
         rest.iter().any(|l| l.contains("shutdown signal received")),
         "{rest:?}"

@@ -73,6 +73,17 @@ async fn unknown_users_wrong_passwords_and_inactive_users_get_the_same_error() {
 }
 
 #[tokio::test]
+async fn an_unknown_user_costs_one_hash_verification_like_a_wrong_password() {
+    let (h, _) = harness_with_user(None).await;
+    let count = || h.hasher.verifications.load(Ordering::SeqCst);
+    let before = count();
+    let _ = login(&h, "nobody", PASSWORD).await;
+    assert_eq!(count() - before, 1);
+    let _ = login(&h, "alice", "wrong password").await;
+    assert_eq!(count() - before, 2);
+}
+
+#[tokio::test]
 async fn a_scope_narrows_the_session_and_unknown_scopes_are_refused() {
     let (h, _) = harness_with_user(Some(vec!["user", "admin"])).await;
     let ctx = RequestContext::default();

@@ -2,7 +2,7 @@
 //! test's control.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -259,6 +259,8 @@ impl TokenRepository for InMemoryStore {
 #[derive(Default)]
 pub struct FakeHasher {
     pub busy: AtomicBool,
+    /// How many verifications ran (the dummy one included).
+    pub verifications: AtomicUsize,
     dummy: Option<PasswordHash>,
 }
 
@@ -266,6 +268,7 @@ impl FakeHasher {
     pub fn new() -> Self {
         Self {
             busy: AtomicBool::new(false),
+            verifications: AtomicUsize::new(0),
             dummy: Some(PasswordHash::new("fake:\u{0}dummy".into())),
         }
     }
@@ -283,6 +286,7 @@ impl PasswordHasher for FakeHasher {
     }
 
     async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, HashError> {
+        self.verifications.fetch_add(1, Ordering::SeqCst);
         if self.busy.load(Ordering::SeqCst) {
             return Err(HashError::Busy {
                 retry_after_secs: 1,
