@@ -28,7 +28,7 @@ fn command(binary: &str, dir: &Path, vars: &[(&str, &str)]) -> Command {
     command
 }
 
-fn cheap_argon2<'a>(db: &'a str) -> Vec<(&'static str, &'a str)> {
+fn cheap_argon2(db: &str) -> Vec<(&'static str, &str)> {
     vec![
         ("DATABASE_URL", db),
         ("ARGON2_MEMORY_KIB", "256"),
