@@ -238,8 +238,11 @@ if "$spawn"; then
     repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
     cd "$repo_root" # .env.testing is read from the working directory
     binary=""
+    # The newer of the release and debug builds, so a stale build is never the one tested.
     for candidate in target/release/auth-service target/debug/auth-service; do
-        if [[ -x "$candidate" ]]; then binary="$candidate"; break; fi
+        if [[ -x "$candidate" && ( -z "$binary" || "$candidate" -nt "$binary" ) ]]; then
+            binary="$candidate"
+        fi
     done
     if [[ -z "$binary" ]]; then
         echo "e2e: no server binary in $repo_root/target/{release,debug}/auth-service; run \`cargo build\` (or \`cargo build --release\`) first" >&2
