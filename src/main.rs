@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use auth_service::infrastructure::bootstrap::{build_router, serve, shutdown_signal};
+use auth_service::infrastructure::bootstrap::{
+    build_app, serve, shutdown_signal, spawn_purge_task,
+};
 use auth_service::infrastructure::config::{AppEnv, Settings, DEVELOPMENT_JWT_SECRET};
 use auth_service::infrastructure::telemetry;
 use secrecy::ExposeSecret;
@@ -22,8 +24,8 @@ async fn main() -> ExitCode {
     {
         tracing::warn!("JWT_SECRET is not set: using the public development secret");
     }
-    let router = match build_router(&settings).await {
-        Ok(router) => router,
+    let (router, maintenance) = match build_app(&settings).await {
+        Ok(app) => app,
         Err(error) => {
             tracing::error!(%error, "cannot start");
             return ExitCode::FAILURE;
@@ -44,6 +46,10 @@ async fn main() -> ExitCode {
         env = settings.app_env.as_str(),
         version = env!("CARGO_PKG_VERSION"),
         "listening; Swagger UI at /docs"
+    );
+    spawn_purge_task(
+        maintenance,
+        std::time::Duration::from_secs(settings.purge_interval_seconds),
     );
     match serve(listener, router, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,26 +1,23 @@
 //! Login, refresh, revocation and logout: the session life cycle.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, Utc};
-use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::{AppError, Principal, RequestContext};
-use crate::domain::ports::{
-    AccessTokenCodec, Clock, PasswordHasher, TokenError, TokenRepository, UserRepository,
-};
+use super::{AppError, Auditor, Ports, Principal, RequestContext};
+use crate::domain::audit::AuditEventKind as Event;
+use crate::domain::ports::{LockoutPolicy, TokenError};
 use crate::domain::session::{
     RefreshToken, RefreshTokenRecord, RevocationReason, RotationOutcome, Session, SessionId,
 };
 use crate::domain::token::{AccessClaims, AccessToken, TokenPair};
 use crate::domain::user::{Password, Roles, User};
 
-/// Token lifetimes.
+/// Token lifetimes and the brute-force policy.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthSettings {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    pub lockout: LockoutPolicy,
 }
 
 /// What kind of token a revocation request says it carries (RFC 7009 `token_type_hint`).
@@ -33,30 +30,17 @@ pub enum TokenTypeHint {
 /// The session use cases.
 #[derive(Clone)]
 pub struct AuthService {
-    users: Arc<dyn UserRepository>,
-    tokens: Arc<dyn TokenRepository>,
-    hasher: Arc<dyn PasswordHasher>,
-    codec: Arc<dyn AccessTokenCodec>,
-    clock: Arc<dyn Clock>,
+    ports: Ports,
+    audit: Auditor,
     settings: AuthSettings,
 }
 
 impl AuthService {
     /// Wires the use cases to their ports.
-    pub fn new(
-        users: Arc<dyn UserRepository>,
-        tokens: Arc<dyn TokenRepository>,
-        hasher: Arc<dyn PasswordHasher>,
-        codec: Arc<dyn AccessTokenCodec>,
-        clock: Arc<dyn Clock>,
-        settings: AuthSettings,
-    ) -> Self {
+    pub fn new(ports: Ports, settings: AuthSettings) -> Self {
         Self {
-            users,
-            tokens,
-            hasher,
-            codec,
-            clock,
+            audit: ports.auditor(),
+            ports,
             settings,
         }
     }
@@ -70,11 +54,12 @@ impl AuthService {
     ///
     /// `scope` (space-separated role names) narrows the session to those of the user's roles;
     /// without it the session gets all of them. Unknown users cost one hash verification, like
-    /// wrong passwords, and get the same error.
+    /// wrong passwords, and get the same error. After `lockout.max_failures` consecutive
+    /// failures the username is locked, whether or not the account exists.
     ///
     /// # Errors
-    /// [`AppError::InvalidScope`], [`AppError::InvalidCredentials`], [`AppError::Busy`],
-    /// [`AppError::Unavailable`].
+    /// [`AppError::InvalidScope`], [`AppError::AccountLocked`], [`AppError::InvalidCredentials`],
+    /// [`AppError::Busy`], [`AppError::Unavailable`].
     #[tracing::instrument(skip_all, fields(username = %username, ip = ?ctx.ip))]
     pub async fn login(
         &self,
@@ -89,24 +74,78 @@ impl AuthService {
                     .map_err(|error| AppError::InvalidScope(error.message))
             })
             .transpose()?;
-        let user = self.users.find_by_username(username).await?;
+        let key = username.to_lowercase();
+        let now = self.ports.clock.now();
+        let throttle = self.ports.throttle.state(&key, now).await?;
+        if let Some(until) = throttle.locked_until {
+            self.audit
+                .event(Event::LoginFailed, ctx)
+                .username(username)
+                .failed()
+                .detail("account locked")
+                .record()
+                .await?;
+            let retry_after_secs = u64::try_from((until - now).num_seconds() + 1).unwrap_or(1);
+            return Err(AppError::AccountLocked { retry_after_secs });
+        }
+        let user = self.ports.users.find_by_username(username).await?;
+        let hash = user
+            .as_ref()
+            .map_or(self.ports.hasher.dummy_hash(), |u| &u.password_hash);
+        let matches = self.ports.hasher.verify(password, hash).await?;
         let user = match user {
-            None => {
-                self.hasher
-                    .verify(password, self.hasher.dummy_hash())
-                    .await?;
-                warn!(event = "login_failed", reason = "unknown_user", ip = ?ctx.ip, "login failed");
+            Some(user) if matches => user,
+            user => {
+                let reason = if user.is_some() {
+                    "wrong password"
+                } else {
+                    "unknown user"
+                };
+                let entry = self
+                    .audit
+                    .event(Event::LoginFailed, ctx)
+                    .username(username)
+                    .failed()
+                    .detail(reason);
+                let entry = match &user {
+                    Some(user) => entry.user_id(user.id),
+                    None => entry,
+                };
+                entry.record().await?;
+                if let Some(until) = self
+                    .ports
+                    .throttle
+                    .record_failure(&key, now, &self.settings.lockout)
+                    .await?
+                {
+                    let detail = format!(
+                        "locked until {} after {} failed logins",
+                        until.to_rfc3339(),
+                        self.settings.lockout.max_failures
+                    );
+                    self.audit
+                        .event(Event::AccountLocked, ctx)
+                        .username(username)
+                        .failed()
+                        .detail(detail)
+                        .record()
+                        .await?;
+                }
                 return Err(AppError::InvalidCredentials);
             }
-            Some(user) => user,
         };
-        if !self.hasher.verify(password, &user.password_hash).await? {
-            warn!(event = "login_failed", reason = "wrong_password", user_id = %user.id, ip = ?ctx.ip, "login failed");
+        if !user.is_active {
+            self.audit
+                .event(Event::LoginFailed, ctx)
+                .user(&user)
+                .failed()
+                .detail("inactive user")
+                .record()
+                .await?;
             return Err(AppError::InvalidCredentials);
         }
-        if !user.is_active {
-            warn!(event = "login_failed", reason = "inactive_user", user_id = %user.id, ip = ?ctx.ip, "login failed");
-            return Err(AppError::InvalidCredentials);
+        if throttle.failures > 0 || throttle.locks > 0 {
+            self.ports.throttle.record_success(&key).await?;
         }
         self.rehash_if_outdated(&user, password).await;
         let scope = match requested {
@@ -114,7 +153,12 @@ impl AuthService {
             None => user.roles.clone(),
         };
         let pair = self.start_session(&user, scope).await?;
-        info!(event = "login_succeeded", user_id = %user.id, session_id = %pair.session_id, ip = ?ctx.ip, "login succeeded");
+        self.audit
+            .event(Event::LoginSucceeded, ctx)
+            .user(&user)
+            .detail(format!("session {}", pair.session_id))
+            .record()
+            .await?;
         Ok(pair)
     }
 
@@ -130,17 +174,23 @@ impl AuthService {
         presented: &RefreshToken,
         ctx: &RequestContext,
     ) -> Result<TokenPair, AppError> {
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let next = RefreshToken::generate();
         let next_expires_at = now + self.settings.refresh_token_ttl;
         let outcome = self
+            .ports
             .tokens
             .rotate_refresh_token(&presented.hash(), &next.hash(), next_expires_at, now)
             .await?;
         match outcome {
             RotationOutcome::Rotated { session, user } => {
                 let access_token = self.sign_access_token(&user, &session, now)?;
-                info!(event = "token_refreshed", user_id = %user.id, session_id = %session.id, ip = ?ctx.ip, "refresh token rotated");
+                self.audit
+                    .event(Event::TokenRefreshed, ctx)
+                    .user(&user)
+                    .detail(format!("session {}", session.id))
+                    .record()
+                    .await?;
                 Ok(TokenPair {
                     access_token,
                     refresh_token: next,
@@ -153,7 +203,16 @@ impl AuthService {
                 session_id,
                 user_id,
             } => {
-                warn!(event = "refresh_token_reused", %user_id, %session_id, ip = ?ctx.ip, "refresh token reuse detected; session revoked");
+                let detail = format!(
+                    "already-rotated refresh token presented; session {session_id} revoked"
+                );
+                self.audit
+                    .event(Event::RefreshTokenReused, ctx)
+                    .user_id(user_id)
+                    .failed()
+                    .detail(detail)
+                    .record()
+                    .await?;
                 Err(AppError::RefreshTokenReused)
             }
             RotationOutcome::Invalid => Err(AppError::InvalidRefreshToken),
@@ -165,9 +224,10 @@ impl AuthService {
     /// # Errors
     /// [`AppError::InvalidToken`], [`AppError::Unavailable`].
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AppError> {
-        let now = self.clock.now();
-        let claims = self.codec.verify(access_token, now)?;
+        let now = self.ports.clock.now();
+        let claims = self.ports.codec.verify(access_token, now)?;
         let user = self
+            .ports
             .users
             .find_active_by_session(claims.user_id, claims.session_id, now)
             .await?
@@ -188,12 +248,18 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<(RefreshToken, DateTime<Utc>, SessionId), AppError> {
         let scope = principal.claims.scope.intersection(&principal.user.roles);
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let (session, token, expires_at) = self.new_session(&principal.user, scope, now);
-        self.tokens
+        self.ports
+            .tokens
             .create_session(&session, &Self::record(&token, &session, now, expires_at))
             .await?;
-        info!(event = "refresh_token_issued", user_id = %principal.user.id, session_id = %session.id, ip = ?ctx.ip, "new session from access token");
+        self.audit
+            .event(Event::RefreshTokenIssued, ctx)
+            .user(&principal.user)
+            .detail(format!("new session {}", session.id))
+            .record()
+            .await?;
         Ok((token, expires_at, session.id))
     }
 
@@ -220,13 +286,18 @@ impl AuthService {
             }
         };
         if let Some(session_id) = session {
-            let now = self.clock.now();
+            let now = self.ports.clock.now();
             if self
+                .ports
                 .tokens
                 .revoke_session(session_id, RevocationReason::Revoked, now)
                 .await?
             {
-                info!(event = "token_revoked", %session_id, ip = ?ctx.ip, "session revoked");
+                self.audit
+                    .event(Event::TokenRevoked, ctx)
+                    .detail(format!("session {session_id}"))
+                    .record()
+                    .await?;
             }
         }
         Ok(())
@@ -242,11 +313,16 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<(), AppError> {
         let session_id = principal.claims.session_id;
-        self.tokens
-            .revoke_session(session_id, RevocationReason::Logout, self.clock.now())
+        self.ports
+            .tokens
+            .revoke_session(session_id, RevocationReason::Logout, self.ports.clock.now())
             .await?;
-        info!(event = "logout", user_id = %principal.user.id, %session_id, ip = ?ctx.ip, "logged out");
-        Ok(())
+        self.audit
+            .event(Event::Logout, ctx)
+            .user(&principal.user)
+            .detail(format!("session {session_id}"))
+            .record()
+            .await
     }
 
     /// Revokes every session of the caller.
@@ -259,56 +335,68 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<(), AppError> {
         let count = self
+            .ports
             .tokens
             .revoke_user_sessions(
                 principal.user.id,
                 None,
                 RevocationReason::LogoutAll,
-                self.clock.now(),
+                self.ports.clock.now(),
             )
             .await?;
-        info!(event = "logout_all", user_id = %principal.user.id, sessions = count, ip = ?ctx.ip, "logged out everywhere");
-        Ok(())
+        self.audit
+            .event(Event::LogoutAll, ctx)
+            .user(&principal.user)
+            .detail(format!("{count} sessions revoked"))
+            .record()
+            .await
     }
 
     async fn session_of_refresh_token(&self, token: &str) -> Result<Option<SessionId>, AppError> {
         let hash = RefreshToken::from_presented(token).hash();
-        Ok(self.tokens.find_session_of_refresh_token(&hash).await?)
+        Ok(self
+            .ports
+            .tokens
+            .find_session_of_refresh_token(&hash)
+            .await?)
     }
 
     fn session_of_access_token(&self, token: &str) -> Option<SessionId> {
-        self.codec
-            .verify(token, self.clock.now())
+        self.ports
+            .codec
+            .verify(token, self.ports.clock.now())
             .ok()
             .map(|claims| claims.session_id)
     }
 
     async fn rehash_if_outdated(&self, user: &User, password: &Password) {
-        if !self.hasher.needs_rehash(&user.password_hash) {
+        if !self.ports.hasher.needs_rehash(&user.password_hash) {
             return;
         }
         // Best effort: a failed upgrade must not fail a correct login.
-        match self.hasher.hash(password).await {
+        match self.ports.hasher.hash(password).await {
             Ok(hash) => {
                 if let Err(error) = self
+                    .ports
                     .users
-                    .update_password_hash(user.id, &hash, self.clock.now())
+                    .update_password_hash(user.id, &hash, self.ports.clock.now())
                     .await
                 {
-                    warn!(user_id = %user.id, %error, "could not store upgraded password hash");
+                    tracing::warn!(user_id = %user.id, %error, "could not store upgraded password hash");
                 } else {
-                    info!(user_id = %user.id, "password hash upgraded to current parameters");
+                    tracing::info!(user_id = %user.id, "password hash upgraded to current parameters");
                 }
             }
-            Err(error) => warn!(user_id = %user.id, %error, "could not rehash password"),
+            Err(error) => tracing::warn!(user_id = %user.id, %error, "could not rehash password"),
         }
     }
 
     async fn start_session(&self, user: &User, scope: Roles) -> Result<TokenPair, AppError> {
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let (session, refresh_token, expires_at) = self.new_session(user, scope, now);
         let access_token = self.sign_access_token(user, &session, now)?;
-        self.tokens
+        self.ports
+            .tokens
             .create_session(
                 &session,
                 &Self::record(&refresh_token, &session, now, expires_at),
@@ -371,7 +459,7 @@ impl AuthService {
             expires_at: now + self.settings.access_token_ttl,
             token_id: Uuid::now_v7(),
         };
-        let token = self.codec.sign(&claims)?;
+        let token = self.ports.codec.sign(&claims)?;
         Ok(AccessToken { token, claims })
     }
 }

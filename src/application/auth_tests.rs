@@ -5,6 +5,7 @@ use chrono::Duration;
 use super::*;
 use crate::application::fakes::Harness;
 use crate::application::NewUser;
+use crate::domain::ports::{Clock, UserRepository};
 use crate::domain::user::{PasswordHash, Role};
 
 const PASSWORD: &str = "correct horse battery";

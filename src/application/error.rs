@@ -31,6 +31,18 @@ pub enum AppError {
     /// The current password given to a password change is wrong.
     #[error("current password is wrong")]
     WrongPassword,
+    /// Too many consecutive failed logins: the account is locked for this long.
+    #[error("too many failed logins; try again in {retry_after_secs} seconds")]
+    AccountLocked { retry_after_secs: u64 },
+    /// The operation needs an authenticated caller and none was given.
+    #[error("this operation needs an access token")]
+    AuthenticationRequired,
+    /// A valid caller without the role the operation needs.
+    #[error("this operation needs the admin role")]
+    Forbidden,
+    /// No user has the given id.
+    #[error("no such user")]
+    UserNotFound,
     /// Too many password hashes in flight; retry later.
     #[error("the service is busy")]
     Busy { retry_after_secs: u64 },

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::{AuthService, AuthSettings, UserService};
+use super::{AuthService, AuthSettings, Ports, UserService};
+use crate::domain::audit::{AuditEvent, AuditEventKind, AuditFilter};
 use crate::domain::ports::*;
 use crate::domain::session::*;
 use crate::domain::token::AccessClaims;
@@ -31,6 +32,8 @@ struct State {
     users: Vec<User>,
     sessions: HashMap<SessionId, StoredSession>,
     tokens: HashMap<RefreshTokenHash, StoredToken>,
+    throttle: HashMap<String, ThrottleState>,
+    audit: Vec<AuditEvent>,
 }
 
 /// Users, sessions and refresh tokens in one mutex, so rotation is atomic as the port demands.
@@ -48,6 +51,12 @@ impl InMemoryStore {
             .values()
             .filter(|s| s.session.user_id == user_id && !s.revoked)
             .count()
+    }
+
+    /// The kinds of the audit events recorded so far, oldest first.
+    pub fn audit_kinds(&self) -> Vec<AuditEventKind> {
+        let state = self.state.lock().unwrap();
+        state.audit.iter().map(|e| e.kind).collect()
     }
 
     /// Sets a user's `is_active` flag.
@@ -113,6 +122,43 @@ impl UserRepository for InMemoryStore {
             .iter()
             .find(|u| live && u.id == user_id && u.is_active)
             .cloned())
+    }
+
+    async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
+        let state = self.state.lock().unwrap();
+        let page = state
+            .users
+            .iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        Ok((page, state.users.len() as u64))
+    }
+
+    async fn update(&self, user: &User) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        if let Some(email) = &user.email {
+            let taken = state.users.iter().any(|u| {
+                u.id != user.id
+                    && u.email
+                        .as_ref()
+                        .is_some_and(|e| e.as_str().eq_ignore_ascii_case(email.as_str()))
+            });
+            if taken {
+                return Err(StoreError::EmailTaken);
+            }
+        }
+        Ok(match state.users.iter_mut().find(|u| u.id == user.id) {
+            Some(stored) => {
+                *stored = User {
+                    password_hash: stored.password_hash.clone(),
+                    ..user.clone()
+                };
+                true
+            }
+            None => false,
+        })
     }
 
     async fn update_password_hash(
@@ -255,6 +301,62 @@ impl TokenRepository for InMemoryStore {
     }
 }
 
+#[async_trait]
+impl LoginThrottle for InMemoryStore {
+    async fn state(&self, key: &str, now: DateTime<Utc>) -> Result<ThrottleState, StoreError> {
+        let state = self.state.lock().unwrap();
+        let mut found = state.throttle.get(key).copied().unwrap_or_default();
+        found.locked_until = found.locked_until.filter(|until| *until > now);
+        Ok(found)
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let entry = state.throttle.entry(key.to_owned()).or_default();
+        entry.failures += 1;
+        if entry.failures < policy.max_failures {
+            return Ok(None);
+        }
+        let until = now + policy.lock_length(entry.locks);
+        entry.failures = 0;
+        entry.locks += 1;
+        entry.locked_until = Some(until);
+        Ok(Some(until))
+    }
+
+    async fn record_success(&self, key: &str) -> Result<(), StoreError> {
+        self.state.lock().unwrap().throttle.remove(key);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditLog for InMemoryStore {
+    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.state.lock().unwrap().audit.push(event.clone());
+        Ok(())
+    }
+
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(state
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| filter.user_id.is_none_or(|id| e.user_id == Some(id)))
+            .filter(|e| filter.kind.is_none_or(|kind| e.kind == kind))
+            .filter(|e| filter.before.is_none_or(|before| e.at < before))
+            .take(filter.limit as usize)
+            .cloned()
+            .collect())
+    }
+}
+
 /// "Hashes" by prefixing; counts nothing, but can be made busy.
 #[derive(Default)]
 pub struct FakeHasher {
@@ -370,25 +472,29 @@ impl Harness {
         let store = InMemoryStore::default();
         let hasher = Arc::new(FakeHasher::new());
         let clock = Arc::new(ManualClock::new());
-        let codec = Arc::new(FakeCodec::default());
+        let shared = Arc::new(store.clone());
+        let ports = Ports {
+            users: shared.clone(),
+            tokens: shared.clone(),
+            throttle: shared.clone(),
+            audit: shared,
+            hasher: hasher.clone(),
+            codec: Arc::new(FakeCodec::default()),
+            clock: clock.clone(),
+        };
         let auth = AuthService::new(
-            Arc::new(store.clone()),
-            Arc::new(store.clone()),
-            hasher.clone(),
-            codec,
-            clock.clone(),
+            ports.clone(),
             AuthSettings {
                 access_token_ttl: Duration::minutes(15),
                 refresh_token_ttl: Duration::days(14),
+                lockout: LockoutPolicy {
+                    max_failures: 3,
+                    base: Duration::minutes(5),
+                    max: Duration::hours(1),
+                },
             },
         );
-        let users = UserService::new(
-            Arc::new(store.clone()),
-            Arc::new(store.clone()),
-            hasher.clone(),
-            clock.clone(),
-            PasswordPolicy::default(),
-        );
+        let users = UserService::new(ports, PasswordPolicy::default(), true);
         Self {
             store,
             hasher,

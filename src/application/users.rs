@@ -1,16 +1,12 @@
-//! Registration, the current user, password changes.
+//! Registration, the current user, password changes, and user administration.
 
-use std::sync::Arc;
-
-use tracing::info;
-
-use super::{AppError, Principal, RequestContext};
-use crate::domain::ports::{Clock, PasswordHasher, TokenRepository, UserRepository};
+use super::{check_limit, AppError, Auditor, Ports, Principal, RequestContext};
+use crate::domain::audit::AuditEventKind as Event;
 use crate::domain::session::RevocationReason;
 use crate::domain::user::{
     EmailAddress, FullName, Password, PasswordPolicy, Role, Roles, User, UserId, Username,
 };
-use crate::domain::validation::Validator;
+use crate::domain::validation::{FieldError, Validator};
 
 /// A user to create, as received: every field is validated by [`UserService::create_user`].
 #[derive(Debug, Clone)]
@@ -23,32 +19,93 @@ pub struct NewUser {
     pub roles: Option<Vec<String>>,
 }
 
+/// An administrator's change to a user. `None` leaves a field alone; `Some(None)` clears an
+/// optional one.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub is_active: Option<bool>,
+    pub roles: Option<Vec<String>>,
+    pub email: Option<Option<String>>,
+    pub full_name: Option<Option<String>>,
+}
+
+/// One page of users.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    pub items: Vec<User>,
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
 /// The user-account use cases.
 #[derive(Clone)]
 pub struct UserService {
-    users: Arc<dyn UserRepository>,
-    tokens: Arc<dyn TokenRepository>,
-    hasher: Arc<dyn PasswordHasher>,
-    clock: Arc<dyn Clock>,
+    ports: Ports,
+    audit: Auditor,
     policy: PasswordPolicy,
+    registration_open: bool,
+}
+
+fn parse_roles(names: &[String]) -> Result<Roles, FieldError> {
+    let roles = names
+        .iter()
+        .map(|name| name.parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()
+        .map(Roles::new)?;
+    if roles.is_empty() {
+        return Err(FieldError::new(
+            "roles",
+            "empty",
+            "must name at least one role",
+        ));
+    }
+    Ok(roles)
 }
 
 impl UserService {
-    /// Wires the use cases to their ports.
-    pub fn new(
-        users: Arc<dyn UserRepository>,
-        tokens: Arc<dyn TokenRepository>,
-        hasher: Arc<dyn PasswordHasher>,
-        clock: Arc<dyn Clock>,
-        policy: PasswordPolicy,
-    ) -> Self {
+    /// The most users one page may hold.
+    pub const MAX_PAGE: u32 = 100;
+
+    /// Wires the use cases to their ports. With `registration_open` false, only admins may
+    /// register users.
+    pub fn new(ports: Ports, policy: PasswordPolicy, registration_open: bool) -> Self {
         Self {
-            users,
-            tokens,
-            hasher,
-            clock,
+            audit: ports.auditor(),
+            ports,
             policy,
+            registration_open,
         }
+    }
+
+    /// Self-service registration (role `user`): open to anybody while registration is open,
+    /// to admins only when it is closed.
+    ///
+    /// # Errors
+    /// [`AppError::AuthenticationRequired`] or [`AppError::Forbidden`] when registration is
+    /// closed and the caller is not an admin; otherwise as [`UserService::create_user`].
+    pub async fn register(
+        &self,
+        mut input: NewUser,
+        caller: Option<&Principal>,
+        ctx: &RequestContext,
+    ) -> Result<User, AppError> {
+        self.authorize_registration(caller)?;
+        input.roles = None;
+        self.create_user(input, ctx).await
+    }
+
+    /// Whether `caller` may register users now (anybody while registration is open).
+    ///
+    /// # Errors
+    /// [`AppError::AuthenticationRequired`] or [`AppError::Forbidden`].
+    pub fn authorize_registration(&self, caller: Option<&Principal>) -> Result<(), AppError> {
+        if self.registration_open {
+            return Ok(());
+        }
+        caller
+            .ok_or(AppError::AuthenticationRequired)?
+            .require_admin()
     }
 
     /// Validates every field (reporting all failures at once), hashes the password and stores
@@ -76,19 +133,13 @@ impl UserService {
             .and_then(|raw| v.check(FullName::parse(raw)));
         let roles = match &input.roles {
             None => Some(Roles::new([Role::User])),
-            Some(names) => v.check(
-                names
-                    .iter()
-                    .map(|name| name.parse::<Role>())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Roles::new),
-            ),
+            Some(names) => v.check(parse_roles(names)),
         };
         v.finish().map_err(AppError::Validation)?;
         let (Some(username), Some(password), Some(roles)) = (username, password, roles) else {
             unreachable!("a field that failed to parse was recorded by the validator");
         };
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let user = User {
             id: UserId::new(),
             username,
@@ -96,12 +147,17 @@ impl UserService {
             full_name,
             roles,
             is_active: true,
-            password_hash: self.hasher.hash(&password).await?,
+            password_hash: self.ports.hasher.hash(&password).await?,
             created_at: now,
             updated_at: now,
         };
-        self.users.insert(&user).await?;
-        info!(event = "user_created", user_id = %user.id, ip = ?ctx.ip, "user created");
+        self.ports.users.insert(&user).await?;
+        self.audit
+            .event(Event::UserCreated, ctx)
+            .user(&user)
+            .detail(format!("roles: {}", user.roles.to_space_separated()))
+            .record()
+            .await?;
         Ok(user)
     }
 
@@ -122,13 +178,29 @@ impl UserService {
         let new = Password::parse(new, &self.policy)
             .map_err(|error| AppError::Validation(vec![error.for_field("new_password")]))?;
         let user = &principal.user;
-        if !self.hasher.verify(current, &user.password_hash).await? {
+        if !self
+            .ports
+            .hasher
+            .verify(current, &user.password_hash)
+            .await?
+        {
+            self.audit
+                .event(Event::PasswordChanged, ctx)
+                .user(user)
+                .failed()
+                .detail("wrong current password")
+                .record()
+                .await?;
             return Err(AppError::WrongPassword);
         }
-        let hash = self.hasher.hash(&new).await?;
-        let now = self.clock.now();
-        self.users.update_password_hash(user.id, &hash, now).await?;
+        let hash = self.ports.hasher.hash(&new).await?;
+        let now = self.ports.clock.now();
+        self.ports
+            .users
+            .update_password_hash(user.id, &hash, now)
+            .await?;
         let revoked = self
+            .ports
             .tokens
             .revoke_user_sessions(
                 user.id,
@@ -137,8 +209,140 @@ impl UserService {
                 now,
             )
             .await?;
-        info!(event = "password_changed", user_id = %user.id, other_sessions_revoked = revoked, ip = ?ctx.ip, "password changed");
-        Ok(())
+        self.audit
+            .event(Event::PasswordChanged, ctx)
+            .user(user)
+            .detail(format!("{revoked} other sessions revoked"))
+            .record()
+            .await
+    }
+
+    /// One page of users, oldest first. Admins only.
+    ///
+    /// # Errors
+    /// [`AppError::Forbidden`], [`AppError::Validation`] (limit out of 1..=100),
+    /// [`AppError::Unavailable`].
+    pub async fn list_users(
+        &self,
+        principal: &Principal,
+        limit: u32,
+        offset: u64,
+    ) -> Result<UserPage, AppError> {
+        principal.require_admin()?;
+        check_limit(limit, Self::MAX_PAGE)?;
+        let (items, total) = self.ports.users.list(limit, offset).await?;
+        Ok(UserPage {
+            items,
+            total,
+            limit,
+            offset,
+        })
+    }
+
+    /// One user by id. Admins only.
+    ///
+    /// # Errors
+    /// [`AppError::Forbidden`], [`AppError::UserNotFound`], [`AppError::Unavailable`].
+    pub async fn get_user(&self, principal: &Principal, id: UserId) -> Result<User, AppError> {
+        principal.require_admin()?;
+        self.ports
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(AppError::UserNotFound)
+    }
+
+    /// Applies an administrator's change. Disabling a user revokes every session at once. An
+    /// admin cannot disable themself or drop their own admin role (so the last admin cannot lock
+    /// everybody out by accident).
+    ///
+    /// # Errors
+    /// [`AppError::Forbidden`], [`AppError::UserNotFound`], [`AppError::Validation`],
+    /// [`AppError::EmailTaken`], [`AppError::Unavailable`].
+    #[tracing::instrument(skip_all, fields(admin = %principal.user.id, user_id = %id))]
+    pub async fn update_user(
+        &self,
+        principal: &Principal,
+        id: UserId,
+        patch: UserPatch,
+        ctx: &RequestContext,
+    ) -> Result<User, AppError> {
+        principal.require_admin()?;
+        let mut v = Validator::default();
+        let roles = patch
+            .roles
+            .as_deref()
+            .and_then(|names| v.check(parse_roles(names)));
+        let email = patch.email.as_ref().map(|e| {
+            e.as_deref()
+                .and_then(|raw| v.check(EmailAddress::parse(raw)))
+        });
+        let full_name = patch
+            .full_name
+            .as_ref()
+            .map(|n| n.as_deref().and_then(|raw| v.check(FullName::parse(raw))));
+        if id == principal.user.id {
+            if patch.is_active == Some(false) {
+                v.check::<()>(Err(FieldError::new(
+                    "is_active",
+                    "self_lockout",
+                    "an admin cannot disable their own account",
+                )));
+            }
+            if roles.as_ref().is_some_and(|r| !r.contains(Role::Admin)) {
+                v.check::<()>(Err(FieldError::new(
+                    "roles",
+                    "self_lockout",
+                    "an admin cannot remove their own admin role",
+                )));
+            }
+        }
+        v.finish().map_err(AppError::Validation)?;
+        let mut user = self
+            .ports
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(AppError::UserNotFound)?;
+        let mut changed = Vec::new();
+        let was_active = user.is_active;
+        if let Some(active) = patch.is_active {
+            user.is_active = active;
+            changed.push(format!("is_active={active}"));
+        }
+        if let Some(roles) = roles {
+            changed.push(format!("roles={}", roles.to_space_separated()));
+            user.roles = roles;
+        }
+        if let Some(email) = email {
+            user.email = email;
+            changed.push("email".to_owned());
+        }
+        if let Some(full_name) = full_name {
+            user.full_name = full_name;
+            changed.push("full_name".to_owned());
+        }
+        let now = self.ports.clock.now();
+        user.updated_at = now;
+        if !self.ports.users.update(&user).await? {
+            return Err(AppError::UserNotFound);
+        }
+        if was_active && !user.is_active {
+            let revoked = self
+                .ports
+                .tokens
+                .revoke_user_sessions(user.id, None, RevocationReason::UserDisabled, now)
+                .await?;
+            changed.push(format!("{revoked} sessions revoked"));
+        }
+        let detail = format!("by {}: {}", principal.user.username, changed.join(", "));
+        self.audit
+            .event(Event::UserUpdated, ctx)
+            .user(&user)
+            .detail(detail)
+            .record()
+            .await?;
+        Ok(user)
     }
 }
 

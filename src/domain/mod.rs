@@ -1,5 +1,6 @@
 //! Entities, validated value types and the ports the application needs. Depends on no framework.
 
+pub mod audit;
 pub mod ports;
 pub mod session;
 pub mod token;

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::audit::{AuditEvent, AuditFilter};
 use super::session::{
     RefreshTokenHash, RefreshTokenRecord, RevocationReason, RotationOutcome, Session, SessionId,
 };
@@ -63,6 +64,20 @@ pub trait UserRepository: Send + Sync {
         session_id: SessionId,
         now: DateTime<Utc>,
     ) -> Result<Option<User>, StoreError>;
+
+    /// One page of users, oldest first, and the total number of users.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError>;
+
+    /// Stores the changeable fields of `user` (e-mail, full name, roles, active flag,
+    /// `updated_at`); returns false when there is no such user.
+    ///
+    /// # Errors
+    /// [`StoreError::EmailTaken`] when another user has the e-mail address regardless of case;
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn update(&self, user: &User) -> Result<bool, StoreError>;
 
     /// Replaces the user's password hash; returns false when there is no such user.
     ///
@@ -136,6 +151,102 @@ pub trait TokenRepository: Send + Sync {
         reason: RevocationReason,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+}
+
+/// Housekeeping of what no longer matters.
+#[async_trait]
+pub trait Purge: Send + Sync {
+    /// Deletes sessions (with their refresh tokens) that expired before `now` or were revoked
+    /// before `revoked_before`, refresh tokens that expired before `now`, audit events older
+    /// than `audit_before`, and login-failure counters idle since `throttle_before` and not
+    /// locked at `now`. Returns how many rows went.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn purge(
+        &self,
+        now: DateTime<Utc>,
+        revoked_before: DateTime<Utc>,
+        audit_before: DateTime<Utc>,
+        throttle_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// The audit trail.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends an event.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Events matching the filter, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// How failed logins lock an account.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    /// Consecutive failures that lock the account.
+    pub max_failures: u32,
+    /// The first lock's length; each further lock (without a success between) doubles it.
+    pub base: chrono::Duration,
+    /// The longest a lock may grow to.
+    pub max: chrono::Duration,
+}
+
+impl LockoutPolicy {
+    /// How long the lock after `previous_locks` earlier locks lasts.
+    pub fn lock_length(&self, previous_locks: u32) -> chrono::Duration {
+        let factor = 1i32 << previous_locks.min(16);
+        (self.base * factor).min(self.max)
+    }
+}
+
+/// What the store knows of one login key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThrottleState {
+    /// Consecutive failures since the last lock or success.
+    pub failures: u32,
+    /// Locks since the last success (each one doubles the next).
+    pub locks: u32,
+    /// Set while the key is locked.
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// Consecutive failed logins per account, in the shared store so every replica sees them.
+/// Keys are lower-cased usernames, so unknown usernames lock exactly like real ones and a
+/// lockout says nothing about whether an account exists.
+#[async_trait]
+pub trait LoginThrottle: Send + Sync {
+    /// The key's failures and locks; `locked_until` only when it is locked at `now`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn state(&self, key: &str, now: DateTime<Utc>) -> Result<ThrottleState, StoreError>;
+
+    /// Counts one failure, atomically. When the count reaches `policy.max_failures` the key is
+    /// locked for [`LockoutPolicy::lock_length`] and the count starts again; the end of that new
+    /// lock is returned.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Forgets the key's failures and earlier locks (after a successful login).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn record_success(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Whether the store answers at all, for `/health`.

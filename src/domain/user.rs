@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -276,11 +277,20 @@ impl Roles {
     }
 }
 
-/// The password rules in force (NIST SP 800-63B: length only, no composition rules).
-#[derive(Debug, Clone, Copy)]
+/// Passwords too common to accept, compared without regard to case.
+pub trait PasswordBlocklist: Send + Sync {
+    /// Whether `lowercase` (an already lower-cased password) is on the list.
+    fn contains(&self, lowercase: &str) -> bool;
+}
+
+/// The password rules in force (NIST SP 800-63B: length and a blocklist, no composition
+/// rules).
+#[derive(Clone)]
 pub struct PasswordPolicy {
     /// Fewest characters (Unicode scalar values) accepted.
     pub min_chars: usize,
+    /// Common passwords to refuse; none when absent.
+    pub blocklist: Option<Arc<dyn PasswordBlocklist>>,
 }
 
 impl PasswordPolicy {
@@ -288,9 +298,21 @@ impl PasswordPolicy {
     pub const MAX_CHARS: usize = 128;
 }
 
+impl fmt::Debug for PasswordPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordPolicy")
+            .field("min_chars", &self.min_chars)
+            .field("blocklist", &self.blocklist.is_some())
+            .finish()
+    }
+}
+
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self { min_chars: 8 }
+        Self {
+            min_chars: 8,
+            blocklist: None,
+        }
     }
 }
 
@@ -321,6 +343,15 @@ impl Password {
                     PasswordPolicy::MAX_CHARS
                 ),
             ));
+        }
+        if let Some(blocklist) = &policy.blocklist {
+            if blocklist.contains(&raw.to_lowercase()) {
+                return Err(FieldError::new(
+                    "password",
+                    "password_too_common",
+                    "is one of the most common passwords; choose another",
+                ));
+            }
         }
         Ok(Self(SecretString::from(raw)))
     }
@@ -415,8 +446,29 @@ mod tests {
             Password::parse(&"x".repeat(129), &policy).unwrap_err().code,
             "too_long"
         );
-        let strict = PasswordPolicy { min_chars: 12 };
+        let strict = PasswordPolicy {
+            min_chars: 12,
+            blocklist: None,
+        };
         assert!(Password::parse("elevenchars", &strict).is_err());
+    }
+
+    struct TwoCommon;
+    impl PasswordBlocklist for TwoCommon {
+        fn contains(&self, lowercase: &str) -> bool {
+            ["password1", "iloveyou!"].contains(&lowercase)
+        }
+    }
+
+    #[test]
+    fn common_passwords_are_refused_regardless_of_case() {
+        let policy = PasswordPolicy {
+            min_chars: 8,
+            blocklist: Some(Arc::new(TwoCommon)),
+        };
+        let error = Password::parse("PassWord1", &policy).unwrap_err();
+        assert_eq!(error.code, "password_too_common");
+        assert!(Password::parse("password12", &policy).is_ok());
     }
 
     #[test]

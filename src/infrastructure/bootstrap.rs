@@ -14,9 +14,12 @@ use super::config::Settings;
 use super::crypto::argon2::{Argon2Config, Argon2Hasher};
 use super::crypto::jwt::JwtCodec;
 use super::db;
-use super::http::{self, AppState};
-use crate::application::{AuthService, AuthSettings, UserService};
-use crate::domain::ports::Clock;
+use super::http::{self, AppState, HttpOptions, RateLimit};
+use super::passwords::CommonPasswords;
+use crate::application::{
+    AuditService, AuthService, AuthSettings, MaintenanceService, Ports, Retention, UserService,
+};
+use crate::domain::ports::{Clock, LockoutPolicy};
 use crate::domain::user::PasswordPolicy;
 
 /// A start-up failure, with a message an operator can act on.
@@ -28,7 +31,12 @@ pub struct StartupError(pub String);
 pub struct Services {
     pub auth: AuthService,
     pub users: UserService,
+    pub maintenance: MaintenanceService,
     pub state: AppState,
+}
+
+fn seconds(s: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
 }
 
 /// Connects the database (migrating it), builds the hasher and the token codec, and wires the
@@ -64,43 +72,92 @@ pub async fn build_services(
         &settings.jwt_audience,
         settings.jwt_leeway_seconds,
     ));
-    let seconds = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
-    let auth = AuthService::new(
-        repos.users.clone(),
-        repos.tokens.clone(),
-        hasher.clone(),
+    let ports = Ports {
+        users: repos.users,
+        tokens: repos.tokens,
+        throttle: repos.throttle,
+        audit: repos.audit.clone(),
+        hasher,
         codec,
-        clock.clone(),
+        clock: clock.clone(),
+    };
+    let auth = AuthService::new(
+        ports.clone(),
         AuthSettings {
             access_token_ttl: seconds(settings.access_token_ttl_seconds),
             refresh_token_ttl: seconds(settings.refresh_token_ttl_seconds),
+            lockout: LockoutPolicy {
+                max_failures: settings.login_max_failures,
+                base: seconds(settings.login_lockout_seconds),
+                max: seconds(settings.login_lockout_max_seconds),
+            },
         },
     );
-    let users = UserService::new(
-        repos.users,
-        repos.tokens,
-        hasher,
+    let policy = PasswordPolicy {
+        min_chars: settings.password_min_length,
+        blocklist: Some(Arc::new(CommonPasswords::load())),
+    };
+    let users = UserService::new(ports, policy, settings.registration_open);
+    let maintenance = MaintenanceService::new(
+        repos.purge,
         clock,
-        PasswordPolicy {
-            min_chars: settings.password_min_length,
+        Retention {
+            audit: chrono::Duration::days(i64::from(settings.audit_retention_days)),
+            revoked_sessions: chrono::Duration::days(7),
+            login_failures: chrono::Duration::days(1),
         },
     );
     let state = AppState {
         auth: auth.clone(),
         users: users.clone(),
+        audit: AuditService::new(repos.audit),
         health: repos.health,
         trust_proxy_headers: settings.trust_proxy_headers,
     };
-    Ok(Services { auth, users, state })
+    Ok(Services {
+        auth,
+        users,
+        maintenance,
+        state,
+    })
 }
 
-/// The full HTTP application for `settings`, on the system clock.
+/// The HTTP options of `settings`.
+pub fn http_options(settings: &Settings) -> HttpOptions {
+    HttpOptions {
+        body_limit_bytes: settings.body_limit_bytes,
+        request_timeout: Duration::from_secs(settings.request_timeout_seconds),
+        cors_allowed_origins: settings.cors_allowed_origins.clone(),
+        rate_limit: settings.rate_limit_enabled.then_some(RateLimit {
+            per_second: settings.rate_limit_per_second,
+            burst: settings.rate_limit_burst,
+        }),
+    }
+}
+
+/// The full HTTP application for `settings`, on the system clock, and the housekeeping service
+/// to run beside it.
 ///
 /// # Errors
 /// [`StartupError`].
-pub async fn build_router(settings: &Settings) -> Result<Router, StartupError> {
+pub async fn build_app(settings: &Settings) -> Result<(Router, MaintenanceService), StartupError> {
     let services = build_services(settings, Arc::new(SystemClock)).await?;
-    Ok(http::router(services.state, settings.body_limit_bytes))
+    let router = http::router(services.state, &http_options(settings));
+    Ok((router, services.maintenance))
+}
+
+/// Runs the purge every `interval` until the process ends. Failures are logged and retried at
+/// the next tick.
+pub fn spawn_purge_task(maintenance: MaintenanceService, interval: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = maintenance.purge_once().await {
+                tracing::warn!(%error, "purge failed; retrying at the next interval");
+            }
+        }
+    });
 }
 
 /// Serves `router` on `listener` until `shutdown` completes; in-flight requests then finish.

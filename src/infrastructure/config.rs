@@ -67,6 +67,18 @@ pub struct Settings {
     pub trust_proxy_headers: bool,
     pub body_limit_bytes: usize,
     pub log_format: LogFormat,
+    pub login_max_failures: u32,
+    pub login_lockout_seconds: u64,
+    pub login_lockout_max_seconds: u64,
+    pub registration_open: bool,
+    pub rate_limit_enabled: bool,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    pub request_timeout_seconds: u64,
+    /// Origins allowed by CORS; empty: CORS off (no header is sent).
+    pub cors_allowed_origins: Vec<String>,
+    pub audit_retention_days: u32,
+    pub purge_interval_seconds: u64,
 }
 
 impl fmt::Debug for Settings {
@@ -87,6 +99,11 @@ impl fmt::Debug for Settings {
             .field("argon2_iterations", &self.argon2_iterations)
             .field("argon2_parallelism", &self.argon2_parallelism)
             .field("hash_concurrency", &self.hash_concurrency)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_lockout_seconds", &self.login_lockout_seconds)
+            .field("registration_open", &self.registration_open)
+            .field("rate_limit_enabled", &self.rate_limit_enabled)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +184,24 @@ impl Settings {
             password_min_length: parse(&get, "PASSWORD_MIN_LENGTH", "8")?,
             trust_proxy_headers: parse(&get, "TRUST_PROXY_HEADERS", "false")?,
             body_limit_bytes: parse(&get, "BODY_LIMIT_BYTES", "65536")?,
+            login_max_failures: parse(&get, "LOGIN_MAX_FAILURES", "5")?,
+            login_lockout_seconds: parse(&get, "LOGIN_LOCKOUT_SECONDS", "300")?,
+            login_lockout_max_seconds: parse(&get, "LOGIN_LOCKOUT_MAX_SECONDS", "86400")?,
+            registration_open: parse(&get, "REGISTRATION_OPEN", "true")?,
+            rate_limit_enabled: parse(&get, "RATE_LIMIT_ENABLED", "true")?,
+            rate_limit_per_second: parse(&get, "RATE_LIMIT_PER_SECOND", "5")?,
+            rate_limit_burst: parse(&get, "RATE_LIMIT_BURST", "20")?,
+            request_timeout_seconds: parse(&get, "REQUEST_TIMEOUT_SECONDS", "30")?,
+            cors_allowed_origins: get("CORS_ALLOWED_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            audit_retention_days: parse(&get, "AUDIT_RETENTION_DAYS", "90")?,
+            purge_interval_seconds: parse(&get, "PURGE_INTERVAL_SECONDS", "3600")?,
             log_format: match get("LOG_FORMAT").as_deref() {
                 None if app_env == AppEnv::Production => LogFormat::Json,
                 None | Some("pretty") => LogFormat::Pretty,
@@ -183,7 +218,31 @@ impl Settings {
     }
 
     fn check_ranges(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &str); 8] = [
+        let checks: [(bool, &str); 14] = [
+            (
+                self.login_max_failures > 0,
+                "LOGIN_MAX_FAILURES must be at least 1",
+            ),
+            (
+                self.login_lockout_seconds > 0,
+                "LOGIN_LOCKOUT_SECONDS must be positive",
+            ),
+            (
+                self.login_lockout_max_seconds >= self.login_lockout_seconds,
+                "LOGIN_LOCKOUT_MAX_SECONDS must be at least LOGIN_LOCKOUT_SECONDS",
+            ),
+            (
+                self.rate_limit_per_second > 0 && self.rate_limit_burst > 0,
+                "RATE_LIMIT_PER_SECOND and RATE_LIMIT_BURST must be at least 1",
+            ),
+            (
+                self.request_timeout_seconds > 0,
+                "REQUEST_TIMEOUT_SECONDS must be positive",
+            ),
+            (
+                self.purge_interval_seconds > 0,
+                "PURGE_INTERVAL_SECONDS must be positive",
+            ),
             (
                 self.access_token_ttl_seconds > 0,
                 "ACCESS_TOKEN_TTL_SECONDS must be positive",
@@ -217,8 +276,17 @@ impl Settings {
                 "ARGON2_MEMORY_KIB must be at least 8 x ARGON2_PARALLELISM",
             ),
         ];
-        match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, message)) => Err(ConfigError((*message).to_owned())),
+        if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(ConfigError((*message).to_owned()));
+        }
+        match self
+            .cors_allowed_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.as_str() == "*")
+        {
+            Some(origin) => Err(ConfigError(format!(
+                "CORS_ALLOWED_ORIGINS: '{origin}' is not an origin like https://app.example.com"
+            ))),
             None => Ok(()),
         }
     }
@@ -320,6 +388,27 @@ mod tests {
         assert!(error.contains("PORT"), "{error}");
         let error = load(&[("HASH_CONCURRENCY", "0")]).unwrap_err().to_string();
         assert!(error.contains("HASH_CONCURRENCY"), "{error}");
+    }
+
+    #[test]
+    fn security_settings_have_safe_defaults_and_parse_lists() {
+        let s = load(&[]).unwrap();
+        assert_eq!((s.login_max_failures, s.login_lockout_seconds), (5, 300));
+        assert!(s.registration_open && s.rate_limit_enabled);
+        assert!(s.cors_allowed_origins.is_empty(), "CORS is off by default");
+        let s = load(&[(
+            "CORS_ALLOWED_ORIGINS",
+            "https://a.example, http://localhost:3000/",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.cors_allowed_origins,
+            ["https://a.example", "http://localhost:3000"]
+        );
+        let error = load(&[("CORS_ALLOWED_ORIGINS", "*")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("CORS_ALLOWED_ORIGINS"), "{error}");
     }
 
     #[test]

@@ -7,4 +7,5 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod http;
+pub mod passwords;
 pub mod telemetry;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use auth_service::domain::ports::Clock;
-use auth_service::infrastructure::bootstrap::{build_services, serve, Services};
+use auth_service::infrastructure::bootstrap::{build_services, http_options, serve, Services};
 use auth_service::infrastructure::config::Settings;
 use auth_service::infrastructure::http::{self, AppState};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -79,7 +79,7 @@ pub async fn spawn_app_customised(
     let services = build_services(&settings, clock.clone()).await.unwrap();
     let mut state = services.state.clone();
     customise(&mut state);
-    let router = http::router(state, settings.body_limit_bytes);
+    let router = http::router(state, &http_options(&settings));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel();

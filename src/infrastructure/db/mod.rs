@@ -4,13 +4,18 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
-use crate::domain::ports::{HealthProbe, StoreError, TokenRepository, UserRepository};
+use crate::domain::ports::{
+    AuditLog, HealthProbe, LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,
+};
 
 /// The repositories of one backend, as the wiring hands them to the use cases.
 #[derive(Clone)]
 pub struct Repositories {
     pub users: Arc<dyn UserRepository>,
     pub tokens: Arc<dyn TokenRepository>,
+    pub throttle: Arc<dyn LoginThrottle>,
+    pub audit: Arc<dyn AuditLog>,
+    pub purge: Arc<dyn Purge>,
     pub health: Arc<dyn HealthProbe>,
 }
 
@@ -26,6 +31,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Repositories, St
         Ok(Repositories {
             users: store.clone(),
             tokens: store.clone(),
+            throttle: store.clone(),
+            audit: store.clone(),
+            purge: store.clone(),
             health: store,
         })
     } else {

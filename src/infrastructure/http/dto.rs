@@ -185,3 +185,110 @@ pub struct HealthChecks {
 pub struct LiveBody {
     pub status: &'static str,
 }
+
+/// One page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPageBody {
+    pub items: Vec<UserBody>,
+    /// All users, across pages.
+    #[schema(example = 42)]
+    pub total: u64,
+    #[schema(example = 20)]
+    pub limit: u32,
+    #[schema(example = 0)]
+    pub offset: u64,
+}
+
+/// Paging of `GET /users`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1–100, default 20.
+    pub limit: Option<u32>,
+    /// Users to skip, default 0.
+    pub offset: Option<u64>,
+}
+
+fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// An administrator's change to a user: absent fields stay as they are; `null` clears `email`
+/// or `full_name`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"is_active": false}))]
+pub struct UserPatchRequest {
+    /// `false` disables the user and revokes every session at once.
+    pub is_active: Option<bool>,
+    /// The complete new set of roles (at least one): `user`, `admin`.
+    #[schema(example = json!(["user", "admin"]))]
+    pub roles: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub full_name: Option<Option<String>>,
+}
+
+/// Filters of `GET /admin/audit-events`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only events about this user.
+    pub user_id: Option<Uuid>,
+    /// Only this kind of event (`login_failed`, `account_locked`, ...).
+    pub event: Option<String>,
+    /// 1–200, default 50.
+    pub limit: Option<u32>,
+    /// Only events strictly before this RFC 3339 time (for paging: the `at` of the last item).
+    pub before: Option<String>,
+}
+
+/// One audit event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventBody {
+    pub id: Uuid,
+    /// RFC 3339, UTC.
+    #[schema(example = "2026-11-24T10:00:00.000000Z")]
+    pub at: String,
+    #[schema(example = "login_failed")]
+    pub event: String,
+    pub user_id: Option<Uuid>,
+    /// The user's name, or the name attempted in a failed login.
+    #[schema(example = "alice")]
+    pub username: Option<String>,
+    #[schema(example = "203.0.113.7")]
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub success: bool,
+    #[schema(example = "wrong password")]
+    pub detail: Option<String>,
+}
+
+impl From<&crate::domain::audit::AuditEvent> for AuditEventBody {
+    fn from(e: &crate::domain::audit::AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            at: rfc3339(e.at),
+            event: e.kind.as_str().to_owned(),
+            user_id: e.user_id.map(|id| id.as_uuid()),
+            username: e.username.clone(),
+            ip: e.ip.map(|ip| ip.to_string()),
+            user_agent: e.user_agent.clone(),
+            success: e.success,
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPageBody {
+    pub items: Vec<AuditEventBody>,
+}

@@ -105,6 +105,19 @@ impl Problem {
         problem
     }
 
+    /// A 403 for a valid token without the needed role.
+    fn insufficient_scope() -> Self {
+        let mut problem = Self::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "This operation needs the admin role.",
+        );
+        problem.www_authenticate = Some(
+            "Bearer error=\"insufficient_scope\", error_description=\"admin role required\", scope=\"admin\"".into(),
+        );
+        problem
+    }
+
     fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self
@@ -129,6 +142,17 @@ impl From<AppError> for Problem {
                 Self::invalid_token(&reason)
             }
             AppError::Validation(errors) => Self::validation(errors),
+            AppError::AccountLocked { retry_after_secs } => Self::new(
+                S::TOO_MANY_REQUESTS,
+                "account_locked",
+                format!("Too many failed logins; try again in {retry_after_secs} seconds."),
+            )
+            .retry_after(retry_after_secs),
+            AppError::AuthenticationRequired => Self::missing_token(),
+            AppError::Forbidden => Self::insufficient_scope(),
+            AppError::UserNotFound => {
+                Self::new(S::NOT_FOUND, "user_not_found", "No user has this id.")
+            }
             AppError::UsernameTaken => Self::new(
                 S::CONFLICT,
                 "username_taken",
@@ -256,6 +280,12 @@ impl From<AppError> for OAuthError {
                 Self::new(S::BAD_REQUEST, "invalid_grant", error.to_string())
             }
             AppError::InvalidScope(detail) => Self::new(S::BAD_REQUEST, "invalid_scope", detail),
+            AppError::AccountLocked { retry_after_secs } => Self {
+                status: S::TOO_MANY_REQUESTS,
+                error: "invalid_grant",
+                description: error.to_string(),
+                retry_after: Some(retry_after_secs),
+            },
             other => {
                 // Everything else has the same meaning as on the API; only the body differs.
                 let problem = Problem::from(other);

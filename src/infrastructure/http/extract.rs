@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::{OAuthError, Problem};
@@ -26,24 +26,29 @@ impl FromRequestParts<AppState> for Client {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        let forwarded = state
-            .trust_proxy_headers
-            .then(|| forwarded_for(&parts.headers))
-            .flatten();
+        let ip = client_ip(&parts.extensions, &parts.headers, state.trust_proxy_headers);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect());
-        Ok(Client(RequestContext {
-            ip: forwarded.or(peer),
-            user_agent,
-        }))
+        Ok(Client(RequestContext { ip, user_agent }))
     }
+}
+
+/// The client's address: the socket peer, or the last `X-Forwarded-For` entry when the proxy
+/// in front is trusted.
+pub fn client_ip(
+    extensions: &Extensions,
+    headers: &HeaderMap,
+    trust_proxy: bool,
+) -> Option<IpAddr> {
+    let forwarded = trust_proxy.then(|| forwarded_for(headers)).flatten();
+    forwarded.or_else(|| {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+    })
 }
 
 /// The address the trusted proxy saw: the last entry of `X-Forwarded-For`. Earlier entries were
@@ -72,6 +77,52 @@ impl FromRequestParts<AppState> for CurrentUser {
         let token = bearer_token(&parts.headers).ok_or_else(Problem::missing_token)?;
         let principal = state.auth.authenticate(token).await?;
         Ok(CurrentUser(principal))
+    }
+}
+
+/// Like [`CurrentUser`], but `None` when no `Authorization` header was sent (for operations
+/// whose access depends on configuration). A token that was sent must still be valid.
+pub struct MaybeUser(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(MaybeUser(None));
+        }
+        let CurrentUser(principal) = CurrentUser::from_request_parts(parts, state).await?;
+        Ok(MaybeUser(Some(principal)))
+    }
+}
+
+/// Query parameters; a rejection is a 422 problem naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let reason = text
+                    .split_once("query string: ")
+                    .map_or(text.as_str(), |(_, r)| r);
+                Err(Problem::validation(vec![FieldError::new(
+                    &field_of(reason),
+                    "invalid_value",
+                    reason,
+                )]))
+            }
+        }
     }
 }
 
@@ -139,7 +190,11 @@ fn serde_reason(text: &str) -> String {
 
 /// The field a serde error names: `missing field `x``, or the `path: ` prefix of a data error.
 fn field_of(reason: &str) -> String {
-    if let Some(rest) = reason.split_once("missing field `").map(|(_, r)| r) {
+    let named = reason
+        .split_once("missing field `")
+        .or_else(|| reason.split_once("unknown field `"))
+        .map(|(_, r)| r);
+    if let Some(rest) = named {
         if let Some((field, _)) = rest.split_once('`') {
             return field.to_owned();
         }

@@ -8,13 +8,15 @@ mod openapi;
 pub mod routes;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::Router;
+use tower_http::timeout::TimeoutLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::application::{AuthService, UserService};
+use crate::application::{AuditService, AuthService, UserService};
 use crate::domain::ports::HealthProbe;
 use error::Problem;
 
@@ -23,6 +25,7 @@ use error::Problem;
 pub struct AppState {
     pub auth: AuthService,
     pub users: UserService,
+    pub audit: AuditService,
     pub health: Arc<dyn HealthProbe>,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_proxy_headers: bool,
@@ -36,15 +39,50 @@ pub fn no_store() -> [(HeaderName, HeaderValue); 2] {
     ]
 }
 
+/// Per-client-IP request rate on the token and registration endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// Transport settings of the router.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    /// Empty: CORS off.
+    pub cors_allowed_origins: Vec<String>,
+    /// `None`: no rate limit.
+    pub rate_limit: Option<RateLimit>,
+}
+
 /// The whole application: API routes, `/openapi.json`, Swagger UI at `/docs`, and the
-/// middleware (request log, body limit, problem documents for framework errors).
-pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
+/// middleware (request log, security headers, CORS, timeout, rate limit, body limit, problem
+/// documents for framework errors).
+pub fn router(state: AppState, options: &HttpOptions) -> Router {
     let (api_router, api) = openapi::api_router().split_for_parts();
-    api_router
+    let limiter = options
+        .rate_limit
+        .map(|limit| Arc::new(middleware::Limiter::new(limit, state.trust_proxy_headers)));
+    let mut router = api_router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(body_limit_bytes))
-        .layer(axum::middleware::map_response(
+        .layer(DefaultBodyLimit::max(options.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            middleware::rate_limit,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            options.request_timeout,
+        ));
+    if let Some(cors) = middleware::cors(&options.cors_allowed_origins) {
+        router = router.layer(cors);
+    }
+    router
+        .layer(axum::middleware::map_response(middleware::security_headers))
+        .layer(axum::middleware::from_fn(
             middleware::problem_for_bare_errors,
         ))
         .layer(axum::middleware::from_fn(middleware::request_log))

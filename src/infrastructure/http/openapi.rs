@@ -18,6 +18,7 @@ use super::AppState;
         (name = "oauth2", description = "RFC 6749 / RFC 7009 endpoints (form-encoded, RFC 6749 error JSON)"),
         (name = "auth", description = "Session management for an authenticated caller"),
         (name = "users", description = "Registration and the current user"),
+        (name = "admin", description = "User administration and the audit log (admin role)"),
         (name = "demo", description = "A protected example resource"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -48,5 +49,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::auth::router())
         .merge(routes::users::router())
+        .merge(routes::admin::router())
         .merge(routes::health::router())
 }

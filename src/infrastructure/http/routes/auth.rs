@@ -47,6 +47,7 @@ fn token_response(pair: &TokenPair) -> Response {
          headers(("Cache-Control" = String, description = "no-store"), ("Pragma" = String, description = "no-cache"))),
         (status = 400, description = "invalid_request, invalid_grant, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
         (status = 413, description = "Body over the configured limit", body = OAuthErrorBody),
+        (status = 429, description = "The account is locked after repeated failures, or the client exceeded its rate (Retry-After)", body = OAuthErrorBody),
         (status = 503, description = "Password hashing saturated or database unavailable (see Retry-After)", body = OAuthErrorBody),
     )
 )]
@@ -90,6 +91,7 @@ async fn token(
         (status = 200, description = "Tokens issued; the refresh token is rotated", body = TokenResponse),
         (status = 400, description = "invalid_request or invalid_grant (unknown, expired, revoked or reused token)", body = OAuthErrorBody),
         (status = 413, description = "Body over the configured limit", body = OAuthErrorBody),
+        (status = 429, description = "The client exceeded its rate (Retry-After)", body = OAuthErrorBody),
         (status = 503, description = "Database unavailable", body = OAuthErrorBody),
     )
 )]

@@ -1,5 +1,6 @@
 //! Route modules; each exposes `router()` with its operations registered for OpenAPI.
 
+pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod users;

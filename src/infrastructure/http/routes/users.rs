@@ -15,7 +15,7 @@ use crate::infrastructure::http::dto::{
     ChangePasswordRequest, ProtectedBody, RegisterRequest, UserBody,
 };
 use crate::infrastructure::http::error::{Problem, ProblemBody};
-use crate::infrastructure::http::extract::{ApiJson, Client, CurrentUser};
+use crate::infrastructure::http::extract::{ApiJson, Client, CurrentUser, MaybeUser};
 use crate::infrastructure::http::AppState;
 
 /// The routes of this module.
@@ -30,26 +30,34 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Register a user
 ///
 /// Creates a user with the role `user`. Usernames and e-mail addresses are unique regardless of
-/// case. Every invalid field is reported at once.
+/// case; passwords on the list of the 10,000 most common are refused (`password_too_common`).
+/// Every invalid field is reported at once. While registration is open (the default) no token is
+/// needed; with `REGISTRATION_OPEN=false` only an admin bearer may create users.
 #[utoipa::path(
     post, path = "/users", tag = "users",
     request_body = RegisterRequest,
+    security((), ("oauth2" = ["admin"])),
     responses(
         (status = 201, description = "Created", body = UserBody,
          headers(("Location" = String, description = "/users/{id}"))),
         (status = 400, description = "Malformed JSON", body = ProblemBody),
+        (status = 401, description = "Registration is closed and no (valid) token was sent", body = ProblemBody),
+        (status = 403, description = "Registration is closed and the caller is not an admin", body = ProblemBody),
         (status = 409, description = "username_taken or email_taken", body = ProblemBody),
         (status = 413, description = "Body over the configured limit", body = ProblemBody),
         (status = 415, description = "Body is not JSON", body = ProblemBody),
-        (status = 422, description = "Invalid fields (validation_failed)", body = ProblemBody),
+        (status = 422, description = "Invalid fields (validation_failed; password_too_common in an errors entry)", body = ProblemBody),
+        (status = 429, description = "Too many requests from this client (Retry-After)", body = ProblemBody),
         (status = 503, description = "Password hashing saturated or database unavailable", body = ProblemBody),
     )
 )]
 async fn register(
     State(state): State<AppState>,
     Client(ctx): Client,
+    MaybeUser(caller): MaybeUser,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<Response, Problem> {
+    state.users.authorize_registration(caller.as_ref())?;
     let required = |field: &str| FieldError::new(field, "required", "is required");
     let missing: Vec<FieldError> = [
         body.username.is_none().then(|| required("username")),
@@ -68,7 +76,7 @@ async fn register(
         full_name: body.full_name,
         roles: None,
     };
-    let user = state.users.create_user(input, &ctx).await?;
+    let user = state.users.register(input, caller.as_ref(), &ctx).await?;
     let location = format!("/users/{}", user.id);
     Ok((
         StatusCode::CREATED,
@@ -108,7 +116,7 @@ async fn me(CurrentUser(principal): CurrentUser) -> Json<UserBody> {
         (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
         (status = 413, description = "Body over the configured limit", body = ProblemBody),
         (status = 415, description = "Body is not JSON", body = ProblemBody),
-        (status = 422, description = "The new password breaks the rules", body = ProblemBody),
+        (status = 422, description = "The new password breaks the rules (too short, too long, password_too_common)", body = ProblemBody),
         (status = 503, description = "Password hashing saturated or database unavailable", body = ProblemBody),
     )
 )]
