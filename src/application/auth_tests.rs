@@ -5,6 +5,7 @@ use chrono::Duration;
 use super::*;
 use crate::application::fakes::Harness;
 use crate::application::NewUser;
+use crate::domain::audit::AuditEventKind as Event;
 use crate::domain::ports::{Clock, UserRepository};
 use crate::domain::user::{PasswordHash, Role};
 
@@ -244,4 +245,65 @@ async fn an_outdated_hash_is_upgraded_on_login() {
     login(&h, "alice", PASSWORD).await.unwrap();
     let stored = h.store.find_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(stored.password_hash.as_str(), format!("fake:{PASSWORD}"));
+}
+
+#[tokio::test]
+async fn consecutive_failures_lock_the_account_even_for_the_right_password() {
+    let (h, _) = harness_with_user(None).await;
+    for _ in 0..3 {
+        assert!(matches!(
+            login(&h, "alice", "wrong password").await,
+            Err(AppError::InvalidCredentials)
+        ));
+    }
+    let locked = login(&h, "alice", PASSWORD).await;
+    assert!(
+        matches!(locked, Err(AppError::AccountLocked { retry_after_secs }) if retry_after_secs > 290 && retry_after_secs <= 301),
+        "{locked:?}"
+    );
+    h.clock.advance(Duration::minutes(5) + Duration::seconds(1));
+    assert!(login(&h, "alice", PASSWORD).await.is_ok());
+    let kinds = h.store.audit_kinds();
+    assert!(kinds.contains(&Event::AccountLocked));
+    assert_eq!(kinds.last(), Some(&Event::LoginSucceeded));
+}
+
+#[tokio::test]
+async fn a_success_resets_the_count_and_repeat_offenders_are_locked_longer() {
+    let (h, _) = harness_with_user(None).await;
+    for _ in 0..2 {
+        let _ = login(&h, "alice", "wrong").await;
+    }
+    login(&h, "alice", PASSWORD).await.unwrap();
+    for _ in 0..2 {
+        let _ = login(&h, "alice", "wrong").await;
+    }
+    assert!(
+        login(&h, "alice", PASSWORD).await.is_ok(),
+        "the count restarted"
+    );
+    for round in 1..=2_i64 {
+        for _ in 0..3 {
+            let _ = login(&h, "alice", "wrong").await;
+        }
+        let Err(AppError::AccountLocked { retry_after_secs }) = login(&h, "alice", PASSWORD).await
+        else {
+            panic!("expected a lock");
+        };
+        // 5 minutes, then 10: each lock doubles the next.
+        assert_eq!(retry_after_secs, u64::try_from(300 * round + 1).unwrap());
+        h.clock.advance(Duration::seconds(300 * round + 1));
+    }
+}
+
+#[tokio::test]
+async fn unknown_usernames_lock_like_real_ones() {
+    let (h, _) = harness_with_user(None).await;
+    for _ in 0..3 {
+        let _ = login(&h, "ghost", PASSWORD).await;
+    }
+    assert!(matches!(
+        login(&h, "GHOST", PASSWORD).await,
+        Err(AppError::AccountLocked { .. })
+    ));
 }

@@ -1,6 +1,7 @@
 use super::*;
 use crate::application::fakes::Harness;
-use crate::application::AppError;
+use crate::application::{AppError, Principal, UserPatch};
+use crate::domain::user::User;
 
 fn new_user(username: &str, password: &str, email: Option<&str>) -> NewUser {
     NewUser {
@@ -130,4 +131,88 @@ async fn changing_the_password_checks_the_current_one_and_revokes_other_sessions
     assert_eq!(h.store.live_sessions(user.id), 1);
     assert!(login("first password").await.is_err());
     assert!(login("second password").await.is_ok());
+}
+
+async fn admin_and_user(h: &Harness) -> (Principal, User) {
+    let ctx = RequestContext::default();
+    let mut input = new_user("root", "root password", None);
+    input.roles = Some(vec!["admin".into(), "user".into()]);
+    h.users.create_user(input, &ctx).await.unwrap();
+    let user = h
+        .users
+        .create_user(new_user("erin", "erin password", None), &ctx)
+        .await
+        .unwrap();
+    let pair = h
+        .auth
+        .login("root", &Password::candidate("root password"), None, &ctx)
+        .await
+        .unwrap();
+    let admin = h.auth.authenticate(&pair.access_token.token).await.unwrap();
+    (admin, user)
+}
+
+#[tokio::test]
+async fn disabling_a_user_revokes_every_session_at_once() {
+    let h = Harness::new();
+    let ctx = RequestContext::default();
+    let (admin, erin) = admin_and_user(&h).await;
+    let pair = h
+        .auth
+        .login("erin", &Password::candidate("erin password"), None, &ctx)
+        .await
+        .unwrap();
+    let patch = UserPatch {
+        is_active: Some(false),
+        ..UserPatch::default()
+    };
+    let updated = h
+        .users
+        .update_user(&admin, erin.id, patch, &ctx)
+        .await
+        .unwrap();
+    assert!(!updated.is_active);
+    assert!(h.auth.authenticate(&pair.access_token.token).await.is_err());
+    assert_eq!(h.store.live_sessions(erin.id), 0);
+}
+
+#[tokio::test]
+async fn admin_operations_refuse_non_admins_and_admins_cannot_lock_themselves_out() {
+    let h = Harness::new();
+    let ctx = RequestContext::default();
+    let (admin, erin) = admin_and_user(&h).await;
+    let pair = h
+        .auth
+        .login("erin", &Password::candidate("erin password"), None, &ctx)
+        .await
+        .unwrap();
+    let plain = h.auth.authenticate(&pair.access_token.token).await.unwrap();
+    assert!(matches!(
+        h.users.list_users(&plain, 20, 0).await,
+        Err(AppError::Forbidden)
+    ));
+    assert!(matches!(
+        h.users.get_user(&plain, erin.id).await,
+        Err(AppError::Forbidden)
+    ));
+
+    let disable_self = UserPatch {
+        is_active: Some(false),
+        roles: Some(vec!["user".into()]),
+        ..UserPatch::default()
+    };
+    let Err(AppError::Validation(errors)) = h
+        .users
+        .update_user(&admin, admin.user.id, disable_self, &ctx)
+        .await
+    else {
+        panic!("an admin must not lock themself out");
+    };
+    assert_eq!(errors.len(), 2);
+    let page = h.users.list_users(&admin, 1, 1).await.unwrap();
+    assert_eq!((page.total, page.items.len()), (2, 1));
+    assert!(matches!(
+        h.users.list_users(&admin, 101, 0).await,
+        Err(AppError::Validation(_))
+    ));
 }

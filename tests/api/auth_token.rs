@@ -4,8 +4,6 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::*;
-use auth_service::application::{NewUser, RequestContext};
-use auth_service::domain::user::Password;
 
 #[tokio::test]
 async fn a_login_returns_a_bearer_token_response_that_is_never_cached() {
@@ -199,28 +197,10 @@ async fn an_oversized_token_request_is_413() {
     assert_oauth_error(response, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request").await;
 }
 
-async fn admin(app: &TestApp) {
-    app.services
-        .users
-        .create_user(
-            NewUser {
-                username: "root".into(),
-                password: Password::candidate(PASSWORD),
-                email: None,
-                full_name: None,
-                roles: Some(vec!["user".into(), "admin".into()]),
-            },
-            &RequestContext::default(),
-        )
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_scope_narrows_the_token_to_a_subset_of_the_users_roles() {
     let app = spawn_app().await;
-    admin(&app).await;
-    let all = app.tokens("root", PASSWORD).await;
+    let all = app.admin_with_tokens("root").await;
     assert_eq!(all.body["scope"], "user admin");
     let (_, claims) = jwt_parts(&all.access);
     assert_eq!(claims["roles"], serde_json::json!(["user", "admin"]));

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use auth_service::application::{NewUser, RequestContext};
 use auth_service::domain::ports::Clock;
+use auth_service::domain::user::Password;
 use auth_service::infrastructure::bootstrap::{build_services, http_options, serve, Services};
 use auth_service::infrastructure::config::Settings;
 use auth_service::infrastructure::http::{self, AppState};
@@ -40,7 +42,8 @@ pub struct TestApp {
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _dir: TempDir,
+    /// Holds the test's database; `test_settings(&app.dir, ...)` reaches the same one.
+    pub dir: TempDir,
 }
 
 /// The test configuration: `.env.testing`, a temporary database, then `overrides`.
@@ -97,7 +100,7 @@ pub async fn spawn_app_customised(
         settings,
         shutdown: Some(tx),
         server: Some(server),
-        _dir: dir,
+        dir,
     }
 }
 
@@ -164,6 +167,26 @@ impl TestApp {
             self.register(username, PASSWORD).await.status(),
             StatusCode::CREATED
         );
+        self.tokens(username, PASSWORD).await
+    }
+
+    /// Creates `username` with roles `user` and `admin` (directly through the use case, as the
+    /// seed command does) and logs in.
+    pub async fn admin_with_tokens(&self, username: &str) -> Tokens {
+        self.services
+            .users
+            .create_user(
+                NewUser {
+                    username: username.into(),
+                    password: Password::candidate(PASSWORD),
+                    email: None,
+                    full_name: None,
+                    roles: Some(vec!["user".into(), "admin".into()]),
+                },
+                &RequestContext::default(),
+            )
+            .await
+            .unwrap();
         self.tokens(username, PASSWORD).await
     }
 

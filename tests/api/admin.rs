@@ -1,0 +1,274 @@
+//! User administration, as an admin and as those who are not.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn patch(app: &TestApp, token: &str, id: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .patch(app.url(&format!("/users/{id}")))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn user_id(app: &TestApp, tokens: &Tokens) -> String {
+    let me: Value = app
+        .get("/users/me", Some(&tokens.access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    me["id"].as_str().unwrap().to_owned()
+}
+
+async fn assert_forbidden(response: reqwest::Response) {
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert_problem(response, StatusCode::FORBIDDEN, "insufficient_scope").await;
+}
+
+#[tokio::test]
+async fn admins_list_users_a_page_at_a_time() {
+    let app = spawn_app().await;
+    let admin = app.admin_with_tokens("root").await;
+    for name in ["bob", "carol", "dave"] {
+        app.register(name, PASSWORD).await;
+    }
+    let page: Value = app
+        .get("/users?limit=2&offset=1", Some(&admin.access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["total"], 4);
+    assert_eq!(
+        (page["limit"].as_u64(), page["offset"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bob", "carol"]);
+    let default: Value = app
+        .get("/users", Some(&admin.access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(default["limit"], 20);
+    assert_eq!(default["items"].as_array().unwrap().len(), 4);
+    assert!(default["items"][0].get("password_hash").is_none());
+}
+
+#[tokio::test]
+async fn bad_paging_parameters_are_422() {
+    let app = spawn_app().await;
+    let admin = app.admin_with_tokens("root").await;
+    for query in ["limit=101", "limit=0", "limit=abc", "offset=-1"] {
+        let response = app
+            .get(&format!("/users?{query}"), Some(&admin.access))
+            .await;
+        let body = assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert!(body["errors"][0]["field"].is_string(), "{query}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn non_admins_get_403_and_anonymous_callers_401() {
+    let app = spawn_app().await;
+    let user = app.user_with_tokens("bob").await;
+    let id = user_id(&app, &user).await;
+    assert_forbidden(app.get("/users", Some(&user.access)).await).await;
+    assert_forbidden(app.get(&format!("/users/{id}"), Some(&user.access)).await).await;
+    assert_forbidden(patch(&app, &user.access, &id, &json!({"roles": ["admin"]})).await).await;
+    assert_forbidden(app.get("/admin/audit-events", Some(&user.access)).await).await;
+    assert_problem(
+        app.get("/users", None).await,
+        StatusCode::UNAUTHORIZED,
+        "missing_token",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_admin_token_narrowed_to_user_scope_is_not_an_admin() {
+    let app = spawn_app().await;
+    app.admin_with_tokens("root").await;
+    let form = form(&[
+        ("username", "root"),
+        ("password", PASSWORD),
+        ("scope", "user"),
+    ]);
+    let narrowed = tokens_of(app.post_form("/auth/token", &form).await).await;
+    assert_forbidden(app.get("/users", Some(&narrowed.access)).await).await;
+}
+
+#[tokio::test]
+async fn a_demoted_admin_loses_access_on_the_next_request() {
+    let app = spawn_app().await;
+    let root = app.admin_with_tokens("root").await;
+    let other = app.admin_with_tokens("other").await;
+    let other_id = user_id(&app, &other).await;
+    assert_eq!(
+        app.get("/users", Some(&other.access)).await.status(),
+        StatusCode::OK
+    );
+    let response = patch(&app, &root.access, &other_id, &json!({"roles": ["user"]})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_forbidden(app.get("/users", Some(&other.access)).await).await;
+}
+
+#[tokio::test]
+async fn get_user_finds_by_id_and_404s_otherwise() {
+    let app = spawn_app().await;
+    let admin = app.admin_with_tokens("root").await;
+    let bob = app.user_with_tokens("bob").await;
+    let id = user_id(&app, &bob).await;
+    let user: Value = app
+        .get(&format!("/users/{id}"), Some(&admin.access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["username"], "bob");
+    let unknown = uuid::Uuid::now_v7();
+    for path in [format!("/users/{unknown}"), "/users/not-a-uuid".to_owned()] {
+        let response = app.get(&path, Some(&admin.access)).await;
+        assert_problem(response, StatusCode::NOT_FOUND, "user_not_found").await;
+    }
+    let response = patch(
+        &app,
+        &admin.access,
+        &unknown.to_string(),
+        &json!({"is_active": false}),
+    )
+    .await;
+    assert_problem(response, StatusCode::NOT_FOUND, "user_not_found").await;
+}
+
+#[tokio::test]
+async fn disabling_a_user_revokes_every_session_at_once_and_enabling_restores_login() {
+    let app = spawn_app().await;
+    let admin = app.admin_with_tokens("root").await;
+    let bob = app.user_with_tokens("bob").await;
+    let bob_again = app.tokens("bob", PASSWORD).await;
+    let id = user_id(&app, &bob).await;
+    let response = patch(&app, &admin.access, &id, &json!({"is_active": false})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["is_active"], false);
+    assert_invalid_token(app.get("/users/me", Some(&bob.access)).await).await;
+    assert_invalid_token(app.get("/users/me", Some(&bob_again.access)).await).await;
+    assert_oauth_error(
+        app.refresh_grant(&bob.refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_oauth_error(
+        app.login("bob", PASSWORD).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+
+    patch(&app, &admin.access, &id, &json!({"is_active": true})).await;
+    tokens_of(app.login("bob", PASSWORD).await).await;
+}
+
+#[tokio::test]
+async fn roles_email_and_full_name_can_be_changed_and_cleared() {
+    let app = spawn_app().await;
+    let admin = app.admin_with_tokens("root").await;
+    let bob = app.user_with_tokens("bob").await;
+    let id = user_id(&app, &bob).await;
+    app.clock.advance(chrono::Duration::seconds(5));
+    let body =
+        json!({"roles": ["user", "admin"], "email": "bob@example.com", "full_name": "Bob B."});
+    let changed: Value = patch(&app, &admin.access, &id, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changed["roles"], json!(["user", "admin"]));
+    assert_eq!(changed["email"], "bob@example.com");
+    assert_eq!(changed["full_name"], "Bob B.");
+    assert_ne!(changed["updated_at"], changed["created_at"]);
+    let promoted = app.tokens("bob", PASSWORD).await;
+    assert_eq!(promoted.body["scope"], "user admin");
+
+    let cleared: Value = patch(&app, &admin.access, &id, &json!({"email": null}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(cleared["email"].is_null());
+    assert_eq!(cleared["full_name"], "Bob B.", "absent fields stay");
+}
+
+#[tokio::test]
+async fn invalid_changes_are_refused_without_touching_the_user() {
+    let app = spawn_app().await;
+    let admin = app.admin_with_tokens("root").await;
+    let admin_id = user_id(&app, &admin).await;
+    app.post_json(
+        "/users",
+        &json!({"username": "carol", "password": PASSWORD, "email": "c@example.com"}),
+    )
+    .await;
+    let bob = app.user_with_tokens("bob").await;
+    let id = user_id(&app, &bob).await;
+    let cases = [
+        (json!({"email": "not-an-email"}), "email"),
+        (json!({"roles": ["root"]}), "roles"),
+        (json!({"roles": []}), "roles"),
+        (json!({"full_name": "x".repeat(101)}), "full_name"),
+        (json!({"username": "renamed"}), "username"),
+        (json!({"password": "sneaky password"}), "password"),
+    ];
+    for (body, field) in cases {
+        let response = patch(&app, &admin.access, &id, &body).await;
+        let problem = assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], field, "{body}");
+    }
+    let response = patch(&app, &admin.access, &id, &json!({"email": "C@EXAMPLE.COM"})).await;
+    assert_problem(response, StatusCode::CONFLICT, "email_taken").await;
+    let response = patch(&app, &admin.access, &admin_id, &json!({"is_active": false})).await;
+    let problem = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["code"], "self_lockout");
+    let bob_now: Value = app
+        .get(&format!("/users/{id}"), Some(&admin.access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(bob_now["email"].is_null() && bob_now["roles"] == json!(["user"]));
+}
