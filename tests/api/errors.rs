@@ -34,13 +34,9 @@ async fn a_wrong_method_is_a_405_problem_with_allow() {
         "method_not_allowed",
     )
     .await;
+    // The OAuth2 endpoints answer in RFC 6749 error JSON, even for the framework's own errors.
     let response = app.get("/auth/token", None).await;
-    assert_problem(
-        response,
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-    )
-    .await;
+    assert_oauth_error(response, StatusCode::METHOD_NOT_ALLOWED, "invalid_request").await;
 }
 
 #[tokio::test]

@@ -1,11 +1,16 @@
 //! HTTP integration tests: the real router on an ephemeral port, a fresh SQLite database per
 //! test, driven with reqwest as a client would.
 
+mod admin;
+mod audit;
 mod auth_token;
 mod docs;
 mod errors;
 mod health;
 mod helpers;
+mod hygiene;
+mod lockout;
 mod refresh;
 mod sessions;
+mod token_hygiene;
 mod users;
