@@ -10,9 +10,11 @@ use auth_service::domain::session::{
 use auth_service::domain::user::{
     EmailAddress, FullName, PasswordHash, Role, Roles, User, UserId, Username,
 };
-use auth_service::infrastructure::db::{self, Repositories};
+use auth_service::infrastructure::db::{self, DbOptions, Repositories};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use tempfile::TempDir;
+
+mod support;
 
 /// A backend under test; `_guard` keeps its temporary storage alive.
 pub struct Backend {
@@ -20,14 +22,33 @@ pub struct Backend {
     _guard: Box<dyn std::any::Any + Send>,
 }
 
-async fn sqlite() -> Backend {
+fn options() -> DbOptions {
+    DbOptions {
+        max_connections: 8,
+        acquire_timeout: std::time::Duration::from_secs(5),
+        statement_timeout: std::time::Duration::from_secs(5),
+    }
+}
+
+async fn sqlite() -> Option<Backend> {
     let dir = TempDir::new().unwrap();
     let url = format!("sqlite://{}/contract.db", dir.path().display());
-    let repos = db::connect(&url, 4).await.unwrap();
-    Backend {
+    let repos = db::connect(&url, &options()).await.unwrap();
+    Some(Backend {
         repos,
         _guard: Box::new(dir),
-    }
+    })
+}
+
+/// A fresh database on the `TEST_POSTGRES_URL` server; `None` (the test is skipped) without it.
+async fn postgres() -> Option<Backend> {
+    let admin = support::postgres_admin_url()?;
+    let database = support::PgDatabase::create(&admin).await;
+    let repos = db::connect(&database.url, &options()).await.unwrap();
+    Some(Backend {
+        repos,
+        _guard: Box::new(database),
+    })
 }
 
 fn now() -> DateTime<Utc> {
@@ -407,19 +428,25 @@ async fn the_health_probe_answers(b: Backend) {
 }
 
 macro_rules! contract_tests {
-    ($backend:ident: $($case:ident),+ $(,)?) => {
+    ($($backend:ident),+: $cases:tt) => {
+        $(contract_tests!(@backend $backend $cases);)+
+    };
+    (@backend $backend:ident [$($case:ident),+ $(,)?]) => {
         mod $backend {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    super::$case(super::$backend().await).await;
+                    match super::$backend().await {
+                        Some(backend) => super::$case(backend).await,
+                        None => super::support::skip(concat!(stringify!($backend), "::", stringify!($case))),
+                    }
                 }
             )+
         }
     };
 }
 
-contract_tests!(sqlite:
+contract_tests!(sqlite, postgres: [
     users_round_trip_and_are_found_by_username_regardless_of_case,
     usernames_and_emails_are_unique_regardless_of_case,
     password_hashes_are_replaced,
@@ -430,4 +457,4 @@ contract_tests!(sqlite:
     concurrent_rotations_of_one_token_have_exactly_one_winner,
     sessions_are_revoked_one_or_all_but_one,
     the_health_probe_answers,
-);
+]);

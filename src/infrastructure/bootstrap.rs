@@ -13,7 +13,7 @@ use super::clock::SystemClock;
 use super::config::Settings;
 use super::crypto::argon2::{Argon2Config, Argon2Hasher};
 use super::crypto::jwt::JwtCodec;
-use super::db;
+use super::db::{self, DbOptions};
 use super::http::{self, AppState, HttpOptions, RateLimit};
 use super::passwords::CommonPasswords;
 use crate::application::{
@@ -48,12 +48,9 @@ pub async fn build_services(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> Result<Services, StartupError> {
-    let repos = db::connect(
-        settings.database_url.expose_secret(),
-        settings.database_max_connections,
-    )
-    .await
-    .map_err(|e| StartupError(format!("database: {e}")))?;
+    let repos = db::connect(settings.database_url.expose_secret(), &db_options(settings))
+        .await
+        .map_err(|e| StartupError(format!("database: {e}")))?;
     let hasher = Arc::new(
         Argon2Hasher::new(
             Argon2Config {
@@ -120,6 +117,15 @@ pub async fn build_services(
         maintenance,
         state,
     })
+}
+
+/// The pool options of `settings`.
+pub fn db_options(settings: &Settings) -> DbOptions {
+    DbOptions {
+        max_connections: settings.database_max_connections,
+        acquire_timeout: Duration::from_millis(settings.database_acquire_timeout_ms),
+        statement_timeout: Duration::from_millis(settings.database_statement_timeout_ms),
+    }
 }
 
 /// The HTTP options of `settings`.

@@ -51,6 +51,8 @@ pub struct Settings {
     pub port: u16,
     pub database_url: SecretString,
     pub database_max_connections: u32,
+    pub database_acquire_timeout_ms: u64,
+    pub database_statement_timeout_ms: u64,
     pub jwt_secret: SecretString,
     pub jwt_algorithm: String,
     pub jwt_issuer: String,
@@ -169,6 +171,8 @@ impl Settings {
                 get("DATABASE_URL").unwrap_or_else(|| "sqlite://auth.db".into()),
             ),
             database_max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", "8")?,
+            database_acquire_timeout_ms: parse(&get, "DATABASE_ACQUIRE_TIMEOUT_MS", "2000")?,
+            database_statement_timeout_ms: parse(&get, "DATABASE_STATEMENT_TIMEOUT_MS", "5000")?,
             jwt_secret,
             jwt_algorithm,
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| format!("http://{host}:{port}")),
@@ -218,7 +222,11 @@ impl Settings {
     }
 
     fn check_ranges(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &str); 14] = [
+        let checks: [(bool, &str); 15] = [
+            (
+                self.database_acquire_timeout_ms > 0 && self.database_statement_timeout_ms > 0,
+                "DATABASE_ACQUIRE_TIMEOUT_MS and DATABASE_STATEMENT_TIMEOUT_MS must be positive",
+            ),
             (
                 self.login_max_failures > 0,
                 "LOGIN_MAX_FAILURES must be at least 1",

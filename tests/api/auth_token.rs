@@ -102,17 +102,18 @@ async fn a_disabled_user_cannot_log_in() {
     assert_invalid_token(app.get("/users/me", Some(&tokens.access)).await).await;
 }
 
-/// Until the admin API exists, flip the flag directly in the test database.
+/// Disables a user through the admin API.
 async fn disable_user(app: &TestApp, id: &str) {
-    use secrecy::ExposeSecret;
-    let pool = sqlx::SqlitePool::connect(app.settings.database_url.expose_secret())
+    let admin = app.admin_with_tokens("root").await;
+    let response = app
+        .client
+        .patch(app.url(&format!("/users/{id}")))
+        .bearer_auth(&admin.access)
+        .json(&serde_json::json!({"is_active": false}))
+        .send()
         .await
         .unwrap();
-    sqlx::query("UPDATE users SET is_active = 0 WHERE id = ?")
-        .bind(id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[tokio::test]

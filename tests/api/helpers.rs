@@ -42,21 +42,42 @@ pub struct TestApp {
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    /// Holds the test's database; `test_settings(&app.dir, ...)` reaches the same one.
-    pub dir: TempDir,
+    /// Keeps the test's database alive; dropped with the app.
+    _database: TestDatabase,
 }
 
-/// The test configuration: `.env.testing`, a temporary database, then `overrides`.
-pub fn test_settings(dir: &TempDir, overrides: &[(&str, &str)]) -> Settings {
+/// The database of one test: a temporary SQLite file, or a fresh PostgreSQL database when
+/// `TEST_API_BACKEND=postgres` (the whole HTTP suite then runs on PostgreSQL).
+#[allow(dead_code)] // held only for its Drop, which removes the database
+enum TestDatabase {
+    Sqlite(TempDir),
+    Postgres(crate::support::PgDatabase),
+}
+
+impl TestDatabase {
+    async fn create() -> (Self, String) {
+        if std::env::var("TEST_API_BACKEND").as_deref() == Ok("postgres") {
+            let admin = crate::support::postgres_admin_url()
+                .expect("TEST_API_BACKEND=postgres needs TEST_POSTGRES_URL");
+            let db = crate::support::PgDatabase::create(&admin).await;
+            let url = db.url.clone();
+            (Self::Postgres(db), url)
+        } else {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}/test.db", dir.path().display());
+            (Self::Sqlite(dir), url)
+        }
+    }
+}
+
+/// The test configuration: `.env.testing`, the test's database, then `overrides`.
+pub fn test_settings(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/.env.testing");
     let mut vars: HashMap<String, String> = dotenvy::from_path_iter(path)
         .expect(".env.testing exists")
         .map(|item| item.expect("valid .env.testing line"))
         .collect();
-    vars.insert(
-        "DATABASE_URL".into(),
-        format!("sqlite://{}/test.db", dir.path().display()),
-    );
+    vars.insert("DATABASE_URL".into(), database_url.to_owned());
     for (key, value) in overrides {
         vars.insert((*key).into(), (*value).into());
     }
@@ -76,8 +97,8 @@ pub async fn spawn_app_customised(
     overrides: &[(&str, &str)],
     customise: impl FnOnce(&mut AppState),
 ) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = test_settings(&dir, overrides);
+    let (database, url) = TestDatabase::create().await;
+    let settings = test_settings(&url, overrides);
     let clock = Arc::new(TestClock(Mutex::new(Utc::now().trunc_subsecs(6))));
     let services = build_services(&settings, clock.clone()).await.unwrap();
     let mut state = services.state.clone();
@@ -100,7 +121,7 @@ pub async fn spawn_app_customised(
         settings,
         shutdown: Some(tx),
         server: Some(server),
-        dir,
+        _database: database,
     }
 }
 
@@ -115,6 +136,54 @@ pub struct Tokens {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Settings for another service on this app's database (another replica, a config change).
+    pub fn settings_with(&self, overrides: &[(&str, &str)]) -> Settings {
+        use secrecy::ExposeSecret;
+        test_settings(self.settings.database_url.expose_secret(), overrides)
+    }
+
+    /// The stored password hash of user `id`, read straight from the database.
+    pub async fn stored_password_hash(&self, id: &str) -> String {
+        self.stored_text(
+            "SELECT password_hash FROM users WHERE CAST(id AS TEXT) = $1",
+            id,
+        )
+        .await
+        .expect("no such user")
+    }
+
+    /// Whether a user with exactly this username is stored.
+    pub async fn user_stored(&self, username: &str) -> bool {
+        self.stored_text("SELECT username FROM users WHERE username = $1", username)
+            .await
+            .is_some()
+    }
+
+    /// One text value from the database (`$1` placeholders work on both backends).
+    async fn stored_text(&self, sql: &str, value: &str) -> Option<String> {
+        use secrecy::ExposeSecret;
+        let url = self.settings.database_url.expose_secret();
+        if url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let found = sqlx::query_scalar(sql)
+                .bind(value)
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            found
+        } else {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let found = sqlx::query_scalar(sql)
+                .bind(value)
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            found
+        }
     }
 
     /// Starts a graceful shutdown.

@@ -441,33 +441,12 @@ async fn closed_registration_admits_only_admins_and_makes_plain_users() {
     );
 }
 
-async fn pool(app: &TestApp) -> sqlx::SqlitePool {
-    use secrecy::ExposeSecret;
-    sqlx::SqlitePool::connect(app.settings.database_url.expose_secret())
-        .await
-        .unwrap()
-}
-
 async fn count_users(app: &TestApp, username: &str) -> i64 {
-    let pool = pool(app).await;
-    let count = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE username = ?")
-        .bind(username)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    count
+    i64::from(app.user_stored(username).await)
 }
 
 async fn stored_hash(app: &TestApp, id: &str) -> String {
-    let pool = pool(app).await;
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
-        .bind(id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    hash
+    app.stored_password_hash(id).await
 }
 
 #[tokio::test]
@@ -486,7 +465,7 @@ async fn a_login_under_stronger_parameters_upgrades_the_stored_hash() {
 
     // The operator raises the cost: the same database, a second set of services.
     let stronger = build_services(
-        &test_settings(&app.dir, &[("ARGON2_MEMORY_KIB", "512")]),
+        &app.settings_with(&[("ARGON2_MEMORY_KIB", "512")]),
         app.clock.clone(),
     )
     .await

@@ -87,7 +87,7 @@ async fn a_lock_is_shared_by_every_app_on_the_same_database() {
     app.register("alice", PASSWORD).await;
     fail_logins(&app, "alice", 5).await;
     // A second service on the same database (another replica) sees the lock.
-    let settings = test_settings(&app.dir, &[]);
+    let settings = app.settings_with(&[]);
     let other =
         auth_service::infrastructure::bootstrap::build_services(&settings, app.clock.clone())
             .await

@@ -14,3 +14,6 @@ mod refresh;
 mod sessions;
 mod token_hygiene;
 mod users;
+
+#[path = "../support/mod.rs"]
+mod support;

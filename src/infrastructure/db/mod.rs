@@ -1,8 +1,11 @@
 //! Storage adapters, chosen once at start-up from the `DATABASE_URL` scheme.
 
+pub mod postgres;
+mod records;
 pub mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::domain::ports::{
     AuditLog, HealthProbe, LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,
@@ -19,28 +22,57 @@ pub struct Repositories {
     pub health: Arc<dyn HealthProbe>,
 }
 
-/// Connects to the database named by `url`, applies the embedded migrations and returns its
-/// repositories.
+/// Pool settings of a database connection.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Connections in the pool (for SQLite: read connections; writes use one more).
+    pub max_connections: u32,
+    /// How long a request waits for a connection before answering 503.
+    pub acquire_timeout: Duration,
+    /// The longest one statement may run (PostgreSQL).
+    pub statement_timeout: Duration,
+}
+
+/// Connects to the database named by `url` (`sqlite:` or `postgres:`), applies the embedded
+/// migrations and returns its repositories.
 ///
 /// # Errors
 /// [`StoreError::Unavailable`] when the database cannot be opened or migrated;
 /// [`StoreError::Other`] for an unsupported scheme.
-pub async fn connect(url: &str, max_connections: u32) -> Result<Repositories, StoreError> {
+pub async fn connect(url: &str, options: &DbOptions) -> Result<Repositories, StoreError> {
     if url.starts_with("sqlite:") {
-        let store = Arc::new(sqlite::SqliteStore::connect(url, max_connections).await?);
-        Ok(Repositories {
+        let store = Arc::new(sqlite::SqliteStore::connect(url, options).await?);
+        Ok(Repositories::of(store))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let store = Arc::new(postgres::PgStore::connect(url, options).await?);
+        Ok(Repositories::of(store))
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(StoreError::Other(format!(
+            "DATABASE_URL scheme '{scheme}:' is not supported; use sqlite://path or postgres://..."
+        )))
+    }
+}
+
+impl Repositories {
+    fn of<S>(store: Arc<S>) -> Self
+    where
+        S: UserRepository
+            + TokenRepository
+            + LoginThrottle
+            + AuditLog
+            + Purge
+            + HealthProbe
+            + 'static,
+    {
+        Self {
             users: store.clone(),
             tokens: store.clone(),
             throttle: store.clone(),
             audit: store.clone(),
             purge: store.clone(),
             health: store,
-        })
-    } else {
-        let scheme = url.split(':').next().unwrap_or_default();
-        Err(StoreError::Other(format!(
-            "DATABASE_URL scheme '{scheme}:' is not supported; use sqlite://path"
-        )))
+        }
     }
 }
 
@@ -55,6 +87,18 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
             }
         }
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
+            StoreError::Unavailable(error.to_string())
+        }
+        // PostgreSQL: connection exceptions (08), insufficient resources (53), operator
+        // intervention such as a shutdown or a terminated backend (57, including 57014, a
+        // statement timeout).
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|code| {
+                ["08", "53", "57"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+            }) =>
+        {
             StoreError::Unavailable(error.to_string())
         }
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {

@@ -10,27 +10,29 @@ use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::ports::{
     AuditLog, LockoutPolicy, LoginThrottle, Purge, StoreError, ThrottleState,
 };
-use crate::domain::user::UserId;
+use uuid::Uuid;
+
+use crate::infrastructure::db::records::AuditRecord;
 
 fn event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
-    let text = |column: &str| -> Result<Option<String>, StoreError> {
+    let get = |column: &str| -> Result<Option<String>, StoreError> {
         row.try_get(column).map_err(store_error)
     };
-    let kind = text("event")?.unwrap_or_default();
-    Ok(AuditEvent {
+    AuditRecord {
         id: uuid(row, "id")?,
         at: time(row, "at")?,
-        kind: kind.parse().map_err(StoreError::Other)?,
-        user_id: text("user_id")?
-            .map(|id| id.parse().map(UserId::from_uuid))
+        event: get("event")?.unwrap_or_default(),
+        user_id: get("user_id")?
+            .map(|id| Uuid::parse_str(&id))
             .transpose()
             .map_err(|e| StoreError::Other(format!("bad audit user_id: {e}")))?,
-        username: text("username")?,
-        ip: text("ip")?.and_then(|ip| ip.parse().ok()),
-        user_agent: text("user_agent")?,
+        username: get("username")?,
+        ip: get("ip")?,
+        user_agent: get("user_agent")?,
         success: row.try_get("success").map_err(store_error)?,
-        detail: text("detail")?,
-    })
+        detail: get("detail")?,
+    }
+    .into_event()
 }
 
 #[async_trait]

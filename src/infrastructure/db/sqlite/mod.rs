@@ -20,10 +20,11 @@ mod audit;
 mod tokens;
 mod users;
 
-use super::store_error;
+use super::records::{SessionRecord, UserRecord};
+use super::{store_error, DbOptions};
 use crate::domain::ports::{HealthProbe, StoreError};
-use crate::domain::session::{Session, SessionId};
-use crate::domain::user::{EmailAddress, FullName, PasswordHash, Roles, User, UserId, Username};
+use crate::domain::session::Session;
+use crate::domain::user::User;
 
 pub(super) const USER_COLUMNS: &str =
     "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.created_at, u.updated_at";
@@ -39,7 +40,7 @@ impl SqliteStore {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the file cannot be opened or migrated.
-    pub async fn connect(url: &str, max_readers: u32) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, pool: &DbOptions) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("invalid DATABASE_URL: {e}")))?
             .create_if_missing(true)
@@ -49,7 +50,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(pool.acquire_timeout)
             .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
@@ -58,8 +59,8 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
         let reader = SqlitePoolOptions::new()
-            .max_connections(max_readers)
-            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(pool.max_connections)
+            .acquire_timeout(pool.acquire_timeout)
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
@@ -82,44 +83,33 @@ pub(super) fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(&value).map_err(|e| StoreError::Other(format!("bad {column} '{value}': {e}")))
 }
 
-fn corrupt(what: &str) -> impl Fn(crate::domain::validation::FieldError) -> StoreError + '_ {
-    move |e| StoreError::Other(format!("stored {what} is invalid: {e}"))
-}
-
 pub(super) fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
-    let text = |column: &str| -> Result<Option<String>, StoreError> {
+    let get = |column: &str| -> Result<Option<String>, StoreError> {
         row.try_get(column).map_err(store_error)
     };
-    Ok(User {
-        id: UserId::from_uuid(uuid(row, "id")?),
-        username: Username::parse(&text("username")?.unwrap_or_default())
-            .map_err(corrupt("username"))?,
-        email: text("email")?
-            .map(|e| EmailAddress::parse(&e))
-            .transpose()
-            .map_err(corrupt("email"))?,
-        full_name: text("full_name")?
-            .map(|n| FullName::parse(&n))
-            .transpose()
-            .map_err(corrupt("full name"))?,
-        roles: Roles::parse_space_separated(&text("roles")?.unwrap_or_default())
-            .map_err(corrupt("roles"))?,
+    UserRecord {
+        id: uuid(row, "id")?,
+        username: get("username")?.unwrap_or_default(),
+        email: get("email")?,
+        full_name: get("full_name")?,
+        password_hash: get("password_hash")?.unwrap_or_default(),
+        roles: get("roles")?.unwrap_or_default(),
         is_active: row.try_get("is_active").map_err(store_error)?,
-        password_hash: PasswordHash::new(text("password_hash")?.unwrap_or_default()),
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
-    })
+    }
+    .into_user()
 }
 
 pub(super) fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
-    let scope: String = row.try_get("scope").map_err(store_error)?;
-    Ok(Session {
-        id: SessionId::from_uuid(uuid(row, "id")?),
-        user_id: UserId::from_uuid(uuid(row, "user_id")?),
-        scope: Roles::parse_space_separated(&scope).map_err(corrupt("scope"))?,
+    SessionRecord {
+        id: uuid(row, "id")?,
+        user_id: uuid(row, "user_id")?,
+        scope: row.try_get("scope").map_err(store_error)?,
         created_at: time(row, "created_at")?,
         expires_at: time(row, "expires_at")?,
-    })
+    }
+    .into_session()
 }
 
 #[async_trait]

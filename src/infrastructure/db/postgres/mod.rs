@@ -1,0 +1,69 @@
+//! The PostgreSQL adapter for every repository port: the store for production and for several
+//! replicas behind a load balancer.
+//!
+//! One pool with a bounded acquire wait and a per-connection `statement_timeout`, so that an
+//! unreachable or stuck database turns into quick 503s rather than hanging requests; the pool
+//! reconnects by itself when the database comes back. Migrations take sqlx's advisory lock, so
+//! replicas starting together apply them once.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+mod audit;
+mod tokens;
+mod users;
+
+use super::{store_error, DbOptions};
+use crate::domain::ports::{HealthProbe, StoreError};
+
+const USER_COLUMNS: &str =
+    "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.created_at, u.updated_at";
+
+/// Every repository in one PostgreSQL database.
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` and applies the migrations (under sqlx's advisory lock).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be reached or migrated.
+    pub async fn connect(url: &str, options: &DbOptions) -> Result<Self, StoreError> {
+        let statement_timeout = format!("{}ms", options.statement_timeout.as_millis());
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("invalid DATABASE_URL: {e}")))?
+            .application_name("auth-service")
+            .options([("statement_timeout", statement_timeout.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// The pool's size and idle connections, for metrics.
+    pub fn pool_state(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+}
+
+#[async_trait]
+impl HealthProbe for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+}

@@ -1,0 +1,105 @@
+//! Rows as both adapters read them, and their one conversion into domain types (which
+//! re-validates what is stored, so corrupt data is reported instead of served).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::audit::AuditEvent;
+use crate::domain::ports::StoreError;
+use crate::domain::session::{Session, SessionId};
+use crate::domain::user::{EmailAddress, FullName, PasswordHash, Roles, User, UserId, Username};
+use crate::domain::validation::FieldError;
+
+fn corrupt(what: &str) -> impl Fn(FieldError) -> StoreError + '_ {
+    move |e| StoreError::Other(format!("stored {what} is invalid: {e}"))
+}
+
+/// A `users` row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRecord {
+    pub id: Uuid,
+    pub username: String,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub password_hash: String,
+    pub roles: String,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl UserRecord {
+    pub fn into_user(self) -> Result<User, StoreError> {
+        Ok(User {
+            id: UserId::from_uuid(self.id),
+            username: Username::parse(&self.username).map_err(corrupt("username"))?,
+            email: self
+                .email
+                .map(|e| EmailAddress::parse(&e))
+                .transpose()
+                .map_err(corrupt("email"))?,
+            full_name: self
+                .full_name
+                .map(|n| FullName::parse(&n))
+                .transpose()
+                .map_err(corrupt("full name"))?,
+            roles: Roles::parse_space_separated(&self.roles).map_err(corrupt("roles"))?,
+            is_active: self.is_active,
+            password_hash: PasswordHash::new(self.password_hash),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// A `sessions` row (the columns the domain needs).
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl SessionRecord {
+    pub fn into_session(self) -> Result<Session, StoreError> {
+        Ok(Session {
+            id: SessionId::from_uuid(self.id),
+            user_id: UserId::from_uuid(self.user_id),
+            scope: Roles::parse_space_separated(&self.scope).map_err(corrupt("scope"))?,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        })
+    }
+}
+
+/// An `audit_events` row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRecord {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub event: String,
+    pub user_id: Option<Uuid>,
+    pub username: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub success: bool,
+    pub detail: Option<String>,
+}
+
+impl AuditRecord {
+    pub fn into_event(self) -> Result<AuditEvent, StoreError> {
+        Ok(AuditEvent {
+            id: self.id,
+            at: self.at,
+            kind: self.event.parse().map_err(StoreError::Other)?,
+            user_id: self.user_id.map(UserId::from_uuid),
+            username: self.username,
+            ip: self.ip.and_then(|ip| ip.parse().ok()),
+            user_agent: self.user_agent,
+            success: self.success,
+            detail: self.detail,
+        })
+    }
+}
