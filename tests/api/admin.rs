@@ -272,3 +272,38 @@ async fn invalid_changes_are_refused_without_touching_the_user() {
         .unwrap();
     assert!(bob_now["email"].is_null() && bob_now["roles"] == json!(["user"]));
 }
+
+#[tokio::test]
+async fn a_non_admin_learns_nothing_from_bad_parameters() {
+    let app = spawn_app().await;
+    let user = app.user_with_tokens("bob").await;
+    for path in [
+        "/admin/audit-events?event=nonsense",
+        "/admin/audit-events?before=yesterday",
+        "/users?limit=abc",
+    ] {
+        assert_forbidden(app.get(path, Some(&user.access)).await).await;
+    }
+    let id = user_id(&app, &user).await;
+    assert_forbidden(patch(&app, &user.access, &id, &json!([null, null])).await).await;
+}
+
+#[tokio::test]
+async fn an_offset_beyond_the_signed_64_bit_range_is_422() {
+    let app = spawn_app().await;
+    let admin = app.admin_with_tokens("root").await;
+    let response = app
+        .get("/users?offset=9223372036854775808", Some(&admin.access))
+        .await;
+    let body = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "offset");
+    let response = app
+        .get("/users?offset=9223372036854775807", Some(&admin.access))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}

@@ -286,3 +286,37 @@ async fn a_wrong_current_password_is_400_and_a_weak_new_one_422() {
     // Nothing changed.
     assert_eq!(app.login("alice", PASSWORD).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_json_array_is_never_read_as_an_object() {
+    let app = spawn_app().await;
+    let tokens = app.user_with_tokens("alice").await;
+    let positional = json!(["bob", PASSWORD, null, null]);
+    let body = assert_problem(
+        app.post_json("/users", &positional).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "not_an_object");
+    assert!(!app.user_stored("bob").await, "nothing was created");
+    let response = app
+        .client
+        .put(app.url("/users/me/password"))
+        .bearer_auth(&tokens.access)
+        .json(&json!([PASSWORD, "a brand new passphrase"]))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let response = app
+        .post_json("/auth/refresh", &json!([tokens.refresh]))
+        .await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_eq!(app.login("alice", PASSWORD).await.status(), StatusCode::OK);
+}

@@ -54,13 +54,20 @@ impl From<&User> for UserBody {
 #[schema(example = json!({"username": "alice", "password": "correct horse battery", "email": "alice@example.com", "full_name": "Alice Liddell"}))]
 pub struct RegisterRequest {
     /// 3–32 characters of `a-z A-Z 0-9 . _ -`, unique regardless of case.
+    #[schema(value_type = String, required = true, nullable = false, min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9._-]+$")]
     pub username: Option<String>,
-    /// 8–128 characters (the minimum is configurable); every Unicode character counts.
-    #[schema(value_type = String, format = Password)]
+    /// 8–128 characters (the minimum is configurable); every Unicode character counts; not one
+    /// of the 10,000 most common passwords.
+    #[schema(value_type = String, format = Password, required = true, nullable = false, min_length = 8, max_length = 128)]
     pub password: Option<secrecy::SecretString>,
     /// Optional; unique regardless of case.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    )]
     pub email: Option<String>,
-    /// Optional; at most 100 characters.
+    /// Optional; at most 100 characters, no control characters.
+    #[schema(max_length = 100, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub full_name: Option<String>,
 }
 
@@ -70,7 +77,8 @@ pub struct RegisterRequest {
 pub struct ChangePasswordRequest {
     #[schema(value_type = String, format = Password)]
     pub current_password: secrecy::SecretString,
-    #[schema(value_type = String, format = Password)]
+    /// 8–128 characters (the minimum is configurable); not one of the most common passwords.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     pub new_password: secrecy::SecretString,
 }
 
@@ -99,6 +107,7 @@ pub struct TokenRequest {
 #[allow(dead_code)] // documents the form; the handler parses it strictly by hand
 pub struct RevokeRequest {
     /// A refresh token or an access token.
+    #[schema(min_length = 1)]
     pub token: String,
     /// `refresh_token` or `access_token`; a hint only.
     pub token_type_hint: Option<String>,
@@ -204,8 +213,10 @@ pub struct UserPageBody {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Users to skip, default 0.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub offset: Option<u64>,
 }
 
@@ -225,15 +236,43 @@ where
 pub struct UserPatchRequest {
     /// `false` disables the user and revokes every session at once.
     pub is_active: Option<bool>,
-    /// The complete new set of roles (at least one): `user`, `admin`.
-    #[schema(example = json!(["user", "admin"]))]
+    /// The complete new set of roles (at least one).
+    #[schema(value_type = Option<Vec<RoleName>>, min_items = 1, example = json!(["user", "admin"]))]
     pub roles: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 254, pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")]
     pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub full_name: Option<Option<String>>,
+}
+
+/// A role name.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the role names; roles are parsed by the domain
+pub enum RoleName {
+    User,
+    Admin,
+}
+
+/// An audit event name.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the event names; they are parsed by the domain
+pub enum AuditEventName {
+    UserCreated,
+    LoginSucceeded,
+    LoginFailed,
+    AccountLocked,
+    TokenRefreshed,
+    RefreshTokenReused,
+    RefreshTokenIssued,
+    TokenRevoked,
+    Logout,
+    LogoutAll,
+    PasswordChanged,
+    UserUpdated,
 }
 
 /// Filters of `GET /admin/audit-events`.
@@ -242,11 +281,14 @@ pub struct UserPatchRequest {
 pub struct AuditQuery {
     /// Only events about this user.
     pub user_id: Option<Uuid>,
-    /// Only this kind of event (`login_failed`, `account_locked`, ...).
+    /// Only this kind of event.
+    #[param(value_type = Option<AuditEventName>)]
     pub event: Option<String>,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Only events strictly before this RFC 3339 time (for paging: the `at` of the last item).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub before: Option<String>,
 }
 

@@ -80,6 +80,23 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
+/// A [`CurrentUser`] acting as an admin: 403 `insufficient_scope` otherwise, checked before
+/// the request's parameters and body are read. (The use cases check again.)
+pub struct AdminUser(pub Principal);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let CurrentUser(principal) = CurrentUser::from_request_parts(parts, state).await?;
+        principal.require_admin()?;
+        Ok(AdminUser(principal))
+    }
+}
+
 /// Like [`CurrentUser`], but `None` when no `Authorization` header was sent (for operations
 /// whose access depends on configuration). A token that was sent must still be valid.
 pub struct MaybeUser(pub Option<Principal>);
@@ -133,50 +150,101 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// A JSON body; a rejection is a problem document (400 malformed, 413 too large, 415 wrong
-/// content type, 422 wrong shape).
+/// Why a JSON body was refused.
+enum JsonFailure {
+    NotJson,
+    TooLarge,
+    Unreadable,
+    Syntax(String),
+    NotAnObject,
+    Data(String),
+}
+
+/// Reads a JSON object body. Only an object is accepted: serde would otherwise also read a
+/// struct from a positional array such as `["alice", "secret"]`.
+async fn json_object<T: DeserializeOwned>(
+    req: Request,
+    state: &AppState,
+) -> Result<T, JsonFailure> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| {
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(JsonFailure::NotJson);
+    }
+    let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            JsonFailure::TooLarge
+        } else {
+            JsonFailure::Unreadable
+        }
+    })?;
+    match axum::Json::<T>::from_bytes(&body) {
+        Ok(axum::Json(value)) => {
+            if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                Ok(value)
+            } else {
+                Err(JsonFailure::NotAnObject)
+            }
+        }
+        Err(rejection @ JsonRejection::JsonSyntaxError(_)) => {
+            Err(JsonFailure::Syntax(serde_reason(&rejection.body_text())))
+        }
+        Err(rejection) => {
+            if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                Err(JsonFailure::Data(serde_reason(&rejection.body_text())))
+            } else {
+                Err(JsonFailure::NotAnObject)
+            }
+        }
+    }
+}
+
+/// A JSON object body; a rejection is a problem document (400 malformed, 413 too large, 415
+/// wrong content type, 422 wrong shape).
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_problem(&rejection)),
-        }
-    }
-}
-
-fn json_problem(rejection: &JsonRejection) -> Problem {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send the body as JSON with Content-Type: application/json.",
-        ),
-        JsonRejection::JsonSyntaxError(_) => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!(
-                "The body is not valid JSON: {}",
-                serde_reason(&rejection.body_text())
-            ),
-        ),
-        JsonRejection::JsonDataError(_) => {
-            let reason = serde_reason(&rejection.body_text());
-            Problem::validation(vec![FieldError::new(
-                &field_of(&reason),
-                "invalid_value",
-                reason,
-            )])
-        }
-        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-        _ => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "The request body could not be read.",
-        ),
+        json_object(req, state)
+            .await
+            .map(ApiJson)
+            .map_err(|failure| match failure {
+                JsonFailure::NotJson => Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Send the body as JSON with Content-Type: application/json.",
+                ),
+                JsonFailure::TooLarge => too_large(),
+                JsonFailure::Unreadable => Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "The request body could not be read.",
+                ),
+                JsonFailure::Syntax(reason) => Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    format!("The body is not valid JSON: {reason}"),
+                ),
+                JsonFailure::NotAnObject => Problem::validation(vec![FieldError::new(
+                    "body",
+                    "not_an_object",
+                    "must be a JSON object",
+                )]),
+                JsonFailure::Data(reason) => Problem::validation(vec![FieldError::new(
+                    &field_of(&reason),
+                    "invalid_value",
+                    reason,
+                )]),
+            })
     }
 }
 
@@ -188,7 +256,8 @@ fn serde_reason(text: &str) -> String {
         .to_owned()
 }
 
-/// The field a serde error names: `missing field `x``, or the `path: ` prefix of a data error.
+/// The field a serde error names: `missing field `x``, `unknown field `x``, or the `path: `
+/// prefix of a data error.
 fn field_of(reason: &str) -> String {
     let named = reason
         .split_once("missing field `")
@@ -213,30 +282,36 @@ fn too_large() -> Problem {
     )
 }
 
-/// A JSON body on an OAuth2 endpoint: every rejection is a 400 `invalid_request` (413 when too
-/// large), in RFC 6749 error JSON.
+/// A JSON object body on an OAuth2 endpoint: every rejection is a 400 `invalid_request` (413
+/// when too large), in RFC 6749 error JSON.
 pub struct OAuthJson<T>(pub T);
 
 impl<T: DeserializeOwned + Send> FromRequest<AppState> for OAuthJson<T> {
     type Rejection = OAuthError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(OAuthJson(value)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(OAuthError::new(
+        json_object(req, state)
+            .await
+            .map(OAuthJson)
+            .map_err(|failure| match failure {
+                JsonFailure::TooLarge => OAuthError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "invalid_request",
                     "request body too large",
-                ))
-            }
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(OAuthError::invalid_request(
-                "the body must be JSON (Content-Type: application/json)",
-            )),
-            Err(rejection) => Err(OAuthError::invalid_request(serde_reason(
-                &rejection.body_text(),
-            ))),
-        }
+                ),
+                JsonFailure::NotJson => OAuthError::invalid_request(
+                    "the body must be JSON (Content-Type: application/json)",
+                ),
+                JsonFailure::Unreadable => {
+                    OAuthError::invalid_request("the request body could not be read")
+                }
+                JsonFailure::NotAnObject => {
+                    OAuthError::invalid_request("the body must be a JSON object")
+                }
+                JsonFailure::Syntax(reason) | JsonFailure::Data(reason) => {
+                    OAuthError::invalid_request(reason)
+                }
+            })
     }
 }
 
@@ -294,6 +369,9 @@ impl FromRequest<AppState> for OAuthForm {
         })?;
         let mut params = HashMap::new();
         for (name, value) in form_urlencoded::parse(&body) {
+            if name.is_empty() {
+                continue; // `=x` or `&&`: no parameter at all
+            }
             if params
                 .insert(name.to_string(), value.into_owned())
                 .is_some()

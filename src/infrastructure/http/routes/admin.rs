@@ -16,7 +16,7 @@ use crate::infrastructure::http::dto::{
     AuditEventBody, AuditPageBody, AuditQuery, PageQuery, UserBody, UserPageBody, UserPatchRequest,
 };
 use crate::infrastructure::http::error::{Problem, ProblemBody};
-use crate::infrastructure::http::extract::{ApiJson, ApiQuery, Client, CurrentUser};
+use crate::infrastructure::http::extract::{AdminUser, ApiJson, ApiQuery, Client};
 use crate::infrastructure::http::AppState;
 
 /// The routes of this module.
@@ -47,25 +47,27 @@ fn user_id(raw: &str) -> Result<UserId, Problem> {
     security(("oauth2" = ["admin"])),
     responses(
         (status = 200, description = "A page of users", body = UserPageBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody),
-        (status = 422, description = "limit outside 1..=100 or a malformed parameter", body = ProblemBody),
-        (status = 503, description = "Database unavailable", body = ProblemBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "limit outside 1..=100 or a malformed parameter", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn list_users(
     State(state): State<AppState>,
-    CurrentUser(principal): CurrentUser,
+    AdminUser(principal): AdminUser,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<UserPageBody>, Problem> {
-    let page = state
-        .users
-        .list_users(
-            &principal,
-            query.limit.unwrap_or(20),
-            query.offset.unwrap_or(0),
-        )
-        .await?;
+    let offset = query.offset.unwrap_or(0);
+    if i64::try_from(offset).is_err() {
+        return Err(Problem::validation(vec![FieldError::new(
+            "offset",
+            "out_of_range",
+            "must be at most 9223372036854775807",
+        )]));
+    }
+    let limit = query.limit.unwrap_or(20);
+    let page = state.users.list_users(&principal, limit, offset).await?;
     Ok(Json(UserPageBody {
         items: page.items.iter().map(UserBody::from).collect(),
         total: page.total,
@@ -83,15 +85,15 @@ async fn list_users(
     security(("oauth2" = ["admin"])),
     responses(
         (status = 200, description = "The user", body = UserBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody),
-        (status = 404, description = "No such user (user_not_found)", body = ProblemBody),
-        (status = 503, description = "Database unavailable", body = ProblemBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such user (user_not_found)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn get_user(
     State(state): State<AppState>,
-    CurrentUser(principal): CurrentUser,
+    AdminUser(principal): AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<UserBody>, Problem> {
     let user = state.users.get_user(&principal, user_id(&id)?).await?;
@@ -110,21 +112,21 @@ async fn get_user(
     security(("oauth2" = ["admin"])),
     responses(
         (status = 200, description = "The changed user", body = UserBody),
-        (status = 400, description = "Malformed JSON", body = ProblemBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody),
-        (status = 404, description = "No such user (user_not_found)", body = ProblemBody),
-        (status = 409, description = "The e-mail address belongs to another user (email_taken)", body = ProblemBody),
-        (status = 413, description = "Body over the configured limit", body = ProblemBody),
-        (status = 415, description = "Body is not JSON", body = ProblemBody),
-        (status = 422, description = "Invalid fields, unknown fields, or a self-lockout", body = ProblemBody),
-        (status = 503, description = "Database unavailable", body = ProblemBody),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such user (user_not_found)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The e-mail address belongs to another user (email_taken)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the configured limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, unknown fields, or a self-lockout", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn update_user(
     State(state): State<AppState>,
     Client(ctx): Client,
-    CurrentUser(principal): CurrentUser,
+    AdminUser(principal): AdminUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UserPatchRequest>,
 ) -> Result<Json<UserBody>, Problem> {
@@ -151,15 +153,15 @@ async fn update_user(
     security(("oauth2" = ["admin"])),
     responses(
         (status = 200, description = "Events, newest first", body = AuditPageBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody),
-        (status = 422, description = "An unknown event, a malformed user_id or before, or limit outside 1..=200", body = ProblemBody),
-        (status = 503, description = "Database unavailable", body = ProblemBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown event, a malformed user_id or before, or limit outside 1..=200", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn audit_events(
     State(state): State<AppState>,
-    CurrentUser(principal): CurrentUser,
+    AdminUser(principal): AdminUser,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPageBody>, Problem> {
     let kind = query

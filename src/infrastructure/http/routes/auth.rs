@@ -114,8 +114,8 @@ async fn refresh(
     security(("oauth2" = [])),
     responses(
         (status = 201, description = "A new session and its refresh token", body = IssuedRefreshToken),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
-        (status = 503, description = "Database unavailable", body = ProblemBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn issue_refresh_token(
@@ -169,8 +169,8 @@ async fn revoke(
     security(("oauth2" = [])),
     responses(
         (status = 204, description = "The session is revoked"),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
-        (status = 503, description = "Database unavailable", body = ProblemBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn logout(
@@ -190,8 +190,8 @@ async fn logout(
     security(("oauth2" = [])),
     responses(
         (status = 204, description = "Every session of the caller is revoked"),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
-        (status = 503, description = "Database unavailable", body = ProblemBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn logout_all(

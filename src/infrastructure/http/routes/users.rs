@@ -40,15 +40,15 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 201, description = "Created", body = UserBody,
          headers(("Location" = String, description = "/users/{id}"))),
-        (status = 400, description = "Malformed JSON", body = ProblemBody),
-        (status = 401, description = "Registration is closed and no (valid) token was sent", body = ProblemBody),
-        (status = 403, description = "Registration is closed and the caller is not an admin", body = ProblemBody),
-        (status = 409, description = "username_taken or email_taken", body = ProblemBody),
-        (status = 413, description = "Body over the configured limit", body = ProblemBody),
-        (status = 415, description = "Body is not JSON", body = ProblemBody),
-        (status = 422, description = "Invalid fields (validation_failed; password_too_common in an errors entry)", body = ProblemBody),
-        (status = 429, description = "Too many requests from this client (Retry-After)", body = ProblemBody),
-        (status = 503, description = "Password hashing saturated or database unavailable", body = ProblemBody),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Registration is closed and no (valid) token was sent", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Registration is closed and the caller is not an admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "username_taken or email_taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the configured limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (validation_failed; password_too_common in an errors entry)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client (Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing saturated or database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn register(
@@ -94,8 +94,8 @@ async fn register(
     security(("oauth2" = [])),
     responses(
         (status = 200, description = "The caller", body = UserBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
-        (status = 503, description = "Database unavailable", body = ProblemBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn me(CurrentUser(principal): CurrentUser) -> Json<UserBody> {
@@ -112,12 +112,12 @@ async fn me(CurrentUser(principal): CurrentUser) -> Json<UserBody> {
     request_body = ChangePasswordRequest,
     responses(
         (status = 204, description = "Changed; other sessions revoked"),
-        (status = 400, description = "wrong_password, or malformed JSON", body = ProblemBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
-        (status = 413, description = "Body over the configured limit", body = ProblemBody),
-        (status = 415, description = "Body is not JSON", body = ProblemBody),
-        (status = 422, description = "The new password breaks the rules (too short, too long, password_too_common)", body = ProblemBody),
-        (status = 503, description = "Password hashing saturated or database unavailable", body = ProblemBody),
+        (status = 400, description = "wrong_password, or malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the configured limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The new password breaks the rules (too short, too long, password_too_common)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Password hashing saturated or database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn change_password(
@@ -147,8 +147,8 @@ async fn change_password(
     security(("oauth2" = [])),
     responses(
         (status = 200, description = "A greeting", body = ProtectedBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody),
-        (status = 503, description = "Database unavailable", body = ProblemBody),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn protected(CurrentUser(principal): CurrentUser) -> Json<ProtectedBody> {
