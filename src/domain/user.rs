@@ -98,8 +98,8 @@ pub struct EmailAddress(String);
 impl EmailAddress {
     const MAX_LEN: usize = 254;
 
-    /// Checks the address's syntax: one `@`, a local part of at most 64 characters, and a
-    /// domain of dot-separated labels of letters, digits and hyphens with at least one dot.
+    /// Checks the address's syntax: one `@`, a dot-atom local part, and a domain of
+    /// dot-separated labels of letters, digits and hyphens with at least one dot.
     ///
     /// # Errors
     /// A [`FieldError`] on `email`.
@@ -109,8 +109,9 @@ impl EmailAddress {
             return Err(invalid());
         }
         let (local, domain) = raw.split_once('@').ok_or_else(invalid)?;
+        // RFC 5321 caps the local part at 64 octets, but real providers do not agree on it;
+        // the whole address stays within 254.
         let local_ok = !local.is_empty()
-            && local.len() <= 64
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")

@@ -270,3 +270,11 @@ async fn a_saturated_hash_pool_answers_503_with_retry_after() {
     }
     assert!(busy >= 1, "at least one login must find the pool full");
 }
+
+#[tokio::test]
+async fn unknown_parameters_are_ignored_even_when_repeated() {
+    let app = spawn_app().await;
+    app.register("alice", PASSWORD).await;
+    let body = format!("username=alice&password={PASSWORD}&client_id=x&foo=1&foo=2&=junk&=junk");
+    tokens_of(app.post_form("/auth/token", &body).await).await;
+}

@@ -315,6 +315,19 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for OAuthJson<T> {
     }
 }
 
+/// Every parameter the OAuth2 endpoints read (and the client credentials a client may send).
+const OAUTH_PARAMETERS: [&str; 9] = [
+    "grant_type",
+    "username",
+    "password",
+    "scope",
+    "refresh_token",
+    "token",
+    "token_type_hint",
+    "client_id",
+    "client_secret",
+];
+
 /// An `application/x-www-form-urlencoded` OAuth2 request. A repeated parameter is
 /// `invalid_request` (RFC 6749 §3.2); a parameter with an empty value counts as absent.
 pub struct OAuthForm(HashMap<String, String>);
@@ -369,8 +382,9 @@ impl FromRequest<AppState> for OAuthForm {
         })?;
         let mut params = HashMap::new();
         for (name, value) in form_urlencoded::parse(&body) {
-            if name.is_empty() {
-                continue; // `=x` or `&&`: no parameter at all
+            // Unknown parameters are ignored (RFC 6749 §3.1), repeated or not.
+            if !OAUTH_PARAMETERS.contains(&name.as_ref()) {
+                continue;
             }
             if params
                 .insert(name.to_string(), value.into_owned())
