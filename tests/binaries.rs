@@ -1,9 +1,7 @@
 //! The two binaries as an operator runs them: start-up checks, signals, and the seed command.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use auth_service::application::RequestContext;
 use auth_service::domain::user::Password;
@@ -12,21 +10,11 @@ use auth_service::infrastructure::clock::SystemClock;
 use auth_service::infrastructure::config::Settings;
 use tempfile::TempDir;
 
-const SERVER: &str = env!("CARGO_BIN_EXE_auth-service");
-const SEED: &str = env!("CARGO_BIN_EXE_seed");
+mod support;
 
-/// A command run in an empty directory (no `.env*` files) with only the given variables.
-fn command(binary: &str, dir: &Path, vars: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(binary);
-    command
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (key, value) in vars {
-        command.env(key, value);
-    }
-    command
-}
+use support::process::{command, ServerProcess, SERVER};
+
+const SEED: &str = env!("CARGO_BIN_EXE_seed");
 
 fn cheap_argon2(db: &str) -> Vec<(&'static str, &str)> {
     vec![
@@ -60,39 +48,12 @@ fn production_refuses_to_start_without_a_strong_secret_and_says_what_to_set() {
     }
 }
 
-/// Reads the server's JSON log lines on a thread (so the pipe never fills or breaks), returning
-/// the address it logged as listening on and a receiver of every later line.
-fn follow_logs(child: &mut Child) -> (String, std::sync::mpsc::Receiver<String>) {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
-            continue;
-        };
-        if let Some(rest) = line.split("\"address\":\"").nth(1) {
-            return (rest.split('"').next().unwrap().to_owned(), rx);
-        }
-    }
-    panic!("server did not log that it listens");
-}
-
 #[tokio::test]
 async fn the_server_creates_its_database_serves_and_stops_cleanly_on_sigterm() {
     let dir = TempDir::new().unwrap();
     let db = format!("sqlite://{}/fresh.db", dir.path().display());
-    let mut vars = cheap_argon2(&db);
-    vars.push(("PORT", "0"));
-    let mut child = command(SERVER, dir.path(), &vars)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (address, logs) = follow_logs(&mut child);
+    let mut server = ServerProcess::start(dir.path(), &cheap_argon2(&db));
+    let address = server.base_url.trim_start_matches("http://").to_owned();
     let health: serde_json::Value = reqwest::get(format!("http://{address}/health"))
         .await
         .unwrap()
@@ -135,22 +96,15 @@ async fn the_server_creates_its_database_serves_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(refreshed.status(), 200);
 
-    let pid = child.id().to_string();
+    let pid = server.pid().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "server ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = server.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "a graceful stop exits 0: {status:?}");
-    let rest: Vec<String> = logs.try_iter().collect();
+    let rest: Vec<String> = server.logs.try_iter().collect();
     let all = rest.join("\n");
     assert!(
         all.contains("login_succeeded") && all.contains("127.0.0.1"),

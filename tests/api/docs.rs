@@ -94,3 +94,15 @@ async fn swagger_ui_is_served_from_the_binary() {
     let bundle = app.get("/docs/swagger-ui-bundle.js", None).await;
     assert_eq!(bundle.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn every_schema_reference_resolves() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let text = doc.to_string();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(schemas.contains_key(name), "unresolved reference to {name}");
+    }
+}

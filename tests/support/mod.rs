@@ -8,6 +8,8 @@
 
 use sqlx::Connection;
 
+pub mod process;
+
 /// The variable that turns the PostgreSQL tests on.
 pub const POSTGRES_VAR: &str = "TEST_POSTGRES_URL";
 

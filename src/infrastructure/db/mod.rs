@@ -89,14 +89,16 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
             StoreError::Unavailable(error.to_string())
         }
-        // PostgreSQL: connection exceptions (08), insufficient resources (53), operator
+        // PostgreSQL: connection exceptions (08), refused logins (28), a missing database (3D),
+        // insufficient resources (53), a database not accepting connections (55000), operator
         // intervention such as a shutdown or a terminated backend (57, including 57014, a
-        // statement timeout).
+        // statement timeout). All of them pass when the database is back.
         sqlx::Error::Database(db)
             if db.code().is_some_and(|code| {
-                ["08", "53", "57"]
+                ["08", "28", "3D", "53", "57"]
                     .iter()
                     .any(|class| code.starts_with(class))
+                    || code == "55000"
             }) =>
         {
             StoreError::Unavailable(error.to_string())

@@ -14,6 +14,8 @@ use super::AppState;
         description = "OAuth2 password-grant authentication: JWT access tokens (RFC 9068), rotating refresh tokens with reuse detection, argon2id passwords.\n\nUse **Authorize** with a username and password to try the protected operations.",
     ),
     modifiers(&SecurityAddon),
+    // Referenced only from a query parameter's `value_type`, so not collected automatically.
+    components(schemas(super::dto::AuditEventName)),
     tags(
         (name = "oauth2", description = "RFC 6749 / RFC 7009 endpoints (form-encoded, RFC 6749 error JSON)"),
         (name = "auth", description = "Session management for an authenticated caller"),
