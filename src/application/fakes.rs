@@ -402,6 +402,10 @@ impl PasswordHasher for FakeHasher {
         self.dummy.as_ref().expect("built with FakeHasher::new")
     }
 
+    fn is_supported(&self, hash: &PasswordHash) -> bool {
+        hash.as_str().starts_with("fake:") || hash.as_str().starts_with("old:")
+    }
+
     fn needs_rehash(&self, hash: &PasswordHash) -> bool {
         hash.as_str().starts_with("old:")
     }

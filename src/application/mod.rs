@@ -23,7 +23,7 @@ pub use audit::{AuditService, Auditor};
 pub use auth::{AuthService, AuthSettings, TokenTypeHint};
 pub use error::AppError;
 pub use maintenance::{MaintenanceService, Retention};
-pub use users::{NewUser, UserPatch, UserService};
+pub use users::{ImportedUser, NewUser, UserPatch, UserService};
 
 /// Every port the use cases drive, as the wiring hands them over.
 #[derive(Clone)]

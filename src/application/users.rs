@@ -4,7 +4,8 @@ use super::{check_limit, AppError, Auditor, Ports, Principal, RequestContext};
 use crate::domain::audit::AuditEventKind as Event;
 use crate::domain::session::RevocationReason;
 use crate::domain::user::{
-    EmailAddress, FullName, Password, PasswordPolicy, Role, Roles, User, UserId, Username,
+    EmailAddress, FullName, Password, PasswordHash, PasswordPolicy, Role, Roles, User, UserId,
+    Username,
 };
 use crate::domain::validation::{FieldError, Validator};
 
@@ -17,6 +18,37 @@ pub struct NewUser {
     pub full_name: Option<String>,
     /// `None`: the default role `user`.
     pub roles: Option<Vec<String>>,
+}
+
+/// A user imported with an existing password hash (see [`UserService::import_user`]).
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    pub username: String,
+    pub password_hash: PasswordHash,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    /// `None`: the default role `user`.
+    pub roles: Option<Vec<String>>,
+}
+
+/// The fields every new user has, before validation.
+struct Profile {
+    username: String,
+    email: Option<String>,
+    full_name: Option<String>,
+    roles: Option<Vec<String>>,
+}
+
+/// How a new user's password arrives, already checked against the rules.
+enum Credential {
+    Plain(Result<Password, FieldError>),
+    Hashed(Result<PasswordHash, FieldError>),
+}
+
+/// A credential that passed its checks.
+enum Checked {
+    Plain(Password),
+    Hashed(PasswordHash),
 }
 
 /// An administrator's change to a user. `None` leaves a field alone; `Some(None)` clears an
@@ -120,24 +152,77 @@ impl UserService {
         input: NewUser,
         ctx: &RequestContext,
     ) -> Result<User, AppError> {
+        let password = Password::parse(input.password.expose(), &self.policy);
+        let profile = Profile {
+            username: input.username,
+            email: input.email,
+            full_name: input.full_name,
+            roles: input.roles,
+        };
+        self.create(profile, Credential::Plain(password), ctx).await
+    }
+
+    /// Stores a user whose password hash comes from elsewhere (an export of the proof of
+    /// concept): argon2id PHC strings or bcrypt (`$2a$`, `$2b$`, `$2y$`). A bcrypt hash is
+    /// upgraded to argon2id at the user's first successful login.
+    ///
+    /// # Errors
+    /// [`AppError::Validation`] (an unsupported hash on `password_hash`), otherwise as
+    /// [`UserService::create_user`].
+    pub async fn import_user(
+        &self,
+        input: ImportedUser,
+        ctx: &RequestContext,
+    ) -> Result<User, AppError> {
+        let hash = if self.ports.hasher.is_supported(&input.password_hash) {
+            Ok(input.password_hash)
+        } else {
+            Err(FieldError::new(
+                "password_hash",
+                "unsupported_hash",
+                "is neither an argon2 PHC string nor a bcrypt hash",
+            ))
+        };
+        let profile = Profile {
+            username: input.username,
+            email: input.email,
+            full_name: input.full_name,
+            roles: input.roles,
+        };
+        self.create(profile, Credential::Hashed(hash), ctx).await
+    }
+
+    async fn create(
+        &self,
+        profile: Profile,
+        credential: Credential,
+        ctx: &RequestContext,
+    ) -> Result<User, AppError> {
         let mut v = Validator::default();
-        let username = v.check(Username::parse(&input.username));
-        let password = v.check(Password::parse(input.password.expose(), &self.policy));
-        let email = input
+        let username = v.check(Username::parse(&profile.username));
+        let credential = match credential {
+            Credential::Plain(password) => v.check(password).map(Checked::Plain),
+            Credential::Hashed(hash) => v.check(hash).map(Checked::Hashed),
+        };
+        let email = profile
             .email
             .as_deref()
             .and_then(|raw| v.check(EmailAddress::parse(raw)));
-        let full_name = input
+        let full_name = profile
             .full_name
             .as_deref()
             .and_then(|raw| v.check(FullName::parse(raw)));
-        let roles = match &input.roles {
+        let roles = match &profile.roles {
             None => Some(Roles::new([Role::User])),
             Some(names) => v.check(parse_roles(names)),
         };
         v.finish().map_err(AppError::Validation)?;
-        let (Some(username), Some(password), Some(roles)) = (username, password, roles) else {
+        let (Some(username), Some(credential), Some(roles)) = (username, credential, roles) else {
             unreachable!("a field that failed to parse was recorded by the validator");
+        };
+        let password_hash = match credential {
+            Checked::Plain(password) => self.ports.hasher.hash(&password).await?,
+            Checked::Hashed(hash) => hash,
         };
         let now = self.ports.clock.now();
         let user = User {
@@ -147,7 +232,7 @@ impl UserService {
             full_name,
             roles,
             is_active: true,
-            password_hash: self.ports.hasher.hash(&password).await?,
+            password_hash,
             created_at: now,
             updated_at: now,
         };

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use auth_service::application::{AppError, NewUser, RequestContext, UserService};
-use auth_service::domain::user::Password;
+use auth_service::application::{AppError, ImportedUser, NewUser, RequestContext, UserService};
+use auth_service::domain::user::{Password, PasswordHash};
 use auth_service::infrastructure::bootstrap::build_services;
 use auth_service::infrastructure::clock::SystemClock;
 use auth_service::infrastructure::config::Settings;
@@ -28,7 +28,7 @@ use serde::Deserialize;
     version,
     about = "Create users in the auth-service database, idempotently",
     long_about = "Create users in the auth-service database (DATABASE_URL, from the environment or .env.{APP_ENV}), idempotently: existing usernames are skipped.\n\nWithout flags, creates the demo set: `admin` (roles user, admin) and `demo` (role user), printing generated passwords once.",
-    after_help = "FILES:\n  JSON: an array of objects {\"username\", \"password\", \"email\"?, \"full_name\"?, \"roles\"?: [\"admin\"] or \"user admin\"}\n  CSV:  a header row with username,password[,email][,full_name][,roles] (roles space-separated)\n\nEXAMPLES:\n  cargo run --bin seed\n  cargo run --bin seed -- --username alice --password 'correct horse battery' --role admin\n  cargo run --bin seed -- --from-file users.csv"
+    after_help = "FILES:\n  JSON: an array of objects {\"username\", \"password\" or \"password_hash\", \"email\"?, \"full_name\"?, \"roles\"?: [\"admin\"] or \"user admin\"}\n  CSV:  a header row with username,password,password_hash[,email][,full_name][,roles] (roles space-separated)\n  Each row gives a plaintext password or an existing hash (argon2 PHC, or bcrypt $2a$/$2b$/$2y$ as passlib writes it);\n  bcrypt hashes are upgraded to argon2id at the user's first login. Invalid rows are reported and skipped\n\nEXAMPLES:\n  cargo run --bin seed\n  cargo run --bin seed -- --username alice --password 'correct horse battery' --role admin\n  cargo run --bin seed -- --from-file users.csv"
 )]
 struct Cli {
     /// Create one user with this username (needs --password).
@@ -55,7 +55,11 @@ struct Cli {
 #[derive(Debug, Deserialize)]
 struct Row {
     username: String,
-    password: String,
+    #[serde(default)]
+    password: Option<String>,
+    /// An existing argon2 PHC or bcrypt hash, instead of `password`.
+    #[serde(default)]
+    password_hash: Option<String>,
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
@@ -71,8 +75,14 @@ enum RolesField {
     Words(String),
 }
 
+/// What a row asks for, once its password column is known.
+enum NewAccount {
+    Plain(NewUser),
+    Imported(ImportedUser),
+}
+
 impl Row {
-    fn into_new_user(self) -> NewUser {
+    fn into_account(self) -> Result<NewAccount, String> {
         let mut roles: Vec<String> = match self.roles {
             Some(RolesField::List(list)) => list,
             Some(RolesField::Words(words)) => words.split_whitespace().map(String::from).collect(),
@@ -80,12 +90,26 @@ impl Row {
         };
         roles.push("user".into());
         let blank_is_none = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        NewUser {
-            username: self.username,
-            password: Password::candidate(&self.password),
-            email: blank_is_none(self.email),
-            full_name: blank_is_none(self.full_name),
-            roles: Some(roles),
+        let (email, full_name) = (blank_is_none(self.email), blank_is_none(self.full_name));
+        match (
+            blank_is_none(self.password),
+            blank_is_none(self.password_hash),
+        ) {
+            (Some(password), None) => Ok(NewAccount::Plain(NewUser {
+                username: self.username,
+                password: Password::candidate(&password),
+                email,
+                full_name,
+                roles: Some(roles),
+            })),
+            (None, Some(hash)) => Ok(NewAccount::Imported(ImportedUser {
+                username: self.username,
+                password_hash: PasswordHash::new(hash),
+                email,
+                full_name,
+                roles: Some(roles),
+            })),
+            _ => Err("needs exactly one of password and password_hash".into()),
         }
     }
 }
@@ -103,25 +127,40 @@ fn generated_password() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn read_rows(path: &Path) -> Result<Vec<Row>, String> {
+/// The file's rows, each parsed on its own: a malformed row is reported, not fatal.
+fn read_rows(path: &Path) -> Result<Vec<Result<Row, String>>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
-        Some("csv") => csv::Reader::from_reader(text.as_bytes())
+        Some("json") => {
+            let items: Vec<serde_json::Value> =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(items
+                .into_iter()
+                .map(|item| serde_json::from_value(item).map_err(|e| e.to_string()))
+                .collect())
+        }
+        Some("csv") => Ok(csv::Reader::from_reader(text.as_bytes())
             .deserialize()
-            .enumerate()
-            .map(|(i, row)| row.map_err(|e| format!("{} row {}: {e}", path.display(), i + 2)))
-            .collect(),
+            .map(|row| row.map_err(|e| e.to_string()))
+            .collect()),
         _ => Err(format!("{}: expected a .json or .csv file", path.display())),
     }
 }
 
 async fn create(users: &UserService, row: Row, label: &str, summary: &mut Summary) -> bool {
     let username = row.username.clone();
-    match users
-        .create_user(row.into_new_user(), &RequestContext::default())
-        .await
-    {
+    let ctx = RequestContext::default();
+    let outcome = match row.into_account() {
+        Ok(NewAccount::Plain(user)) => users.create_user(user, &ctx).await,
+        Ok(NewAccount::Imported(user)) => users.import_user(user, &ctx).await,
+        Err(reason) => {
+            summary
+                .rejected
+                .push(format!("{label} '{username}': {reason}"));
+            return false;
+        }
+    };
+    match outcome {
         Ok(_) => {
             summary.created += 1;
             true
@@ -175,12 +214,19 @@ async fn main() -> ExitCode {
             }
         };
         for (i, row) in rows.into_iter().enumerate() {
-            create(users, row, &format!("row {}", i + 1), &mut summary).await;
+            let label = format!("row {}", i + 1);
+            match row {
+                Ok(row) => {
+                    create(users, row, &label, &mut summary).await;
+                }
+                Err(reason) => summary.rejected.push(format!("{label}: {reason}")),
+            }
         }
     } else if let (Some(username), Some(password)) = (cli.username, cli.password) {
         let row = Row {
             username,
-            password,
+            password: Some(password),
+            password_hash: None,
             email: None,
             full_name: None,
             roles: Some(RolesField::List(cli.roles)),
@@ -195,7 +241,8 @@ async fn main() -> ExitCode {
             let password = given.unwrap_or_else(generated_password);
             let row = Row {
                 username: username.into(),
-                password: password.clone(),
+                password: Some(password.clone()),
+                password_hash: None,
                 email: None,
                 full_name: None,
                 roles: Some(RolesField::Words(role.into())),

@@ -287,6 +287,9 @@ pub trait PasswordHasher: Send + Sync {
     /// that they cost the same as wrong passwords.
     fn dummy_hash(&self) -> &PasswordHash;
 
+    /// Whether `hash` is in a format this hasher can verify (for imports).
+    fn is_supported(&self, hash: &PasswordHash) -> bool;
+
     /// Whether `hash` was made with other parameters (or algorithm) than the configured ones.
     fn needs_rehash(&self, hash: &PasswordHash) -> bool;
 }

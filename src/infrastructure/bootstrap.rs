@@ -10,11 +10,12 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use super::clock::SystemClock;
-use super::config::Settings;
+use super::config::{AppEnv, Settings};
 use super::crypto::argon2::{Argon2Config, Argon2Hasher};
 use super::crypto::jwt::JwtCodec;
+use super::crypto::keys;
 use super::db::{self, DbOptions};
-use super::http::{self, AppState, HttpOptions, RateLimit};
+use super::http::{self, AppState, Discovery, HttpOptions, RateLimit};
 use super::passwords::CommonPasswords;
 use crate::application::{
     AuditService, AuthService, AuthSettings, MaintenanceService, Ports, Retention, UserService,
@@ -63,12 +64,8 @@ pub async fn build_services(
         )
         .map_err(|e| StartupError(e.to_string()))?,
     );
-    let codec = Arc::new(JwtCodec::hs256(
-        &settings.jwt_secret,
-        &settings.jwt_issuer,
-        &settings.jwt_audience,
-        settings.jwt_leeway_seconds,
-    ));
+    let codec = Arc::new(build_codec(settings)?);
+    let codec_for_discovery = codec.clone();
     let ports = Ports {
         users: repos.users,
         tokens: repos.tokens,
@@ -104,7 +101,13 @@ pub async fn build_services(
             login_failures: chrono::Duration::days(1),
         },
     );
+    let discovery = Arc::new(Discovery::new(
+        &settings.jwt_issuer,
+        codec_for_discovery.jwks().clone(),
+        codec_for_discovery.algorithm(),
+    ));
     let state = AppState {
+        discovery,
         auth: auth.clone(),
         users: users.clone(),
         audit: AuditService::new(repos.audit),
@@ -117,6 +120,36 @@ pub async fn build_services(
         maintenance,
         state,
     })
+}
+
+/// The token codec of `settings`: the signing key and the keys still accepted.
+///
+/// # Errors
+/// [`StartupError`] naming the key file or variable at fault.
+pub fn build_codec(settings: &Settings) -> Result<JwtCodec, StartupError> {
+    let algorithm = keys::parse_algorithm(&settings.jwt_algorithm).ok_or_else(|| {
+        StartupError(format!(
+            "JWT_ALGORITHM '{}' is not supported",
+            settings.jwt_algorithm
+        ))
+    })?;
+    let (signing, previous) = keys::load(&keys::KeySources {
+        algorithm,
+        secret: settings.jwt_secret.expose_secret().as_bytes(),
+        private_key_file: settings.jwt_private_key_file.as_deref(),
+        verify_key_files: &settings.jwt_verify_key_files,
+        dev_key_dir: (settings.app_env != AppEnv::Production)
+            .then_some(settings.jwt_dev_key_dir.as_path()),
+    })
+    .map_err(|e| StartupError(e.to_string()))?;
+    JwtCodec::new(
+        signing,
+        previous,
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+        settings.jwt_leeway_seconds,
+    )
+    .map_err(|e| StartupError(e.to_string()))
 }
 
 /// The pool options of `settings`.

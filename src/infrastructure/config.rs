@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -55,6 +56,12 @@ pub struct Settings {
     pub database_statement_timeout_ms: u64,
     pub jwt_secret: SecretString,
     pub jwt_algorithm: String,
+    /// PKCS#8 PEM signing key for EdDSA, ES256 and RS256.
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// PEM keys still accepted for verification after a rotation.
+    pub jwt_verify_key_files: Vec<PathBuf>,
+    /// Where development keeps the signing key it generates when none is configured.
+    pub jwt_dev_key_dir: PathBuf,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub jwt_leeway_seconds: u64,
@@ -155,13 +162,24 @@ impl Settings {
         };
         let host: IpAddr = parse(&get, "HOST", "127.0.0.1")?;
         let port: u16 = parse(&get, "PORT", "8000")?;
-        let jwt_secret = jwt_secret(app_env, get("JWT_SECRET"))?;
         let jwt_algorithm = get("JWT_ALGORITHM").unwrap_or_else(|| "HS256".into());
-        if jwt_algorithm != "HS256" {
+        if !["HS256", "EdDSA", "ES256", "RS256"].contains(&jwt_algorithm.as_str()) {
             return Err(ConfigError(format!(
-                "JWT_ALGORITHM='{jwt_algorithm}' is not supported by this build; use HS256"
+                "JWT_ALGORITHM='{jwt_algorithm}' is not one of HS256, EdDSA, ES256, RS256"
             )));
         }
+        let jwt_private_key_file = get("JWT_PRIVATE_KEY_FILE").map(PathBuf::from);
+        let jwt_secret = if jwt_algorithm == "HS256" {
+            jwt_secret(app_env, get("JWT_SECRET"))?
+        } else {
+            if app_env == AppEnv::Production && jwt_private_key_file.is_none() {
+                return Err(ConfigError(format!(
+                    "JWT_PRIVATE_KEY_FILE is not set; production with JWT_ALGORITHM={jwt_algorithm} needs a PKCS#8 PEM private key, e.g. from `openssl genpkey -algorithm ed25519`"
+                )));
+            }
+            // Unused for signing; kept so nothing else ever falls back to an empty secret.
+            SecretString::from(get("JWT_SECRET").unwrap_or_else(|| DEVELOPMENT_JWT_SECRET.into()))
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let settings = Settings {
             app_env,
@@ -175,6 +193,19 @@ impl Settings {
             database_statement_timeout_ms: parse(&get, "DATABASE_STATEMENT_TIMEOUT_MS", "5000")?,
             jwt_secret,
             jwt_algorithm,
+            jwt_private_key_file,
+            jwt_verify_key_files: get("JWT_VERIFY_KEY_FILES")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(PathBuf::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            jwt_dev_key_dir: PathBuf::from(
+                get("JWT_DEV_KEY_DIR").unwrap_or_else(|| "jwt-dev-keys".into()),
+            ),
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| format!("http://{host}:{port}")),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "auth-service".into()),
             jwt_leeway_seconds: parse(&get, "JWT_LEEWAY_SECONDS", "30")?,
@@ -388,6 +419,27 @@ mod tests {
         }
         let ok = load(&[("APP_ENV", "production"), ("JWT_SECRET", &"k".repeat(32))]).unwrap();
         assert_eq!(ok.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn asymmetric_algorithms_need_a_key_file_in_production_but_no_secret() {
+        let error = load(&[("APP_ENV", "production"), ("JWT_ALGORITHM", "EdDSA")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("JWT_PRIVATE_KEY_FILE"), "{error}");
+        let ok = load(&[
+            ("APP_ENV", "production"),
+            ("JWT_ALGORITHM", "RS256"),
+            ("JWT_PRIVATE_KEY_FILE", "/etc/auth/key.pem"),
+            (
+                "JWT_VERIFY_KEY_FILES",
+                "/etc/auth/old1.pem, /etc/auth/old2.pem",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(ok.jwt_verify_key_files.len(), 2);
+        let error = load(&[("JWT_ALGORITHM", "HS512")]).unwrap_err().to_string();
+        assert!(error.contains("JWT_ALGORITHM"), "{error}");
     }
 
     #[test]

@@ -87,6 +87,14 @@ impl Argon2Hasher {
     }
 }
 
+/// A bcrypt hash as passlib and others write it: `$2a$`, `$2b$` or `$2y$`, cost, 53 characters.
+fn is_bcrypt(hash: &str) -> bool {
+    hash.len() == 60
+        && ["$2a$", "$2b$", "$2y$"]
+            .iter()
+            .any(|prefix| hash.starts_with(prefix))
+}
+
 fn argon2(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
@@ -112,6 +120,12 @@ impl PasswordHasher for Argon2Hasher {
         let stored = hash.as_str().to_owned();
         let params = self.params.clone();
         self.run(move || {
+            if is_bcrypt(&stored) {
+                // Legacy hashes (passlib's bcrypt, 72-byte input limit), verified only to be
+                // upgraded to argon2id on this login.
+                return bcrypt::verify(password.expose_secret(), &stored)
+                    .map_err(|e| HashError::Failed(format!("bcrypt verification failed: {e}")));
+            }
             let phc = Phc::new(&stored)
                 .map_err(|e| HashError::Failed(format!("stored hash is not a PHC string: {e}")))?;
             // The stored hash carries its own parameters; `argon2` only fills in defaults.
@@ -128,6 +142,11 @@ impl PasswordHasher for Argon2Hasher {
 
     fn dummy_hash(&self) -> &PasswordHash {
         &self.dummy
+    }
+
+    fn is_supported(&self, hash: &PasswordHash) -> bool {
+        is_bcrypt(hash.as_str())
+            || Phc::new(hash.as_str()).is_ok_and(|phc| phc.algorithm.as_str().starts_with("argon2"))
     }
 
     fn needs_rehash(&self, hash: &PasswordHash) -> bool {
@@ -188,6 +207,26 @@ mod tests {
         assert!(new.needs_rehash(&hash));
         assert!(new.verify(&Password::candidate("pw"), &hash).await.unwrap());
         assert!(new.needs_rehash(&PasswordHash::new("$2b$12$notargon".into())));
+    }
+
+    #[tokio::test]
+    async fn bcrypt_hashes_verify_and_always_need_an_upgrade() {
+        let h = hasher(CHEAP, 1);
+        let bcrypt = bcrypt::hash("legacy passphrase", 4).unwrap();
+        for prefix in ["$2a$", "$2b$", "$2y$"] {
+            let hash = PasswordHash::new(format!("{prefix}{}", &bcrypt[4..]));
+            assert!(h.is_supported(&hash));
+            assert!(h
+                .verify(&Password::candidate("legacy passphrase"), &hash)
+                .await
+                .unwrap());
+            assert!(!h
+                .verify(&Password::candidate("wrong"), &hash)
+                .await
+                .unwrap());
+            assert!(h.needs_rehash(&hash));
+        }
+        assert!(!h.is_supported(&PasswordHash::new("md5$abc".into())));
     }
 
     #[tokio::test]

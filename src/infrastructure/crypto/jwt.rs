@@ -4,15 +4,14 @@
 //! `nbf`, `iss`, `aud` and `sub`, and checks `exp`/`nbf` against the caller's clock with a small
 //! leeway (jsonwebtoken's own time checks are off, because they read the system clock).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{
-    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
-};
+use jsonwebtoken::{decode, decode_header, encode, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+use super::keys::{self, Key, KeyError};
 use uuid::Uuid;
 
 use crate::domain::ports::{AccessTokenCodec, TokenError};
@@ -39,42 +38,99 @@ struct WireClaims {
     scope: String,
 }
 
-/// HS256 signing and verification.
-pub struct JwtCodec {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    header: Header,
+/// A verification key with the validation rules for its algorithm.
+struct Verifier {
+    key: Key,
     validation: Validation,
+}
+
+/// Signs with one active key; verifies with it and any number of earlier keys, each pinned to
+/// its own algorithm and found by `kid`.
+pub struct JwtCodec {
+    signing_kid: String,
+    signing_key: EncodingKey,
+    header: Header,
+    verifiers: HashMap<String, Verifier>,
+    jwks: Value,
     issuer: String,
     audience: String,
     leeway_seconds: i64,
 }
 
 impl JwtCodec {
-    /// An HS256 codec. The `kid` is derived from the secret's hash, so it names the key without
-    /// revealing it and changes when the secret does.
-    pub fn hs256(secret: &SecretString, issuer: &str, audience: &str, leeway_seconds: u64) -> Self {
-        let bytes = secret.expose_secret().as_bytes();
-        let digest = Sha256::digest([b"kid:".as_slice(), bytes].concat());
-        let mut header = Header::new(Algorithm::HS256);
+    /// A codec signing with `signing` (which must carry its encoding key) and also accepting
+    /// tokens of the `previous` keys.
+    ///
+    /// # Errors
+    /// [`KeyError`] when `signing` cannot sign.
+    pub fn new(
+        signing: Key,
+        previous: Vec<Key>,
+        issuer: &str,
+        audience: &str,
+        leeway_seconds: u64,
+    ) -> Result<Self, KeyError> {
+        let mut header = Header::new(signing.algorithm);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
-        header.kid = Some(URL_SAFE_NO_PAD.encode(&digest[..12]));
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = 0;
-        Self {
-            encoding: EncodingKey::from_secret(bytes),
-            decoding: DecodingKey::from_secret(bytes),
+        header.kid = Some(signing.kid.clone());
+        let signing_key = signing
+            .encoding
+            .clone()
+            .ok_or_else(|| KeyError("the signing key has no private part".into()))?;
+        let signing_kid = signing.kid.clone();
+        let mut keys = vec![signing];
+        keys.extend(previous);
+        let jwks = json!({"keys": keys.iter().filter_map(|k| k.jwk.clone()).collect::<Vec<_>>()});
+        let verifiers = keys
+            .into_iter()
+            .map(|key| {
+                let mut validation = Validation::new(key.algorithm);
+                validation.set_issuer(&[issuer]);
+                validation.set_audience(&[audience]);
+                validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+                validation.validate_exp = false;
+                validation.validate_nbf = false;
+                validation.leeway = 0;
+                (key.kid.clone(), Verifier { key, validation })
+            })
+            .collect();
+        Ok(Self {
+            signing_kid,
+            signing_key,
             header,
-            validation,
+            verifiers,
+            jwks,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             leeway_seconds: i64::try_from(leeway_seconds).unwrap_or(i64::MAX),
-        }
+        })
+    }
+
+    /// An HS256 codec (the default algorithm).
+    pub fn hs256(secret: &SecretString, issuer: &str, audience: &str, leeway_seconds: u64) -> Self {
+        Self::new(
+            keys::hs256(secret.expose_secret().as_bytes()),
+            Vec::new(),
+            issuer,
+            audience,
+            leeway_seconds,
+        )
+        .expect("an HS256 key can always sign")
+    }
+
+    /// The RFC 7517 key set of the public keys (empty under HS256).
+    pub fn jwks(&self) -> &Value {
+        &self.jwks
+    }
+
+    /// The signing algorithm's JOSE name.
+    pub fn algorithm(&self) -> &'static str {
+        keys::algorithm_name(self.header.alg)
+    }
+
+    /// The `kid` of the active signing key.
+    pub fn signing_kid(&self) -> &str {
+        &self.signing_kid
     }
 }
 
@@ -93,7 +149,8 @@ impl AccessTokenCodec for JwtCodec {
             roles: claims.roles.names(),
             scope: claims.scope.to_space_separated(),
         };
-        encode(&self.header, &wire, &self.encoding).map_err(|e| TokenError::Signing(e.to_string()))
+        encode(&self.header, &wire, &self.signing_key)
+            .map_err(|e| TokenError::Signing(e.to_string()))
     }
 
     fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
@@ -105,10 +162,17 @@ impl AccessTokenCodec for JwtCodec {
         if !typ_ok {
             return Err(TokenError::Invalid("not an access token (typ)"));
         }
-        if header.alg != self.header.alg {
+        // The key is found by `kid` and pins the algorithm: a token cannot choose how it is
+        // checked (no `alg: none`, no HS256 signed with a public key).
+        let verifier = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.verifiers.get(kid))
+            .ok_or(TokenError::Invalid("unknown signing key"))?;
+        if header.alg != verifier.key.algorithm {
             return Err(TokenError::Invalid("unexpected algorithm"));
         }
-        let wire = decode::<WireClaims>(token, &self.decoding, &self.validation)
+        let wire = decode::<WireClaims>(token, &verifier.key.decoding, &verifier.validation)
             .map_err(|e| TokenError::Invalid(rejection(e.kind())))?
             .claims;
         let now = now.timestamp();
@@ -213,7 +277,7 @@ mod tests {
         let other_key = codec("another-secret-another-secret-xx");
         assert_eq!(
             other_key.verify(&token, now()),
-            Err(TokenError::Invalid("bad signature"))
+            Err(TokenError::Invalid("unknown signing key"))
         );
         let other_issuer = JwtCodec::hs256(
             &SecretString::from("0123456789abcdef0123456789abcdef"),
@@ -226,5 +290,50 @@ mod tests {
             Err(TokenError::Invalid("wrong issuer"))
         );
         assert!(codec("x").verify("not.a.jwt", now()).is_err());
+    }
+
+    #[test]
+    fn after_a_rotation_tokens_of_the_previous_key_still_verify_until_they_expire() {
+        use jsonwebtoken::Algorithm;
+        let old_pem = keys::generate_private_pem(Algorithm::EdDSA).unwrap();
+        let new_pem = keys::generate_private_pem(Algorithm::ES256).unwrap();
+        let before = JwtCodec::new(
+            keys::from_private_pem(Algorithm::EdDSA, &old_pem).unwrap(),
+            vec![],
+            "https://issuer",
+            "api",
+            30,
+        )
+        .unwrap();
+        let old_token = before.sign(&claims(now())).unwrap();
+        let after = JwtCodec::new(
+            keys::from_private_pem(Algorithm::ES256, &new_pem).unwrap(),
+            vec![keys::from_verification_pem(&old_pem).unwrap()],
+            "https://issuer",
+            "api",
+            30,
+        )
+        .unwrap();
+        assert!(after.verify(&old_token, now()).is_ok());
+        assert_eq!(after.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            decode_header(after.sign(&claims(now())).unwrap())
+                .unwrap()
+                .alg,
+            Algorithm::ES256
+        );
+        // Without the old key in the verification set, the old token is refused.
+        let forgetful = JwtCodec::new(
+            keys::from_private_pem(Algorithm::ES256, &new_pem).unwrap(),
+            vec![],
+            "https://issuer",
+            "api",
+            30,
+        )
+        .unwrap();
+        assert_eq!(
+            forgetful.verify(&old_token, now()),
+            Err(TokenError::Invalid("unknown signing key"))
+        );
     }
 }

@@ -2,3 +2,4 @@
 
 pub mod argon2;
 pub mod jwt;
+pub mod keys;

@@ -19,10 +19,12 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::application::{AuditService, AuthService, UserService};
 use crate::domain::ports::HealthProbe;
 use error::Problem;
+pub use routes::well_known::Discovery;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    pub discovery: Arc<Discovery>,
     pub auth: AuthService,
     pub users: UserService,
     pub audit: AuditService,

@@ -23,6 +23,7 @@ use super::AppState;
         (name = "admin", description = "User administration and the audit log (admin role)"),
         (name = "demo", description = "A protected example resource"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "discovery", description = "Public keys (JWKS) and server metadata (RFC 8414)"),
     )
 )]
 struct ApiDoc;
@@ -52,5 +53,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::admin::router())
+        .merge(routes::well_known::router())
         .merge(routes::health::router())
 }

@@ -4,3 +4,4 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod users;
+pub mod well_known;
