@@ -249,3 +249,36 @@ fn seed_explains_itself() {
         assert!(stdout.contains(flag), "{stdout}");
     }
 }
+
+#[tokio::test]
+async fn seed_imports_existing_bcrypt_and_argon2_hashes_without_a_password_reset() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/seed.db", dir.path().display());
+    let bcrypt_hash = bcrypt::hash("poc passphrase", 4).unwrap();
+    let argon2_hash = "$argon2id$v=19$m=256,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$6qCqEZ7N1VPZ6z6iGfCSK5hJcVY6ZN/5x0zOebxCPDU";
+    let file = dir.path().join("poc-export.json");
+    std::fs::write(
+        &file,
+        serde_json::json!([
+            {"username": "legacy", "password_hash": bcrypt_hash, "email": "legacy@example.com"},
+            {"username": "modern", "password_hash": argon2_hash},
+            {"username": "broken", "password_hash": "md5:abcdef"},
+            {"username": "both", "password": "some passphrase", "password_hash": bcrypt_hash},
+            {"username": "neither"},
+            {"password": "row without a username"}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let mut cmd = command(SEED, dir.path(), &cheap_argon2(&db));
+    cmd.arg("--from-file").arg(&file);
+    let (output, stdout) = run(cmd);
+    assert!(!output.status.success());
+    assert!(
+        stdout.contains("2 created, 0 skipped (already exist), 4 rejected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("'broken': password_hash"), "{stdout}");
+    assert!(stdout.contains("row 6:"), "{stdout}");
+    assert!(login_works(&db, "legacy", "poc passphrase").await);
+}

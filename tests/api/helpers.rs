@@ -52,6 +52,8 @@ pub struct TestApp {
 enum TestDatabase {
     Sqlite(TempDir),
     Postgres(crate::support::PgDatabase),
+    /// Another app's database (that app keeps it alive).
+    Shared,
 }
 
 impl TestDatabase {
@@ -98,7 +100,16 @@ pub async fn spawn_app_customised(
     customise: impl FnOnce(&mut AppState),
 ) -> TestApp {
     let (database, url) = TestDatabase::create().await;
-    let settings = test_settings(&url, overrides);
+    start(database, &url, overrides, customise).await
+}
+
+async fn start(
+    database: TestDatabase,
+    url: &str,
+    overrides: &[(&str, &str)],
+    customise: impl FnOnce(&mut AppState),
+) -> TestApp {
+    let settings = test_settings(url, overrides);
     let clock = Arc::new(TestClock(Mutex::new(Utc::now().trunc_subsecs(6))));
     let services = build_services(&settings, clock.clone()).await.unwrap();
     let mut state = services.state.clone();
@@ -136,6 +147,14 @@ pub struct Tokens {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// A second app on this app's database with other settings: another replica, or the same
+    /// service restarted with a new configuration (a key rotation, say). Keep `self` alive.
+    pub async fn sibling(&self, overrides: &[(&str, &str)]) -> TestApp {
+        use secrecy::ExposeSecret;
+        let url = self.settings.database_url.expose_secret().to_owned();
+        start(TestDatabase::Shared, &url, overrides, |_| {}).await
     }
 
     /// Settings for another service on this app's database (another replica, a config change).

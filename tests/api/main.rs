@@ -9,6 +9,7 @@ mod errors;
 mod health;
 mod helpers;
 mod hygiene;
+mod interop;
 mod lockout;
 mod refresh;
 mod sessions;
