@@ -107,7 +107,7 @@ async fn the_server_creates_its_database_serves_and_stops_cleanly_on_sigterm() {
     let rest: Vec<String> = server.logs.try_iter().collect();
     let all = rest.join("\n");
     assert!(
-        all.contains("login_succeeded") && all.contains("127.0.0.1"),
+        all.contains("login_succeeded") && all.contains("\"ip\":\"127.0.0.1\""),
         "login events carry the client IP: {all}"
     );
     for secret in [password, refresh.as_str(), access.as_str()] {

@@ -89,9 +89,23 @@ impl AuditEntry<'_> {
         let e = &self.event;
         let user_id = e.user_id.map(|id| id.to_string());
         if e.success {
-            tracing::info!(event = e.kind.as_str(), user_id, username = e.username, ip = ?e.ip, detail = e.detail, "audit");
+            tracing::info!(
+                event = e.kind.as_str(),
+                user_id,
+                username = e.username,
+                ip = e.ip.map(tracing::field::display),
+                detail = e.detail,
+                "audit"
+            );
         } else {
-            tracing::warn!(event = e.kind.as_str(), user_id, username = e.username, ip = ?e.ip, detail = e.detail, "audit");
+            tracing::warn!(
+                event = e.kind.as_str(),
+                user_id,
+                username = e.username,
+                ip = e.ip.map(tracing::field::display),
+                detail = e.detail,
+                "audit"
+            );
         }
         self.auditor.log.record(e).await?;
         Ok(())

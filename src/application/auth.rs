@@ -60,7 +60,7 @@ impl AuthService {
     /// # Errors
     /// [`AppError::InvalidScope`], [`AppError::AccountLocked`], [`AppError::InvalidCredentials`],
     /// [`AppError::Busy`], [`AppError::Unavailable`].
-    #[tracing::instrument(skip_all, fields(username = %username, ip = ?ctx.ip))]
+    #[tracing::instrument(skip_all, fields(username = %username, ip = ctx.ip.map(tracing::field::display)))]
     pub async fn login(
         &self,
         username: &str,
@@ -168,7 +168,7 @@ impl AuthService {
     /// # Errors
     /// [`AppError::InvalidRefreshToken`], [`AppError::RefreshTokenReused`],
     /// [`AppError::Unavailable`].
-    #[tracing::instrument(skip_all, fields(ip = ?ctx.ip))]
+    #[tracing::instrument(skip_all, fields(ip = ctx.ip.map(tracing::field::display)))]
     pub async fn refresh(
         &self,
         presented: &RefreshToken,

@@ -146,7 +146,7 @@ impl UserService {
     /// # Errors
     /// [`AppError::Validation`], [`AppError::UsernameTaken`], [`AppError::EmailTaken`],
     /// [`AppError::Busy`], [`AppError::Unavailable`].
-    #[tracing::instrument(skip_all, fields(username = %input.username, ip = ?ctx.ip))]
+    #[tracing::instrument(skip_all, fields(username = %input.username, ip = ctx.ip.map(tracing::field::display)))]
     pub async fn create_user(
         &self,
         input: NewUser,
@@ -252,7 +252,7 @@ impl UserService {
     /// # Errors
     /// [`AppError::Validation`] (on `new_password`), [`AppError::WrongPassword`],
     /// [`AppError::Busy`], [`AppError::Unavailable`].
-    #[tracing::instrument(skip_all, fields(user_id = %principal.user.id, ip = ?ctx.ip))]
+    #[tracing::instrument(skip_all, fields(user_id = %principal.user.id, ip = ctx.ip.map(tracing::field::display)))]
     pub async fn change_password(
         &self,
         principal: &Principal,

@@ -15,7 +15,8 @@ use super::crypto::argon2::{Argon2Config, Argon2Hasher};
 use super::crypto::jwt::JwtCodec;
 use super::crypto::keys;
 use super::db::{self, DbOptions};
-use super::http::{self, AppState, Discovery, HttpOptions, RateLimit};
+use super::http::{self, AppState, Discovery, HttpOptions, MetricsState, RateLimit};
+use super::metrics::{self, MeteredAuditLog};
 use super::passwords::CommonPasswords;
 use crate::application::{
     AuditService, AuthService, AuthSettings, MaintenanceService, Ports, Retention, UserService,
@@ -70,7 +71,7 @@ pub async fn build_services(
         users: repos.users,
         tokens: repos.tokens,
         throttle: repos.throttle,
-        audit: repos.audit.clone(),
+        audit: Arc::new(MeteredAuditLog::new(repos.audit.clone())),
         hasher,
         codec,
         clock: clock.clone(),
@@ -112,6 +113,10 @@ pub async fn build_services(
         users: users.clone(),
         audit: AuditService::new(repos.audit),
         health: repos.health,
+        metrics: Arc::new(MetricsState {
+            handle: metrics::handle(),
+            pool: repos.pool,
+        }),
         trust_proxy_headers: settings.trust_proxy_headers,
     };
     Ok(Services {

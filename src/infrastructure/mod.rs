@@ -7,5 +7,6 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod http;
+pub mod metrics;
 pub mod passwords;
 pub mod telemetry;

@@ -11,6 +11,7 @@ mod helpers;
 mod hygiene;
 mod interop;
 mod lockout;
+mod metrics;
 mod refresh;
 mod sessions;
 mod token_hygiene;

@@ -73,14 +73,27 @@ impl Argon2Hasher {
         let busy = || HashError::Busy {
             retry_after_secs: self.queue_timeout.as_secs().max(1),
         };
-        let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| busy())?
-            .map_err(|_| busy())?;
+        let queued = std::time::Instant::now();
+        let permit =
+            match tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    metrics::counter!("password_hash_rejected_total").increment(1);
+                    return Err(busy());
+                }
+            };
+        metrics::histogram!("password_hash_queue_wait_seconds")
+            .record(queued.elapsed().as_secs_f64());
         let span = Span::current();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            span.in_scope(work)
+            let in_flight = metrics::gauge!("password_hashes_in_flight");
+            in_flight.increment(1.0);
+            let result = span.in_scope(work);
+            in_flight.decrement(1.0);
+            result
         })
         .await
         .map_err(|e| HashError::Failed(format!("hashing task failed: {e}")))?

@@ -20,6 +20,13 @@ pub struct Repositories {
     pub audit: Arc<dyn AuditLog>,
     pub purge: Arc<dyn Purge>,
     pub health: Arc<dyn HealthProbe>,
+    pub pool: Arc<dyn PoolState>,
+}
+
+/// The size and idle connections of a store's pool (for the metrics; not a domain port).
+pub trait PoolState: Send + Sync {
+    /// (connections open, of which idle).
+    fn pool_state(&self) -> (u32, usize);
 }
 
 /// Pool settings of a database connection.
@@ -63,6 +70,7 @@ impl Repositories {
             + AuditLog
             + Purge
             + HealthProbe
+            + PoolState
             + 'static,
     {
         Self {
@@ -71,7 +79,8 @@ impl Repositories {
             throttle: store.clone(),
             audit: store.clone(),
             purge: store.clone(),
-            health: store,
+            health: store.clone(),
+            pool: store,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -47,7 +47,19 @@ pub async fn request_log(request: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", %request_id, %method, %path);
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let route = response
+        .extensions()
+        .get::<RouteLabel>()
+        .map_or("unmatched", |label| label.0.as_str());
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
+    let latency_ms = elapsed * 1000.0;
     span.in_scope(|| {
         tracing::info!(status, latency_ms = format!("{latency_ms:.2}"), "request");
     });
@@ -59,6 +71,21 @@ pub async fn request_log(request: Request, next: Next) -> Response {
 
 /// The OAuth2 endpoints, whose errors are RFC 6749 JSON rather than problem documents.
 const OAUTH_PATHS: [&str; 3] = ["/auth/token", "/auth/refresh", "/auth/revoke"];
+
+/// The route template a response came from (`/users/{id}`, not the id): bounded label values.
+#[derive(Clone)]
+struct RouteLabel(MatchedPath);
+
+/// Tags each routed response with its route template, for the request metrics. Runs inside the
+/// router, where the matched path is known; the request log outside reads the tag.
+pub async fn tag_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteLabel(route));
+    }
+    response
+}
 
 /// Turns an error response that is not JSON (the framework's own 404/405/408/413/...) into a
 /// problem document, or RFC 6749 error JSON on the OAuth2 endpoints, keeping status and headers.

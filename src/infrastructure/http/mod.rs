@@ -29,8 +29,15 @@ pub struct AppState {
     pub users: UserService,
     pub audit: AuditService,
     pub health: Arc<dyn HealthProbe>,
+    pub metrics: Arc<MetricsState>,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_proxy_headers: bool,
+}
+
+/// What `/metrics` renders.
+pub struct MetricsState {
+    pub handle: metrics_exporter_prometheus::PrometheusHandle,
+    pub pool: Arc<dyn crate::infrastructure::db::PoolState>,
 }
 
 /// `Cache-Control: no-store` and `Pragma: no-cache`, for every response that carries a token.
@@ -68,6 +75,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .rate_limit
         .map(|limit| Arc::new(middleware::Limiter::new(limit, state.trust_proxy_headers)));
     let mut router = api_router
+        .route_layer(axum::middleware::from_fn(middleware::tag_route))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(options.body_limit_bytes))

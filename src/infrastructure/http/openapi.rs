@@ -54,5 +54,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::users::router())
         .merge(routes::admin::router())
         .merge(routes::well_known::router())
+        .merge(routes::metrics::router())
         .merge(routes::health::router())
 }

@@ -50,9 +50,10 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
         Ok(Self { pool })
     }
+}
 
-    /// The pool's size and idle connections, for metrics.
-    pub fn pool_state(&self) -> (u32, usize) {
+impl super::PoolState for PgStore {
+    fn pool_state(&self) -> (u32, usize) {
         (self.pool.size(), self.pool.num_idle())
     }
 }

@@ -112,6 +112,15 @@ pub(super) fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
     .into_session()
 }
 
+impl super::PoolState for SqliteStore {
+    fn pool_state(&self) -> (u32, usize) {
+        (
+            self.reader.size() + self.writer.size(),
+            self.reader.num_idle() + self.writer.num_idle(),
+        )
+    }
+}
+
 #[async_trait]
 impl HealthProbe for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {

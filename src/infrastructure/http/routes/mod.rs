@@ -3,5 +3,6 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod metrics;
 pub mod users;
 pub mod well_known;

@@ -1,0 +1,137 @@
+//! Prometheus metrics: the recorder, the audit-event counters, and the families the HTTP layer
+//! and the hasher report.
+//!
+//! Security events are counted where they are already recorded: [`MeteredAuditLog`] wraps the
+//! audit port, so the use cases need no metrics code and the counts match the audit trail.
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::domain::audit::{AuditEvent, AuditEventKind, AuditFilter};
+use crate::domain::ports::{AuditLog, StoreError};
+
+/// Seconds buckets from half a millisecond to ten seconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide recorder (installed once; every app in the process shares it).
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding program); then ours only
+            // renders what it was given.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests by method, route and status"
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by method, route and status"
+    );
+    describe_counter!("auth_logins_total", "Password-grant logins by outcome");
+    describe_counter!("auth_refreshes_total", "Refresh-token rotations");
+    describe_counter!(
+        "auth_refresh_token_reuse_total",
+        "Already-rotated refresh tokens presented (sessions revoked)"
+    );
+    describe_counter!(
+        "auth_lockouts_total",
+        "Accounts locked after repeated failed logins"
+    );
+    describe_counter!("auth_events_total", "Audit events by event and success");
+    describe_histogram!(
+        "password_hash_queue_wait_seconds",
+        Unit::Seconds,
+        "Time waited for a password-hashing slot"
+    );
+    describe_gauge!(
+        "password_hashes_in_flight",
+        "Password hashes being computed now"
+    );
+    describe_counter!(
+        "password_hash_rejected_total",
+        "Hashing requests refused because every slot stayed busy"
+    );
+    describe_gauge!(
+        "db_pool_connections",
+        "Database pool connections (state=size|idle)"
+    );
+}
+
+/// The login outcome of a failed-login detail, from a fixed set (bounded label values).
+fn login_failure(detail: Option<&str>) -> &'static str {
+    match detail {
+        Some("wrong password") => "wrong_password",
+        Some("unknown user") => "unknown_user",
+        Some("inactive user") => "inactive_user",
+        Some("account locked") => "locked",
+        _ => "failed",
+    }
+}
+
+/// Counts every audit event on its way to the real log.
+pub struct MeteredAuditLog {
+    inner: Arc<dyn AuditLog>,
+}
+
+impl MeteredAuditLog {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn AuditLog>) -> Self {
+        Self { inner }
+    }
+}
+
+#[async_trait]
+impl AuditLog for MeteredAuditLog {
+    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.inner.record(event).await?;
+        let success = if event.success { "true" } else { "false" };
+        counter!("auth_events_total", "event" => event.kind.as_str(), "success" => success)
+            .increment(1);
+        match event.kind {
+            AuditEventKind::LoginSucceeded => {
+                counter!("auth_logins_total", "outcome" => "success").increment(1);
+            }
+            AuditEventKind::LoginFailed => {
+                let outcome = login_failure(event.detail.as_deref());
+                counter!("auth_logins_total", "outcome" => outcome).increment(1);
+            }
+            AuditEventKind::AccountLocked => counter!("auth_lockouts_total").increment(1),
+            AuditEventKind::TokenRefreshed => counter!("auth_refreshes_total").increment(1),
+            AuditEventKind::RefreshTokenReused => {
+                counter!("auth_refresh_token_reuse_total").increment(1);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.list(filter).await
+    }
+}
+
+/// Sets the pool gauges (called at scrape time).
+pub fn record_pool(size: u32, idle: usize) {
+    gauge!("db_pool_connections", "state" => "size").set(f64::from(size));
+    gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+}
