@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Load benchmark of auth-service against a bare axum ceiling, with wrk, on this machine.
+#
+#   scripts/bench.sh
+#
+# Builds the release binaries, starts the service on a fresh SQLite database with production
+# argon2 parameters (m=19456 KiB, t=2, p=1) and the rate limit off, and drives it with wrk (the
+# Debian package, installed if missing; Lua scripts in scripts/bench/). Every workload runs
+# BENCH_DURATION (default 10s) against 127.0.0.1 only, and the script stops by itself.
+#
+# Workloads: GET /health; GET /users/me with a valid token; POST /auth/token logins; POST /users
+# registrations; POST /auth/refresh chained per connection; GET /health latency while 32
+# connections hammer login; 500 concurrent logins (every request must be answered: 200, or 503
+# with Retry-After); the same /users/me and logins with 1,000,000 users and 1,000,000 live
+# sessions (filled directly by scripts/bench/fill.py with one precomputed hash); idle and peak
+# RSS; start-to-ready on an existing database. The ceiling (examples/ceiling.rs) answers
+# GET /users/me with a fixed body after reading the Authorization header. One argon2
+# verification is timed with `cargo bench --bench crypto` for the hash limit (cores / time).
+# With BENCH_POSTGRES_URL (a maintenance database, e.g. postgres://postgres@127.0.0.1/postgres)
+# the refresh workload also runs on PostgreSQL.
+#
+# Writes target/bench/results.json and target/bench/results.md.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+DURATION="${BENCH_DURATION:-10s}"
+FILL="${BENCH_FILL:-1000000}"
+out="target/bench"
+mkdir -p "$out"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+command -v wrk >/dev/null 2>&1 || {
+    echo "bench: installing wrk (Debian package)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}
+
+echo "bench: building release binaries"
+cargo build --release --quiet --bin auth-service --example ceiling
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+
+port="$(free_port)"
+base="http://127.0.0.1:$port"
+server_env=(
+    env -i PATH="$PATH" APP_ENV=production HOST=127.0.0.1 PORT="$port"
+    JWT_SECRET="benchmark-secret-benchmark-secret-benchmark" JWT_ISSUER="$base"
+    ARGON2_MEMORY_KIB=19456 ARGON2_ITERATIONS=2 ARGON2_PARALLELISM=1
+    RATE_LIMIT_ENABLED=false LOGIN_MAX_FAILURES=1000000000 RUST_LOG=warn LOG_FORMAT=json
+)
+server_pid=""
+start_server() { # $1: DATABASE_URL; sets server_pid and ready_ms
+    local line
+    line="$(READY_LOG="$work/server.log" python3 scripts/bench/ready.py "$base/health" -- \
+        "${server_env[@]}" DATABASE_URL="$1" target/release/auth-service)"
+    server_pid="$(awk '{print $4}' <<<"$line")"
+    ready_ms="$(awk '{print $2}' <<<"$line")"
+    pids+=("$server_pid")
+}
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+
+json_results="$work/results.jsonl"
+: >"$json_results"
+record() { # $1 name, $2 wrk output file
+    local line
+    line="$(grep '^BENCH_JSON ' "$2" | sed 's/^BENCH_JSON //')"
+    printf '{"name": "%s", "result": %s}\n' "$1" "$line" >>"$json_results"
+    python3 -c 'import json,sys; r=json.loads(sys.argv[2]); print(f"  {sys.argv[1]:<28} {r[\"rps\"]:>10.1f} req/s  p50 {r[\"p50_ms\"]:.2f} ms  p99 {r[\"p99_ms\"]:.2f} ms  statuses {r[\"statuses\"]}")' "$1" "$line"
+}
+run_wrk() { # $1 name, then wrk arguments
+    local name="$1"; shift
+    wrk --latency -d "$DURATION" "$@" >"$work/$name.txt" 2>&1
+    record "$name" "$work/$name.txt"
+}
+extra() { printf '{"name": "%s", "value": %s}\n' "$1" "$2" >>"$json_results"; echo "  $1: $2"; }
+
+db="$work/bench.db"
+start_server "sqlite://$db"
+extra "start_to_ready_ms_new_database" "$ready_ms"
+sleep 1
+extra "idle_rss_mib" "$(python3 -c "print(round($(rss_kib "$server_pid")/1024, 1))")"
+
+export BENCH_USER=benchuser BENCH_PASSWORD="bench passphrase 0"
+curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' \
+    -d "{\"username\": \"$BENCH_USER\", \"password\": \"$BENCH_PASSWORD\"}"
+login() { curl -sf -X POST "$base/auth/token" -d "username=$BENCH_USER&password=$BENCH_PASSWORD"; }
+token="$(login | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+
+echo "bench: workloads against $base"
+run_wrk health -t2 -c64 -s scripts/bench/get.lua "$base/health"
+BENCH_TOKEN="$token" run_wrk users_me -t2 -c64 -s scripts/bench/get.lua "$base/users/me"
+run_wrk login -t2 -c16 -s scripts/bench/login.lua "$base"
+BENCH_TAG="r$RANDOM" run_wrk register -t2 -c16 -s scripts/bench/register.lua "$base"
+for i in $(seq 1 16); do
+    login | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])'
+done >"$work/tokens.txt"
+BENCH_TOKENS_FILE="$work/tokens.txt" run_wrk refresh_sqlite -t16 -c16 -s scripts/bench/refresh.lua "$base"
+
+# /health while 32 connections hammer login (the login run outlasts the health run).
+wrk -d "$((${DURATION%s} + 4))s" -t2 -c32 -s scripts/bench/login.lua "$base" >"$work/storm.txt" 2>&1 &
+storm=$!
+pids+=("$storm")
+sleep 2
+run_wrk health_during_login_storm -t1 -c4 -s scripts/bench/get.lua "$base/health"
+wait "$storm" || true
+record login_storm "$work/storm.txt"
+
+# 500 concurrent logins: every request answered (200 or 503 + Retry-After), bounded memory.
+run_wrk login_500_connections -t2 -c500 --timeout 30s -s scripts/bench/login.lua "$base"
+extra "peak_rss_mib" "$(python3 -c "print(round($(hwm_kib "$server_pid")/1024, 1))")"
+stop_server
+
+# Start to ready on the existing database.
+start_server "sqlite://$db"
+extra "start_to_ready_ms_existing_database" "$ready_ms"
+stop_server
+
+# The same with 1,000,000 users and 1,000,000 live sessions.
+echo "bench: filling $FILL users and sessions"
+python3 scripts/bench/fill.py "$db" "$FILL"
+start_server "sqlite://$db"
+token="$(login | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+BENCH_TOKEN="$token" run_wrk users_me_large -t2 -c64 -s scripts/bench/get.lua "$base/users/me"
+run_wrk login_large -t2 -c16 -s scripts/bench/login.lua "$base"
+stop_server
+
+if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
+    pg_db="bench_$RANDOM$RANDOM"
+    psql "$BENCH_POSTGRES_URL" -qc "CREATE DATABASE $pg_db" >/dev/null
+    pg_url="$(python3 -c 'import sys; u=sys.argv[1]; print(u.rsplit("/",1)[0]+"/"+sys.argv[2])' "$BENCH_POSTGRES_URL" "$pg_db")"
+    start_server "$pg_url"
+    curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' \
+        -d "{\"username\": \"$BENCH_USER\", \"password\": \"$BENCH_PASSWORD\"}"
+    for i in $(seq 1 16); do
+        login | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])'
+    done >"$work/tokens.txt"
+    BENCH_TOKENS_FILE="$work/tokens.txt" run_wrk refresh_postgres -t16 -c16 -s scripts/bench/refresh.lua "$base"
+    token="$(login | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+    BENCH_TOKEN="$token" run_wrk users_me_postgres -t2 -c64 -s scripts/bench/get.lua "$base/users/me"
+    stop_server
+    psql "$BENCH_POSTGRES_URL" -qc "DROP DATABASE $pg_db WITH (FORCE)" >/dev/null
+fi
+
+# The ceiling.
+ceiling_port="$(free_port)"
+target/release/examples/ceiling "127.0.0.1:$ceiling_port" >/dev/null 2>&1 &
+ceiling=$!
+pids+=("$ceiling")
+sleep 0.5
+BENCH_TOKEN="x" run_wrk ceiling_users_me -t2 -c64 -s scripts/bench/get.lua "http://127.0.0.1:$ceiling_port/users/me"
+kill "$ceiling"
+
+# One argon2 verification at the same parameters, for the hash limit.
+echo "bench: timing one argon2id verification (criterion)"
+cargo bench --quiet --bench crypto -- --noplot argon2id >"$work/criterion.txt" 2>&1
+verify_ns="$(python3 -c 'import glob,json; f=glob.glob("target/criterion/argon2id/*/new/estimates.json")[0]; print(json.load(open(f))["mean"]["point_estimate"])')"
+extra "argon2_verify_ms" "$(python3 -c "print(round($verify_ns/1e6, 2))")"
+extra "cores" "$(nproc)"
+
+python3 scripts/bench/summarize.py "$json_results" "$out"

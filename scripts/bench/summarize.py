@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Turn the workload lines of scripts/bench.sh into results.json and a markdown table with the
+ceiling ratio and each target of the performance issue, met or not.
+
+    python3 scripts/bench/summarize.py RESULTS.jsonl OUT_DIR
+"""
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+
+def main() -> None:
+    lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+    out = sys.argv[2]
+    runs = {l["name"]: l["result"] for l in lines if "result" in l}
+    values = {l["name"]: l["value"] for l in lines if "value" in l}
+    ceiling = runs["ceiling_users_me"]["rps"]
+    cores = values["cores"]
+    verify_ms = values["argon2_verify_ms"]
+    hash_limit = cores / (verify_ms / 1000)
+    permits = cores  # HASH_CONCURRENCY defaults to the cores
+    rss_budget = permits * 19456 / 1024 + 64
+
+    def rps(name):
+        return runs[name]["rps"] if name in runs else None
+
+    def answered(name):
+        r = runs[name]
+        errors = sum(r["errors"][k] for k in ("connect", "read", "write", "timeout"))
+        statuses = {int(s) for s in r["statuses"]}
+        return errors == 0 and statuses <= {200, 503}
+
+    targets = [
+        ("GET /users/me ≥ 50% of the ceiling", rps("users_me") / ceiling, 0.5, f"{rps('users_me') / ceiling:.0%} of ceiling"),
+        ("logins ≥ 90% of the hash limit", rps("login") / hash_limit, 0.9, f"{rps('login'):.1f}/s of {hash_limit:.1f}/s ({rps('login') / hash_limit:.0%})"),
+        ("registrations ≥ 90% of the hash limit", rps("register") / hash_limit, 0.9, f"{rps('register'):.1f}/s of {hash_limit:.1f}/s ({rps('register') / hash_limit:.0%})"),
+        ("POST /auth/refresh ≥ 5,000/s (SQLite)", rps("refresh_sqlite"), 5000, f"{rps('refresh_sqlite'):.0f}/s"),
+        ("GET /health p99 ≤ 10 ms during a login storm", -runs["health_during_login_storm"]["p99_ms"], -10, f"p99 {runs['health_during_login_storm']['p99_ms']:.2f} ms"),
+        ("500 concurrent logins all answered (200/503)", 1 if answered("login_500_connections") else 0, 1, f"statuses {runs['login_500_connections']['statuses']}, errors {runs['login_500_connections']['errors']}"),
+        (f"peak RSS ≤ {rss_budget:.0f} MiB", -values["peak_rss_mib"], -rss_budget, f"{values['peak_rss_mib']} MiB"),
+        ("/users/me with 1M users within 10%", rps("users_me_large") / rps("users_me"), 0.9, f"{rps('users_me_large') / rps('users_me'):.0%} of the small-table figure"),
+        ("logins with 1M users within 10%", rps("login_large") / rps("login"), 0.9, f"{rps('login_large') / rps('login'):.0%} of the small-table figure"),
+        ("idle RSS ≤ 20 MiB", -values["idle_rss_mib"], -20, f"{values['idle_rss_mib']} MiB"),
+        ("start to ready ≤ 100 ms (existing database)", -values["start_to_ready_ms_existing_database"], -100, f"{values['start_to_ready_ms_existing_database']} ms"),
+    ]
+    machine = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor()),
+        "cores": cores,
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "wrk": subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.splitlines()[0] if True else "",
+        "command": "scripts/bench.sh",
+    }
+    report = {
+        "machine": machine,
+        "runs": runs,
+        "values": values,
+        "hash_limit_per_s": hash_limit,
+        "targets": [{"target": t, "met": v >= goal, "measured": m} for t, v, goal, m in targets],
+    }
+    json.dump(report, open(os.path.join(out, "results.json"), "w"), indent=2)
+
+    rows = [
+        ("GET /health", "health"),
+        ("GET /users/me (valid token)", "users_me"),
+        ("POST /auth/token (login)", "login"),
+        ("POST /users (registration)", "register"),
+        ("POST /auth/refresh, chained (SQLite)", "refresh_sqlite"),
+        ("POST /auth/refresh, chained (PostgreSQL)", "refresh_postgres"),
+        ("GET /users/me (PostgreSQL)", "users_me_postgres"),
+        ("GET /health during a 32-connection login storm", "health_during_login_storm"),
+        ("POST /auth/token, 500 connections", "login_500_connections"),
+        ("GET /users/me, 1M users + 1M sessions", "users_me_large"),
+        ("POST /auth/token, 1M users + 1M sessions", "login_large"),
+        ("ceiling: bare axum GET /users/me", "ceiling_users_me"),
+    ]
+    md = [
+        f"Machine: {machine['cpu']}, {cores} cores, {machine['memory_gib']} GiB, Linux {machine['kernel']}; "
+        f"{machine['wrk']}; load generator on the same machine. Date: {machine['date']}. Command: `scripts/bench.sh`.",
+        "",
+        "| workload | req/s | p50 ms | p99 ms | vs ceiling | statuses |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for label, name in rows:
+        if name not in runs:
+            continue
+        r = runs[name]
+        md.append(f"| {label} | {r['rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps'] / ceiling:.1%} | {r['statuses']} |")
+    md += [
+        "",
+        f"Hash limit: {cores} cores / {verify_ms} ms per argon2id verification (m=19456, t=2, p=1) = {hash_limit:.1f}/s.",
+        f"Idle RSS {values['idle_rss_mib']} MiB; peak RSS {values['peak_rss_mib']} MiB; start to ready "
+        f"{values['start_to_ready_ms_new_database']} ms (new database), {values['start_to_ready_ms_existing_database']} ms (existing).",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    for t in report["targets"]:
+        md.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
+    open(os.path.join(out, "results.md"), "w").write("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
