@@ -37,12 +37,24 @@ fn claims() -> AccessClaims {
 fn codecs() -> Vec<(&'static str, JwtCodec)> {
     let mut codecs = vec![(
         "HS256",
-        JwtCodec::hs256(&SecretString::from("a-benchmark-secret-of-32-bytes!!"), "http://bench", "auth-service", 30),
+        JwtCodec::hs256(
+            &SecretString::from("a-benchmark-secret-of-32-bytes!!"),
+            "http://bench",
+            "auth-service",
+            30,
+        ),
     )];
-    for (name, algorithm) in [("EdDSA", Algorithm::EdDSA), ("ES256", Algorithm::ES256), ("RS256", Algorithm::RS256)] {
+    for (name, algorithm) in [
+        ("EdDSA", Algorithm::EdDSA),
+        ("ES256", Algorithm::ES256),
+        ("RS256", Algorithm::RS256),
+    ] {
         let pem = keys::generate_private_pem(algorithm).unwrap();
         let key = keys::from_private_pem(algorithm, &pem).unwrap();
-        codecs.push((name, JwtCodec::new(key, vec![], "http://bench", "auth-service", 30).unwrap()));
+        codecs.push((
+            name,
+            JwtCodec::new(key, vec![], "http://bench", "auth-service", 30).unwrap(),
+        ));
     }
     codecs
 }
@@ -51,7 +63,9 @@ fn jwt(c: &mut Criterion) {
     let claims = claims();
     for (name, codec) in codecs() {
         let token = codec.sign(&claims).unwrap();
-        c.bench_function(&format!("jwt sign {name}"), |b| b.iter(|| codec.sign(&claims).unwrap()));
+        c.bench_function(&format!("jwt sign {name}"), |b| {
+            b.iter(|| codec.sign(&claims).unwrap())
+        });
         c.bench_function(&format!("jwt verify {name}"), |b| {
             b.iter(|| codec.verify(&token, Utc::now()).unwrap())
         });
@@ -66,7 +80,10 @@ fn refresh_tokens(c: &mut Criterion) {
 
 fn argon2(c: &mut Criterion) {
     let var = |name: &str, default: u32| {
-        std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let config = Argon2Config {
         memory_kib: var("ARGON2_MEMORY_KIB", 19456),
@@ -80,7 +97,10 @@ fn argon2(c: &mut Criterion) {
     let mut group = c.benchmark_group("argon2id");
     group.sample_size(20);
     group.bench_function(
-        format!("verify m={} t={} p={}", config.memory_kib, config.iterations, config.parallelism),
+        format!(
+            "verify m={} t={} p={}",
+            config.memory_kib, config.iterations, config.parallelism
+        ),
         |b| b.iter(|| runtime.block_on(hasher.verify(&password, &hash)).unwrap()),
     );
     group.finish();

@@ -74,7 +74,11 @@ record() { # $1 name, $2 wrk output file
     local line
     line="$(grep '^BENCH_JSON ' "$2" | sed 's/^BENCH_JSON //')"
     printf '{"name": "%s", "result": %s}\n' "$1" "$line" >>"$json_results"
-    python3 -c 'import json,sys; r=json.loads(sys.argv[2]); print(f"  {sys.argv[1]:<28} {r[\"rps\"]:>10.1f} req/s  p50 {r[\"p50_ms\"]:.2f} ms  p99 {r[\"p99_ms\"]:.2f} ms  statuses {r[\"statuses\"]}")' "$1" "$line"
+    python3 - "$1" "$line" <<'PY'
+import json, sys
+r = json.loads(sys.argv[2])
+print("  %-28s %10.1f req/s  p50 %.2f ms  p99 %.2f ms  statuses %s" % (sys.argv[1], r["rps"], r["p50_ms"], r["p99_ms"], r["statuses"]))
+PY
 }
 run_wrk() { # $1 name, then wrk arguments
     local name="$1"; shift

@@ -1,16 +1,43 @@
-//! `auth-service`: load settings, start telemetry, build the app, serve until a signal.
+//! `auth-service`: the server binary. `serve` (the default) loads the settings, starts
+//! telemetry, builds the app and serves until SIGINT/SIGTERM; `migrate` applies the migrations
+//! and exits; `check-config` validates the configuration and prints it with secrets masked.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use auth_service::infrastructure::bootstrap::{
-    build_app, serve, shutdown_signal, spawn_purge_task,
+    build_app, build_codec, db_options, serve, shutdown_signal, spawn_purge_task,
 };
 use auth_service::infrastructure::config::{AppEnv, Settings, DEVELOPMENT_JWT_SECRET};
-use auth_service::infrastructure::telemetry;
+use auth_service::infrastructure::{db, telemetry};
+use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+#[derive(Parser)]
+#[command(
+    name = "auth-service",
+    version,
+    about = "OAuth2 password-grant authentication service",
+    long_about = "OAuth2 password-grant authentication service: JWT access tokens, rotating refresh tokens, argon2id passwords.\n\nConfiguration comes from the environment, then .env.{APP_ENV}, then .env (see .env.example)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP until SIGINT or SIGTERM (the default).
+    Serve,
+    /// Apply the database migrations and exit (safe to run beside running replicas).
+    Migrate,
+    /// Validate the configuration and the signing keys, print every setting with secrets
+    /// masked, and exit (1 when something is wrong).
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
@@ -18,8 +45,24 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("auth-service: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(run(settings)),
+        Command::Migrate => runtime.block_on(migrate(settings)),
+        Command::CheckConfig => check_config(&settings),
+    }
+}
+
+async fn run(settings: Settings) -> ExitCode {
     telemetry::init(settings.log_format, "info");
     if settings.app_env != AppEnv::Production
+        && settings.jwt_algorithm == "HS256"
         && settings.jwt_secret.expose_secret() == DEVELOPMENT_JWT_SECRET
     {
         tracing::warn!("JWT_SECRET is not set: using the public development secret");
@@ -49,12 +92,50 @@ async fn main() -> ExitCode {
     );
     spawn_purge_task(
         maintenance,
-        std::time::Duration::from_secs(settings.purge_interval_seconds),
+        Duration::from_secs(settings.purge_interval_seconds),
     );
     match serve(listener, router, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(settings: Settings) -> ExitCode {
+    telemetry::init(settings.log_format, "warn");
+    let url = settings.database_url.expose_secret();
+    match db::connect(url, &db_options(&settings)).await {
+        Ok(_) => {
+            println!(
+                "migrations applied: {}",
+                auth_service::infrastructure::config::mask_url(url)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("auth-service migrate: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(settings: &Settings) -> ExitCode {
+    for (name, value) in settings.entries() {
+        println!("{name}={value}");
+    }
+    match build_codec(settings) {
+        Ok(codec) => {
+            println!(
+                "configuration OK: signing with {} (kid {})",
+                codec.algorithm(),
+                codec.signing_kid()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("auth-service check-config: {error}");
             ExitCode::FAILURE
         }
     }

@@ -282,3 +282,124 @@ async fn seed_imports_existing_bcrypt_and_argon2_hashes_without_a_password_reset
     assert!(stdout.contains("row 6:"), "{stdout}");
     assert!(login_works(&db, "legacy", "poc passphrase").await);
 }
+
+#[test]
+fn the_server_explains_itself_and_reports_its_version() {
+    let dir = TempDir::new().unwrap();
+    let (output, stdout) = run({
+        let mut cmd = command(SERVER, dir.path(), &[]);
+        cmd.arg("--help");
+        cmd
+    });
+    assert!(output.status.success());
+    for subcommand in ["serve", "migrate", "check-config"] {
+        assert!(stdout.contains(subcommand), "{stdout}");
+    }
+    let (output, stdout) = run({
+        let mut cmd = command(SERVER, dir.path(), &[]);
+        cmd.arg("--version");
+        cmd
+    });
+    assert!(output.status.success());
+    assert_eq!(
+        stdout.trim(),
+        format!("auth-service {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn check_config_prints_every_setting_with_secrets_masked() {
+    let dir = TempDir::new().unwrap();
+    let secret = "a-production-secret-that-is-long-enough-1234";
+    let vars = [
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", secret),
+        ("DATABASE_URL", "postgres://app:pa55word@db.internal/auth"),
+    ];
+    let (output, stdout) = run({
+        let mut cmd = command(SERVER, dir.path(), &vars);
+        cmd.arg("check-config");
+        cmd
+    });
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("APP_ENV=production"));
+    assert!(
+        stdout.contains("DATABASE_URL=postgres://app:***@db.internal/auth"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("JWT_SECRET=******** (44 bytes)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("LOGIN_MAX_FAILURES=5"));
+    assert!(stdout.contains("configuration OK: signing with HS256"));
+    assert!(!stdout.contains(secret) && !stdout.contains("pa55word"));
+
+    let broken = [
+        ("JWT_ALGORITHM", "EdDSA"),
+        ("JWT_PRIVATE_KEY_FILE", "/nonexistent/key.pem"),
+    ];
+    let output = command(SERVER, dir.path(), &broken)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/key.pem"), "{stderr}");
+}
+
+#[tokio::test]
+async fn migrate_prepares_the_database_and_exits() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/migrated.db", dir.path().display());
+    let (output, stdout) = run({
+        let mut cmd = command(SERVER, dir.path(), &[("DATABASE_URL", &db)]);
+        cmd.arg("migrate");
+        cmd
+    });
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("migrations applied"));
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for table in [
+        "audit_events",
+        "login_throttle",
+        "refresh_tokens",
+        "sessions",
+        "users",
+    ] {
+        assert!(tables.iter().any(|t| t == table), "{tables:?}");
+    }
+}
+
+#[tokio::test]
+async fn seed_reports_progress_while_importing_a_file() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/seed.db", dir.path().display());
+    let file = dir.path().join("many.csv");
+    let mut csv = String::from("username,password\n");
+    for i in 0..6 {
+        csv.push_str(&format!("bulk{i},bulk passphrase {i}\n"));
+    }
+    std::fs::write(&file, csv).unwrap();
+    let mut vars = cheap_argon2(&db);
+    vars.push(("SEED_PROGRESS_EVERY", "2"));
+    let output = command(SEED, dir.path(), &vars)
+        .arg("--from-file")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for line in [
+        "seed: 2/6 rows",
+        "seed: 4/6 rows",
+        "seed: 6/6 rows (6 created, 0 skipped, 0 rejected)",
+    ] {
+        assert!(stderr.contains(line), "{stderr}");
+    }
+}

@@ -114,6 +114,71 @@ impl Row {
     }
 }
 
+/// Progress of a file import: a bar on a terminal, a line every few seconds otherwise (logs).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    done: usize,
+    /// Rows between two progress lines when not on a terminal (`SEED_PROGRESS_EVERY`, 1000).
+    every: usize,
+    last_line: std::time::Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} rows, {per_sec}, eta {eta} {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            total,
+            done: 0,
+            every: std::env::var("SEED_PROGRESS_EVERY")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(1000),
+            last_line: std::time::Instant::now(),
+        }
+    }
+
+    fn advance(&mut self, summary: &Summary) {
+        self.done += 1;
+        let counts = format!(
+            "{} created, {} skipped, {} rejected",
+            summary.created,
+            summary.skipped,
+            summary.rejected.len()
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                bar.set_message(counts);
+            }
+            None if self.done % self.every == 0
+                || self.last_line.elapsed() >= std::time::Duration::from_secs(5) =>
+            {
+                eprintln!("seed: {}/{} rows ({counts})", self.done, self.total);
+                self.last_line = std::time::Instant::now();
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 #[derive(Default)]
 struct Summary {
     created: usize,
@@ -213,6 +278,7 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let mut progress = Progress::new(rows.len());
         for (i, row) in rows.into_iter().enumerate() {
             let label = format!("row {}", i + 1);
             match row {
@@ -221,7 +287,9 @@ async fn main() -> ExitCode {
                 }
                 Err(reason) => summary.rejected.push(format!("{label}: {reason}")),
             }
+            progress.advance(&summary);
         }
+        progress.finish();
     } else if let (Some(username), Some(password)) = (cli.username, cli.password) {
         let row = Row {
             username,

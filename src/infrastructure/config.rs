@@ -92,28 +92,130 @@ pub struct Settings {
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("app_env", &self.app_env)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("database_url", &mask_url(self.database_url.expose_secret()))
-            .field("database_max_connections", &self.database_max_connections)
-            .field("jwt_secret", &"[REDACTED]")
-            .field("jwt_algorithm", &self.jwt_algorithm)
-            .field("jwt_issuer", &self.jwt_issuer)
-            .field("jwt_audience", &self.jwt_audience)
-            .field("access_token_ttl_seconds", &self.access_token_ttl_seconds)
-            .field("refresh_token_ttl_seconds", &self.refresh_token_ttl_seconds)
-            .field("argon2_memory_kib", &self.argon2_memory_kib)
-            .field("argon2_iterations", &self.argon2_iterations)
-            .field("argon2_parallelism", &self.argon2_parallelism)
-            .field("hash_concurrency", &self.hash_concurrency)
-            .field("login_max_failures", &self.login_max_failures)
-            .field("login_lockout_seconds", &self.login_lockout_seconds)
-            .field("registration_open", &self.registration_open)
-            .field("rate_limit_enabled", &self.rate_limit_enabled)
-            .field("cors_allowed_origins", &self.cors_allowed_origins)
-            .finish_non_exhaustive()
+        f.debug_map().entries(self.entries()).finish()
+    }
+}
+
+impl Settings {
+    /// Every setting under its variable name, as in effect, with secrets masked: what
+    /// `auth-service check-config` prints.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        let list = |items: Vec<String>| {
+            if items.is_empty() {
+                "(none)".to_owned()
+            } else {
+                items.join(",")
+            }
+        };
+        let secret = |s: &SecretString| {
+            let len = s.expose_secret().len();
+            if s.expose_secret() == DEVELOPMENT_JWT_SECRET {
+                "(public development value)".to_owned()
+            } else {
+                format!("******** ({len} bytes)")
+            }
+        };
+        vec![
+            ("APP_ENV", self.app_env.as_str().to_owned()),
+            ("HOST", self.host.to_string()),
+            ("PORT", self.port.to_string()),
+            ("DATABASE_URL", mask_url(self.database_url.expose_secret())),
+            (
+                "DATABASE_MAX_CONNECTIONS",
+                self.database_max_connections.to_string(),
+            ),
+            (
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                self.database_acquire_timeout_ms.to_string(),
+            ),
+            (
+                "DATABASE_STATEMENT_TIMEOUT_MS",
+                self.database_statement_timeout_ms.to_string(),
+            ),
+            ("JWT_ALGORITHM", self.jwt_algorithm.clone()),
+            ("JWT_SECRET", secret(&self.jwt_secret)),
+            (
+                "JWT_PRIVATE_KEY_FILE",
+                self.jwt_private_key_file
+                    .as_ref()
+                    .map_or("(none)".into(), |p| p.display().to_string()),
+            ),
+            (
+                "JWT_VERIFY_KEY_FILES",
+                list(
+                    self.jwt_verify_key_files
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect(),
+                ),
+            ),
+            (
+                "JWT_DEV_KEY_DIR",
+                self.jwt_dev_key_dir.display().to_string(),
+            ),
+            ("JWT_ISSUER", self.jwt_issuer.clone()),
+            ("JWT_AUDIENCE", self.jwt_audience.clone()),
+            ("JWT_LEEWAY_SECONDS", self.jwt_leeway_seconds.to_string()),
+            (
+                "ACCESS_TOKEN_TTL_SECONDS",
+                self.access_token_ttl_seconds.to_string(),
+            ),
+            (
+                "REFRESH_TOKEN_TTL_SECONDS",
+                self.refresh_token_ttl_seconds.to_string(),
+            ),
+            ("ARGON2_MEMORY_KIB", self.argon2_memory_kib.to_string()),
+            ("ARGON2_ITERATIONS", self.argon2_iterations.to_string()),
+            ("ARGON2_PARALLELISM", self.argon2_parallelism.to_string()),
+            ("HASH_CONCURRENCY", self.hash_concurrency.to_string()),
+            (
+                "HASH_QUEUE_TIMEOUT_MS",
+                self.hash_queue_timeout_ms.to_string(),
+            ),
+            ("PASSWORD_MIN_LENGTH", self.password_min_length.to_string()),
+            ("LOGIN_MAX_FAILURES", self.login_max_failures.to_string()),
+            (
+                "LOGIN_LOCKOUT_SECONDS",
+                self.login_lockout_seconds.to_string(),
+            ),
+            (
+                "LOGIN_LOCKOUT_MAX_SECONDS",
+                self.login_lockout_max_seconds.to_string(),
+            ),
+            ("REGISTRATION_OPEN", self.registration_open.to_string()),
+            ("RATE_LIMIT_ENABLED", self.rate_limit_enabled.to_string()),
+            (
+                "RATE_LIMIT_PER_SECOND",
+                self.rate_limit_per_second.to_string(),
+            ),
+            ("RATE_LIMIT_BURST", self.rate_limit_burst.to_string()),
+            ("TRUST_PROXY_HEADERS", self.trust_proxy_headers.to_string()),
+            ("BODY_LIMIT_BYTES", self.body_limit_bytes.to_string()),
+            (
+                "REQUEST_TIMEOUT_SECONDS",
+                self.request_timeout_seconds.to_string(),
+            ),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                list(self.cors_allowed_origins.clone()),
+            ),
+            (
+                "AUDIT_RETENTION_DAYS",
+                self.audit_retention_days.to_string(),
+            ),
+            (
+                "PURGE_INTERVAL_SECONDS",
+                self.purge_interval_seconds.to_string(),
+            ),
+            (
+                "LOG_FORMAT",
+                match self.log_format {
+                    LogFormat::Json => "json",
+                    LogFormat::Pretty => "pretty",
+                }
+                .to_owned(),
+            ),
+        ]
     }
 }
 

@@ -106,3 +106,50 @@ async fn every_schema_reference_resolves() {
         assert!(schemas.contains_key(name), "unresolved reference to {name}");
     }
 }
+
+#[tokio::test]
+async fn every_operation_has_a_summary_a_description_and_examples_for_bodies_and_errors() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    let has_example = |content: &Value| {
+        if !content["example"].is_null() {
+            return true;
+        }
+        let reference = content["schema"]["$ref"].as_str().unwrap_or_default();
+        let name = reference.rsplit('/').next().unwrap_or_default();
+        !schemas[name]["example"].is_null()
+    };
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let name = format!("{method} {path}");
+            assert!(operation["summary"].is_string(), "{name}: summary");
+            assert!(operation["description"].is_string(), "{name}: description");
+            if let Some(content) = operation["requestBody"]["content"].as_object() {
+                for (media, body) in content {
+                    assert!(has_example(body), "{name}: request example ({media})");
+                }
+            }
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let errors = status.starts_with('4') || status.starts_with('5');
+                if let (true, Some(content)) = (errors, response["content"].as_object()) {
+                    for (media, body) in content {
+                        assert!(
+                            !body["example"].is_null(),
+                            "{name} {status}: example ({media})"
+                        );
+                        if media == "application/problem+json" {
+                            assert_eq!(
+                                body["example"]["status"].as_u64().unwrap().to_string(),
+                                *status
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(operations, 19, "every route of the contract is documented");
+}

@@ -84,6 +84,7 @@ pub struct ChangePasswordRequest {
 
 /// `POST /auth/token` form parameters (RFC 6749 §4.3 and §6).
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"grant_type": "password", "username": "alice", "password": "correct horse battery", "scope": "user"}))]
 #[allow(dead_code)] // documents the form; the handler parses it strictly by hand
 pub struct TokenRequest {
     /// `password` (the default when absent) or `refresh_token`.
@@ -104,6 +105,7 @@ pub struct TokenRequest {
 
 /// `POST /auth/revoke` form parameters (RFC 7009).
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"token": "k3Jz...base64url", "token_type_hint": "refresh_token"}))]
 #[allow(dead_code)] // documents the form; the handler parses it strictly by hand
 pub struct RevokeRequest {
     /// A refresh token or an access token.

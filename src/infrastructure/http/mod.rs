@@ -70,7 +70,7 @@ pub struct HttpOptions {
 /// middleware (request log, security headers, CORS, timeout, rate limit, body limit, problem
 /// documents for framework errors).
 pub fn router(state: AppState, options: &HttpOptions) -> Router {
-    let (api_router, api) = openapi::api_router().split_for_parts();
+    let (api_router, api) = openapi::split();
     let limiter = options
         .rate_limit
         .map(|limit| Arc::new(middleware::Limiter::new(limit, state.trust_proxy_headers)));
@@ -105,5 +105,5 @@ async fn not_found() -> Problem {
 
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    openapi::api_router().into_openapi()
+    openapi::split().1
 }
