@@ -2,58 +2,56 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, OptionalExtension, Row, TransactionBehavior};
 
 use super::{micros, store_error, time, uuid, SqliteStore};
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::ports::{
     AuditLog, LockoutPolicy, LoginThrottle, Purge, StoreError, ThrottleState,
 };
-use uuid::Uuid;
-
 use crate::infrastructure::db::records::AuditRecord;
 
-fn event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
-    let get = |column: &str| -> Result<Option<String>, StoreError> {
-        row.try_get(column).map_err(store_error)
-    };
-    AuditRecord {
-        id: uuid(row, "id")?,
-        at: time(row, "at")?,
-        event: get("event")?.unwrap_or_default(),
-        user_id: get("user_id")?
-            .map(|id| Uuid::parse_str(&id))
-            .transpose()
-            .map_err(|e| StoreError::Other(format!("bad audit user_id: {e}")))?,
-        username: get("username")?,
-        ip: get("ip")?,
-        user_agent: get("user_agent")?,
-        success: row.try_get("success").map_err(store_error)?,
-        detail: get("detail")?,
-    }
-    .into_event()
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: uuid(&row.get::<_, String>(0)?)?,
+        at: time(row.get(1)?)?,
+        event: row.get(2)?,
+        user_id: row
+            .get::<_, Option<String>>(3)?
+            .map(|id| uuid(&id))
+            .transpose()?,
+        username: row.get(4)?,
+        ip: row.get(5)?,
+        user_agent: row.get(6)?,
+        success: row.get(7)?,
+        detail: row.get(8)?,
+    })
 }
 
 #[async_trait]
 impl AuditLog for SqliteStore {
     async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, event, user_id, username, ip, user_agent, success, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(event.id.to_string())
-        .bind(micros(event.at))
-        .bind(event.kind.as_str())
-        .bind(event.user_id.map(|id| id.to_string()))
-        .bind(event.username.as_deref())
-        .bind(event.ip.map(|ip| ip.to_string()))
-        .bind(event.user_agent.as_deref())
-        .bind(event.success)
-        .bind(event.detail.as_deref())
-        .execute(&self.writer)
-        .await
-        .map_err(store_error)?;
+        let writer = self.writer().await?;
+        writer
+            .prepare_cached(
+                "INSERT INTO audit_events (id, at, event, user_id, username, ip, user_agent, success, detail)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    event.id.to_string(),
+                    micros(event.at),
+                    event.kind.as_str(),
+                    event.user_id.map(|id| id.to_string()),
+                    event.username.as_deref(),
+                    event.ip.map(|ip| ip.to_string()),
+                    event.user_agent.as_deref(),
+                    event.success,
+                    event.detail.as_deref(),
+                ])
+            })
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -62,56 +60,57 @@ impl AuditLog for SqliteStore {
         let mut sql = String::from(
             "SELECT id, at, event, user_id, username, ip, user_agent, success, detail FROM audit_events WHERE 1 = 1",
         );
-        if filter.user_id.is_some() {
-            sql.push_str(" AND user_id = ?");
-        }
-        if filter.kind.is_some() {
-            sql.push_str(" AND event = ?");
-        }
-        if filter.before.is_some() {
-            sql.push_str(" AND at < ?");
-        }
-        sql.push_str(" ORDER BY at DESC, id DESC LIMIT ?");
-        let mut query = sqlx::query(&sql);
+        let mut values: Vec<Value> = Vec::new();
         if let Some(user_id) = filter.user_id {
-            query = query.bind(user_id.to_string());
+            sql.push_str(" AND user_id = ?");
+            values.push(Value::Text(user_id.to_string()));
         }
         if let Some(kind) = filter.kind {
-            query = query.bind(kind.as_str());
+            sql.push_str(" AND event = ?");
+            values.push(Value::Text(kind.as_str().to_owned()));
         }
         if let Some(before) = filter.before {
-            query = query.bind(micros(before));
+            sql.push_str(" AND at < ?");
+            values.push(Value::Integer(micros(before)));
         }
-        let rows = query
-            .bind(i64::from(filter.limit))
-            .fetch_all(&self.reader)
-            .await
+        sql.push_str(" ORDER BY at DESC, id DESC LIMIT ?");
+        values.push(Value::Integer(i64::from(filter.limit)));
+        let reader = self.reader().await?;
+        let records = reader
+            .prepare_cached(&sql)
+            .and_then(|mut s| {
+                s.query_map(params_from_iter(values), event_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
             .map_err(store_error)?;
-        rows.iter().map(event_from_row).collect()
+        records.into_iter().map(AuditRecord::into_event).collect()
     }
 }
 
 #[async_trait]
 impl LoginThrottle for SqliteStore {
     async fn state(&self, key: &str, now: DateTime<Utc>) -> Result<ThrottleState, StoreError> {
-        let row = sqlx::query(
-            "SELECT failures, locks, locked_until FROM login_throttle WHERE login_key = ?",
+        let reader = self.reader().await?;
+        let row: Option<(u32, u32, Option<i64>)> = reader
+            .prepare_cached(
+                "SELECT failures, locks, locked_until FROM login_throttle WHERE login_key = ?",
+            )
+            .and_then(|mut s| {
+                s.query_row([key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                    .optional()
+            })
+            .map_err(store_error)?;
+        Ok(
+            row.map_or_else(ThrottleState::default, |(failures, locks, until)| {
+                ThrottleState {
+                    failures,
+                    locks,
+                    locked_until: until
+                        .filter(|until| *until > micros(now))
+                        .and_then(DateTime::from_timestamp_micros),
+                }
+            }),
         )
-        .bind(key)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(store_error)?;
-        let Some(row) = row else {
-            return Ok(ThrottleState::default());
-        };
-        let locked_until: Option<i64> = row.try_get("locked_until").map_err(store_error)?;
-        Ok(ThrottleState {
-            failures: row.try_get("failures").map_err(store_error)?,
-            locks: row.try_get("locks").map_err(store_error)?,
-            locked_until: locked_until
-                .filter(|until| *until > micros(now))
-                .and_then(DateTime::from_timestamp_micros),
-        })
     }
 
     async fn record_failure(
@@ -120,42 +119,38 @@ impl LoginThrottle for SqliteStore {
         now: DateTime<Utc>,
         policy: &LockoutPolicy,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(store_error)?;
-        let row = sqlx::query(
-            "INSERT INTO login_throttle (login_key, failures, locks, updated_at) VALUES (?1, 1, 0, ?2)
-             ON CONFLICT (login_key) DO UPDATE SET failures = failures + 1, updated_at = ?2
-             RETURNING failures, locks",
-        )
-        .bind(key)
-        .bind(micros(now))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let failures: u32 = row.try_get("failures").map_err(store_error)?;
-        let locks: u32 = row.try_get("locks").map_err(store_error)?;
+        let mut writer = self.writer().await?;
+        let tx = writer
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(store_error)?;
+        let (failures, locks): (u32, u32) = tx
+            .prepare_cached(
+                "INSERT INTO login_throttle (login_key, failures, locks, updated_at) VALUES (?1, 1, 0, ?2)
+                 ON CONFLICT (login_key) DO UPDATE SET failures = failures + 1, updated_at = ?2
+                 RETURNING failures, locks",
+            )
+            .and_then(|mut s| s.query_row(params![key, micros(now)], |row| Ok((row.get(0)?, row.get(1)?))))
+            .map_err(store_error)?;
         let locked_until = if failures >= policy.max_failures {
             let until = now + policy.lock_length(locks);
-            sqlx::query(
+            tx.prepare_cached(
                 "UPDATE login_throttle SET failures = 0, locks = locks + 1, locked_until = ? WHERE login_key = ?",
             )
-            .bind(micros(until))
-            .bind(key)
-            .execute(&mut *tx)
-            .await
+            .and_then(|mut s| s.execute(params![micros(until), key]))
             .map_err(store_error)?;
             Some(until)
         } else {
             None
         };
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().map_err(store_error)?;
         Ok(locked_until)
     }
 
     async fn record_success(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM login_throttle WHERE login_key = ?")
-            .bind(key)
-            .execute(&self.writer)
-            .await
+        let writer = self.writer().await?;
+        writer
+            .prepare_cached("DELETE FROM login_throttle WHERE login_key = ?")
+            .and_then(|mut s| s.execute([key]))
             .map_err(store_error)?;
         Ok(())
     }
@@ -170,33 +165,39 @@ impl Purge for SqliteStore {
         audit_before: DateTime<Utc>,
         throttle_before: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(store_error)?;
-        let mut removed = 0;
-        let statements: [(&str, Vec<i64>); 4] = [
-            // Refresh tokens go with their session (ON DELETE CASCADE).
-            (
-                "DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?",
-                vec![micros(now), micros(revoked_before)],
-            ),
-            ("DELETE FROM refresh_tokens WHERE expires_at < ?", vec![micros(now)]),
-            ("DELETE FROM audit_events WHERE at < ?", vec![micros(audit_before)]),
-            (
-                "DELETE FROM login_throttle WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)",
-                vec![micros(throttle_before), micros(now)],
-            ),
-        ];
-        for (sql, binds) in statements {
-            let mut query = sqlx::query(sql);
-            for value in binds {
-                query = query.bind(value);
+        let (now, revoked_before, audit_before, throttle_before) = (
+            micros(now),
+            micros(revoked_before),
+            micros(audit_before),
+            micros(throttle_before),
+        );
+        // Possibly millions of rows: on the blocking pool, not on the async runtime.
+        self.write_blocking(move |connection| {
+            let tx = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(store_error)?;
+            let statements: [(&str, Vec<i64>); 4] = [
+                // Refresh tokens go with their session (ON DELETE CASCADE).
+                (
+                    "DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?",
+                    vec![now, revoked_before],
+                ),
+                ("DELETE FROM refresh_tokens WHERE expires_at < ?", vec![now]),
+                ("DELETE FROM audit_events WHERE at < ?", vec![audit_before]),
+                (
+                    "DELETE FROM login_throttle WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)",
+                    vec![throttle_before, now],
+                ),
+            ];
+            let mut removed = 0;
+            for (sql, values) in statements {
+                removed += tx
+                    .execute(sql, params_from_iter(values))
+                    .map_err(store_error)? as u64;
             }
-            removed += query
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?
-                .rows_affected();
-        }
-        tx.commit().await.map_err(store_error)?;
-        Ok(removed)
+            tx.commit().map_err(store_error)?;
+            Ok(removed)
+        })
+        .await
     }
 }

@@ -2,55 +2,59 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
 
-use super::{micros, store_error, SqliteStore, USER_COLUMNS};
+use super::{into_user, micros, store_error, user_from_row, SqliteStore, USER_COLUMNS};
 use crate::domain::ports::{StoreError, UserRepository};
 use crate::domain::session::SessionId;
 use crate::domain::user::{EmailAddress, FullName, PasswordHash, User, UserId};
-
-use super::user_from_row;
+use crate::infrastructure::db::records::UserRecord;
 
 #[async_trait]
 impl UserRepository for SqliteStore {
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     async fn insert(&self, user: &User) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (id, username, email, full_name, password_hash, roles, is_active, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(user.id.to_string())
-        .bind(user.username.as_str())
-        .bind(user.email.as_ref().map(EmailAddress::as_str))
-        .bind(user.full_name.as_ref().map(FullName::as_str))
-        .bind(user.password_hash.as_str())
-        .bind(user.roles.to_space_separated())
-        .bind(user.is_active)
-        .bind(micros(user.created_at))
-        .bind(micros(user.updated_at))
-        .execute(&self.writer)
-        .await
-        .map_err(store_error)?;
+        let writer = self.writer().await?;
+        writer
+            .prepare_cached(
+                "INSERT INTO users (id, username, email, full_name, password_hash, roles, is_active, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    user.id.to_string(),
+                    user.username.as_str(),
+                    user.email.as_ref().map(EmailAddress::as_str),
+                    user.full_name.as_ref().map(FullName::as_str),
+                    user.password_hash.as_str(),
+                    user.roles.to_space_separated(),
+                    user.is_active,
+                    micros(user.created_at),
+                    micros(user.updated_at),
+                ])
+            })
+            .map_err(store_error)?;
         Ok(())
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let reader = self.reader().await?;
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?");
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
+        let record = reader
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row([id.to_string()], user_from_row).optional())
             .map_err(store_error)?;
-        row.as_ref().map(user_from_row).transpose()
+        into_user(record)
     }
 
     async fn find_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let reader = self.reader().await?;
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE lower(u.username) = lower(?)");
-        let row = sqlx::query(&sql)
-            .bind(username)
-            .fetch_optional(&self.reader)
-            .await
+        let record = reader
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row([username], user_from_row).optional())
             .map_err(store_error)?;
-        row.as_ref().map(user_from_row).transpose()
+        into_user(record)
     }
 
     async fn find_active_by_session(
@@ -59,54 +63,70 @@ impl UserRepository for SqliteStore {
         session_id: SessionId,
         now: DateTime<Utc>,
     ) -> Result<Option<User>, StoreError> {
+        let reader = self.reader().await?;
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ?
                AND u.is_active = 1"
         );
-        let row = sqlx::query(&sql)
-            .bind(session_id.to_string())
-            .bind(user_id.to_string())
-            .bind(micros(now))
-            .fetch_optional(&self.reader)
-            .await
+        let record = reader
+            .prepare_cached(&sql)
+            .and_then(|mut s| {
+                s.query_row(
+                    params![session_id.to_string(), user_id.to_string(), micros(now)],
+                    user_from_row,
+                )
+                .optional()
+            })
             .map_err(store_error)?;
-        row.as_ref().map(user_from_row).transpose()
+        into_user(record)
     }
 
     async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
+        let reader = self.reader().await?;
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users u ORDER BY u.created_at, u.id LIMIT ? OFFSET ?"
         );
-        let rows = sqlx::query(&sql)
-            .bind(i64::from(limit))
-            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-            .fetch_all(&self.reader)
-            .await
+        let records = reader
+            .prepare_cached(&sql)
+            .and_then(|mut s| {
+                s.query_map(
+                    params![i64::from(limit), i64::try_from(offset).unwrap_or(i64::MAX)],
+                    user_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
             .map_err(store_error)?;
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&self.reader)
-            .await
+        let total: i64 = reader
+            .prepare_cached("SELECT count(*) FROM users")
+            .and_then(|mut s| s.query_row([], |row| row.get(0)))
             .map_err(store_error)?;
-        let users = rows.iter().map(user_from_row).collect::<Result<_, _>>()?;
+        let users = records
+            .into_iter()
+            .map(UserRecord::into_user)
+            .collect::<Result<_, _>>()?;
         Ok((users, u64::try_from(total).unwrap_or_default()))
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     async fn update(&self, user: &User) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE users SET email = ?, full_name = ?, roles = ?, is_active = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(user.email.as_ref().map(EmailAddress::as_str))
-        .bind(user.full_name.as_ref().map(FullName::as_str))
-        .bind(user.roles.to_space_separated())
-        .bind(user.is_active)
-        .bind(micros(user.updated_at))
-        .bind(user.id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(store_error)?;
-        Ok(done.rows_affected() == 1)
+        let writer = self.writer().await?;
+        let changed = writer
+            .prepare_cached(
+                "UPDATE users SET email = ?, full_name = ?, roles = ?, is_active = ?, updated_at = ? WHERE id = ?",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    user.email.as_ref().map(EmailAddress::as_str),
+                    user.full_name.as_ref().map(FullName::as_str),
+                    user.roles.to_space_separated(),
+                    user.is_active,
+                    micros(user.updated_at),
+                    user.id.to_string(),
+                ])
+            })
+            .map_err(store_error)?;
+        Ok(changed == 1)
     }
 
     async fn update_password_hash(
@@ -115,13 +135,11 @@ impl UserRepository for SqliteStore {
         hash: &PasswordHash,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
-            .bind(hash.as_str())
-            .bind(micros(now))
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
+        let writer = self.writer().await?;
+        let changed = writer
+            .prepare_cached("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
+            .and_then(|mut s| s.execute(params![hash.as_str(), micros(now), id.to_string()]))
             .map_err(store_error)?;
-        Ok(done.rows_affected() == 1)
+        Ok(changed == 1)
     }
 }
