@@ -107,7 +107,7 @@ pub async fn build_services(
         codec_for_discovery.jwks().clone(),
         codec_for_discovery.algorithm(),
     ));
-    let state = AppState {
+    let state = AppState::new(http::Services {
         discovery,
         auth: auth.clone(),
         users: users.clone(),
@@ -118,7 +118,7 @@ pub async fn build_services(
             pool: repos.pool,
         }),
         trust_proxy_headers: settings.trust_proxy_headers,
-    };
+    });
     Ok(Services {
         auth,
         users,

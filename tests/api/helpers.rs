@@ -97,7 +97,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 /// Like [`spawn_app_with`], letting the test swap parts of the state (e.g. a failing probe).
 pub async fn spawn_app_customised(
     overrides: &[(&str, &str)],
-    customise: impl FnOnce(&mut AppState),
+    customise: impl FnOnce(&mut http::Services),
 ) -> TestApp {
     let (database, url) = TestDatabase::create().await;
     start(database, &url, overrides, customise).await
@@ -107,14 +107,14 @@ async fn start(
     database: TestDatabase,
     url: &str,
     overrides: &[(&str, &str)],
-    customise: impl FnOnce(&mut AppState),
+    customise: impl FnOnce(&mut http::Services),
 ) -> TestApp {
     let settings = test_settings(url, overrides);
     let clock = Arc::new(TestClock(Mutex::new(Utc::now().trunc_subsecs(6))));
     let services = build_services(&settings, clock.clone()).await.unwrap();
-    let mut state = services.state.clone();
-    customise(&mut state);
-    let router = http::router(state, &http_options(&settings));
+    let mut parts = services.state.services();
+    customise(&mut parts);
+    let router = http::router(AppState::new(parts), &http_options(&settings));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel();

@@ -21,9 +21,33 @@ use crate::domain::ports::HealthProbe;
 use error::Problem;
 pub use routes::well_known::Discovery;
 
-/// What every handler can reach.
+/// What every handler can reach: one `Arc`, so the per-extractor clones cost one atomic
+/// increment instead of one per service port (seen at 3% of `GET /users/me` in a profile).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// The state over `services`.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+
+    /// A copy of the services, to change one (tests swap in a failing probe).
+    pub fn services(&self) -> Services {
+        (*self.0).clone()
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+#[derive(Clone)]
+pub struct Services {
     pub discovery: Arc<Discovery>,
     pub auth: AuthService,
     pub users: UserService,

@@ -31,8 +31,14 @@ use crate::domain::ports::{HealthProbe, StoreError};
 use crate::domain::session::Session;
 use crate::domain::user::User;
 
-pub(super) const USER_COLUMNS: &str =
-    "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.created_at, u.updated_at";
+/// The `users` columns in the order [`user_record`] reads them, as a literal so queries are
+/// `concat!`ed at compile time rather than formatted per call.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.created_at, u.updated_at"
+    };
+}
+pub(super) use user_columns;
 
 /// Users, sessions, refresh tokens, lockout counters and the audit log in one SQLite file.
 pub struct SqliteStore {
@@ -245,7 +251,7 @@ pub(super) fn uuid(value: &str) -> rusqlite::Result<Uuid> {
     })
 }
 
-/// A `users` row in `USER_COLUMNS` order (from column `at` on).
+/// A `users` row in `user_columns!()` order (from column `at` on).
 pub(super) fn user_record(row: &Row<'_>, at: usize) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
         id: uuid(&row.get::<_, String>(at)?)?,

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{
-    into_session, micros, session_from_row, store_error, user_from_row, uuid, SqliteStore,
-    USER_COLUMNS,
+    into_session, micros, session_from_row, store_error, user_columns, user_from_row, uuid,
+    SqliteStore,
 };
 use crate::domain::ports::{StoreError, TokenRepository};
 use crate::domain::session::{
@@ -108,9 +108,9 @@ impl TokenRepository for SqliteStore {
                 })
                 .map_err(store_error)?;
             let session = into_session(session)?;
-            let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?");
+            let sql = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = ?");
             let user = tx
-                .prepare_cached(&sql)
+                .prepare_cached(sql)
                 .and_then(|mut s| s.query_row([session.user_id.to_string()], user_from_row))
                 .map_err(store_error)?
                 .into_user()?;

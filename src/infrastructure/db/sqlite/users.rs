@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
-use super::{into_user, micros, store_error, user_from_row, SqliteStore, USER_COLUMNS};
+use super::{into_user, micros, store_error, user_columns, user_from_row, SqliteStore};
 use crate::domain::ports::{StoreError, UserRepository};
 use crate::domain::session::SessionId;
 use crate::domain::user::{EmailAddress, FullName, PasswordHash, User, UserId};
@@ -39,9 +39,9 @@ impl UserRepository for SqliteStore {
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let reader = self.reader().await?;
-        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?");
+        let sql = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = ?");
         let record = reader
-            .prepare_cached(&sql)
+            .prepare_cached(sql)
             .and_then(|mut s| s.query_row([id.to_string()], user_from_row).optional())
             .map_err(store_error)?;
         into_user(record)
@@ -49,9 +49,13 @@ impl UserRepository for SqliteStore {
 
     async fn find_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let reader = self.reader().await?;
-        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE lower(u.username) = lower(?)");
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE lower(u.username) = lower(?)"
+        );
         let record = reader
-            .prepare_cached(&sql)
+            .prepare_cached(sql)
             .and_then(|mut s| s.query_row([username], user_from_row).optional())
             .map_err(store_error)?;
         into_user(record)
@@ -64,13 +68,15 @@ impl UserRepository for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<User>, StoreError> {
         let reader = self.reader().await?;
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ?
                AND u.is_active = 1"
         );
         let record = reader
-            .prepare_cached(&sql)
+            .prepare_cached(sql)
             .and_then(|mut s| {
                 s.query_row(
                     params![session_id.to_string(), user_id.to_string(), micros(now)],
@@ -84,11 +90,13 @@ impl UserRepository for SqliteStore {
 
     async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
         let reader = self.reader().await?;
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u ORDER BY u.created_at, u.id LIMIT ? OFFSET ?"
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u ORDER BY u.created_at, u.id LIMIT ? OFFSET ?"
         );
         let records = reader
-            .prepare_cached(&sql)
+            .prepare_cached(sql)
             .and_then(|mut s| {
                 s.query_map(
                     params![i64::from(limit), i64::try_from(offset).unwrap_or(i64::MAX)],
