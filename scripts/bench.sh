@@ -43,7 +43,7 @@ command -v wrk >/dev/null 2>&1 || {
 }
 
 echo "bench: building release binaries"
-cargo build --release --quiet --bin auth-service --example ceiling
+cargo build --release --locked --quiet --bin auth-service --example ceiling
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }

@@ -6,8 +6,8 @@
 //! worker thread: that capped `GET /users/me` at ~10% of the bare-axum ceiling). Writes go
 //! through one connection behind an async mutex, in `BEGIN IMMEDIATE` transactions, so they
 //! never deadlock on lock upgrade and the refresh rotation is serialised; reads use a pool of
-//! read-only connections and run beside the writer (WAL). Unbounded work (the purge, listing
-//! with a count) runs on the blocking pool. Migrations are sqlx's, applied at start.
+//! read-only connections and run beside the writer (WAL). Unbounded work (the purge) runs on
+//! the blocking pool. Migrations are sqlx's, applied at start.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -79,7 +79,13 @@ impl Drop for Reader<'_> {
 
 fn tune(connection: &Connection) -> Result<(), StoreError> {
     connection
-        .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        // mmap: reads become memory accesses instead of pread calls; a larger page cache keeps
+        // the hot index pages; checkpoints every 4,000 pages instead of 1,000 stall the writer
+        // less often.
+        .execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;
+             PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000; PRAGMA temp_store = MEMORY;",
+        )
         .map_err(store_error)?;
     connection
         .busy_timeout(Duration::from_secs(5))
