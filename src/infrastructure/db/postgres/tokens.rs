@@ -61,8 +61,9 @@ impl TokenRepository for PgStore {
         let claimed: Option<Uuid> = sqlx::query_scalar(
             "UPDATE refresh_tokens SET used_at = $1
              WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1
-               AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
-                                  WHERE s.revoked_at IS NULL AND u.is_active)
+               AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+                           WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL
+                             AND u.is_active)
              RETURNING session_id",
         )
         .bind(now)

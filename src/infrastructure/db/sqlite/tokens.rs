@@ -73,8 +73,9 @@ impl TokenRepository for SqliteStore {
             .prepare_cached(
                 "UPDATE refresh_tokens SET used_at = ?1
                  WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1
-                   AND session_id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
-                                      WHERE s.revoked_at IS NULL AND u.is_active = 1)
+                   AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+                               WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL
+                                 AND u.is_active = 1)
                  RETURNING session_id",
             )
             .and_then(|mut s| {
