@@ -423,6 +423,39 @@ async fn sessions_are_revoked_one_or_all_but_one(b: Backend) {
         .is_none());
 }
 
+async fn concurrently_recorded_audit_events_are_all_stored(b: Backend) {
+    use auth_service::domain::audit::{AuditEvent, AuditEventKind, AuditFilter};
+    let audit = Arc::clone(&b.repos.audit);
+    let records = (0..40).map(|i| {
+        let audit = Arc::clone(&audit);
+        tokio::spawn(async move {
+            let event = AuditEvent {
+                id: uuid::Uuid::now_v7(),
+                at: now(),
+                kind: AuditEventKind::LoginFailed,
+                user_id: None,
+                username: Some(format!("burst{i}")),
+                ip: Some("10.0.0.1".parse().unwrap()),
+                user_agent: None,
+                success: false,
+                detail: Some("wrong password".into()),
+            };
+            audit.record(&event).await.unwrap();
+        })
+    });
+    for handle in futures::future::join_all(records).await {
+        handle.unwrap();
+    }
+    let stored = audit
+        .list(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 40, "every acknowledged event is stored");
+}
+
 async fn the_health_probe_answers(b: Backend) {
     b.repos.health.ping().await.unwrap();
 }
@@ -456,5 +489,6 @@ contract_tests!(sqlite, postgres: [
     unknown_expired_and_revoked_tokens_do_not_rotate,
     concurrent_rotations_of_one_token_have_exactly_one_winner,
     sessions_are_revoked_one_or_all_but_one,
+    concurrently_recorded_audit_events_are_all_stored,
     the_health_probe_answers,
 ]);

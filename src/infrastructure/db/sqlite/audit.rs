@@ -29,17 +29,23 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
     })
 }
 
-#[async_trait]
-impl AuditLog for SqliteStore {
-    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let writer = self.writer().await?;
-        writer
+fn insert_events(
+    connection: &mut rusqlite::Connection,
+    events: &[AuditEvent],
+) -> Result<(), StoreError> {
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store_error)?;
+    {
+        let mut statement = tx
             .prepare_cached(
                 "INSERT INTO audit_events (id, at, event, user_id, username, ip, user_agent, success, detail)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
-            .and_then(|mut s| {
-                s.execute(params![
+            .map_err(store_error)?;
+        for event in events {
+            statement
+                .execute(params![
                     event.id.to_string(),
                     micros(event.at),
                     event.kind.as_str(),
@@ -50,9 +56,41 @@ impl AuditLog for SqliteStore {
                     event.success,
                     event.detail.as_deref(),
                 ])
-            })
-            .map_err(store_error)?;
-        Ok(())
+                .map_err(store_error)?;
+        }
+    }
+    tx.commit().map_err(store_error)
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    /// Group commit: the event joins a queue, and whoever holds the writer next inserts every
+    /// queued event in one transaction. A caller returns only once its own event is committed
+    /// (by itself or by an earlier holder), so nothing acknowledged is lost, while a burst of
+    /// events costs one commit instead of one each.
+    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.pending_audit
+            .lock()
+            .map_err(|_| StoreError::Other("audit queue poisoned".into()))?
+            .push(event.clone());
+        let mut writer = self.writer().await?;
+        let batch = std::mem::take(
+            &mut *self
+                .pending_audit
+                .lock()
+                .map_err(|_| StoreError::Other("audit queue poisoned".into()))?,
+        );
+        if batch.is_empty() {
+            return Ok(()); // an earlier holder of the writer committed ours
+        }
+        let written = insert_events(&mut writer, &batch);
+        if written.is_err() {
+            // Put the batch back: the next holder retries it, and this caller reports the error.
+            if let Ok(mut pending) = self.pending_audit.lock() {
+                pending.extend(batch);
+            }
+        }
+        written
     }
 
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {

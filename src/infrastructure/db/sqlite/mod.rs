@@ -45,6 +45,8 @@ pub struct SqliteStore {
     readers: ReaderPool,
     writer: Arc<Mutex<Connection>>,
     acquire_timeout: Duration,
+    /// Audit events waiting for the writer (see `AuditLog::record`).
+    pub(super) pending_audit: SyncMutex<Vec<crate::domain::audit::AuditEvent>>,
 }
 
 /// Read-only connections, opened on demand up to a maximum.
@@ -146,6 +148,7 @@ impl SqliteStore {
             },
             writer: Arc::new(Mutex::new(writer)),
             acquire_timeout: options.acquire_timeout,
+            pending_audit: SyncMutex::new(Vec::new()),
         })
     }
 
