@@ -20,19 +20,14 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 "$venv/bin/python" -c 'import selenium' 2>/dev/null || "$venv/bin/pip" install -q "selenium==4.27.1"
 
-binary=""
-for candidate in target/release/auth-service target/debug/auth-service; do
-    if [[ -x "$candidate" && ( -z "$binary" || "$candidate" -nt "$binary" ) ]]; then binary="$candidate"; fi
-done
-[[ -n "$binary" ]] || { echo "browser: no server binary; run cargo build first" >&2; exit 1; }
+source scripts/lib/server.sh
+binary="$(newest_server_binary)" || { echo "browser: no server binary; run cargo build first" >&2; exit 1; }
 
 work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
-base="http://127.0.0.1:$port"
-APP_ENV=testing PORT="$port" DATABASE_URL="sqlite://$work/browser.db" "$binary" >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do curl -sf -o /dev/null "$base/health" && break; sleep 0.1; done
+server_pid=""
+trap 'kill $server_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+start_test_server browser "$binary" "$work" "$work/server.log"
+base="$BASE_URL"
 
 username="browser_user"
 password="browser passphrase 1"

@@ -238,40 +238,13 @@ if "$spawn"; then
     repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
     cd "$repo_root" # .env.testing is read from the working directory
     binary=""
-    # The newer of the release and debug builds, so a stale build is never the one tested.
-    for candidate in target/release/auth-service target/debug/auth-service; do
-        if [[ -x "$candidate" && ( -z "$binary" || "$candidate" -nt "$binary" ) ]]; then
-            binary="$candidate"
-        fi
-    done
+    source scripts/lib/server.sh
+    binary="$(newest_server_binary || true)"
     if [[ -z "$binary" ]]; then
         echo "e2e: no server binary in $repo_root/target/{release,debug}/auth-service; run \`cargo build\` (or \`cargo build --release\`) first" >&2
         exit 2
     fi
-    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-    BASE_URL="http://127.0.0.1:$port"
-    APP_ENV=testing HOST=127.0.0.1 PORT="$port" DATABASE_URL="sqlite://$work/e2e.db" \
-        "$binary" >"$server_log" 2>&1 &
-    server_pid=$!
-    echo "e2e: started $binary (pid $server_pid) on $BASE_URL with a temporary database"
-    ready=false
-    for _ in $(seq 1 100); do
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            echo "e2e: the server exited during start-up; its log:" >&2
-            sed 's/^/  /' "$server_log" >&2
-            exit 1
-        fi
-        if curl -fsS --max-time 1 -o /dev/null "$BASE_URL/health" 2>/dev/null; then
-            ready=true
-            break
-        fi
-        sleep 0.1
-    done
-    if ! "$ready"; then
-        echo "e2e: the server did not answer GET /health within 10 s; its log:" >&2
-        sed 's/^/  /' "$server_log" >&2
-        exit 1
-    fi
+    start_test_server e2e "$binary" "$work" "$server_log"
 fi
 
 echo "e2e: walkthrough against $BASE_URL"

@@ -88,6 +88,7 @@ trap 'exit 143' TERM
 
 # --- target -----------------------------------------------------------------------------------
 
+source scripts/lib/server.sh
 binary=""
 if [[ -n "${BASE_URL:-}" ]]; then
     BASE_URL="${BASE_URL%/}"
@@ -97,14 +98,7 @@ if [[ -n "${BASE_URL:-}" ]]; then
         exit 2
     fi
 else
-    # Prefer the release build; the debug build is used when there is no release build or when
-    # it is newer (so a stale release build is never the one tested).
-    if [[ -x target/release/auth-service ]]; then
-        binary=target/release/auth-service
-    fi
-    if [[ -x target/debug/auth-service && ( -z "$binary" || target/debug/auth-service -nt "$binary" ) ]]; then
-        binary=target/debug/auth-service
-    fi
+    binary="$(newest_server_binary || true)"
     if [[ -z "$binary" ]]; then
         echo "fuzz: no target/release/auth-service or target/debug/auth-service: run cargo build first" >&2
         exit 1
@@ -134,31 +128,7 @@ if [[ -z "$binary" ]]; then
     server_log=""
     echo "fuzz: targeting the running server at $BASE_URL"
 else
-    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-    BASE_URL="http://127.0.0.1:$port"
-    db_url="sqlite://$work/fuzz.db"
-    APP_ENV=testing HOST=127.0.0.1 PORT="$port" DATABASE_URL="$db_url" \
-        "$binary" >"$server_log" 2>&1 &
-    server_pid=$!
-    echo "fuzz: started $binary (pid $server_pid) on $BASE_URL with a temporary database"
-    ready=false
-    for _ in $(seq 1 300); do
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            echo "fuzz: the server exited during start-up; its log:" >&2
-            sed 's/^/  /' "$server_log" >&2
-            exit 1
-        fi
-        if curl -fsS --max-time 1 -o /dev/null "$BASE_URL/health" 2>/dev/null; then
-            ready=true
-            break
-        fi
-        sleep 0.1
-    done
-    if ! "$ready"; then
-        echo "fuzz: the server did not answer GET /health within 30 s; its log:" >&2
-        sed 's/^/  /' "$server_log" >&2
-        exit 1
-    fi
+    start_test_server fuzz "$binary" "$work" "$server_log"
 fi
 
 if ! curl -fsS --max-time 10 -o "$work/openapi.json" "$BASE_URL/openapi.json"; then
@@ -233,7 +203,7 @@ if [[ -n "$server_pid" ]]; then
     seed="$(dirname "$binary")/seed"
     admin="fuzzadmin_$suffix"
     admin_password="fuzz-admin-password-$suffix"
-    if [[ -x "$seed" ]] && APP_ENV=testing DATABASE_URL="$db_url" "$seed" --username "$admin" \
+    if [[ -x "$seed" ]] && APP_ENV=testing DATABASE_URL="sqlite://$work/fuzz.db" "$seed" --username "$admin" \
         --password "$admin_password" --role admin >"$work/seed.log" 2>&1; then
         admin_token="$(login "$admin" "$admin_password")" || admin_token=""
     else
