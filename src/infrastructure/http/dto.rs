@@ -249,33 +249,49 @@ pub struct UserPatchRequest {
     pub full_name: Option<Option<String>>,
 }
 
-/// A role name.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)] // documents the role names; roles are parsed by the domain
-pub enum RoleName {
-    User,
-    Admin,
+/// A string schema whose values are `names`: the domain's lists, so the document cannot drift
+/// from what the service accepts.
+fn name_schema(
+    description: &str,
+    names: Vec<&'static str>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(names))
+        .into()
 }
 
-/// An audit event name.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)] // documents the event names; they are parsed by the domain
-pub enum AuditEventName {
-    UserCreated,
-    LoginSucceeded,
-    LoginFailed,
-    AccountLocked,
-    TokenRefreshed,
-    RefreshTokenReused,
-    RefreshTokenIssued,
-    TokenRevoked,
-    Logout,
-    LogoutAll,
-    PasswordChanged,
-    UserUpdated,
+/// A role name (`Role::ALL`).
+pub struct RoleName;
+
+impl utoipa::PartialSchema for RoleName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names = crate::domain::user::Role::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        name_schema("A role name.", names)
+    }
 }
+
+impl ToSchema for RoleName {}
+
+/// An audit event name (`AuditEventKind::ALL`).
+pub struct AuditEventName;
+
+impl utoipa::PartialSchema for AuditEventName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names = crate::domain::audit::AuditEventKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
+        name_schema("An audit event name.", names)
+    }
+}
+
+impl ToSchema for AuditEventName {}
 
 /// Filters of `GET /admin/audit-events`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
