@@ -28,6 +28,7 @@ pub fn handle() -> PrometheusHandle {
                 .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
+            spawn_upkeep(handle.clone());
             // Another recorder may already be installed (an embedding program); then ours only
             // renders what it was given.
             let _ = metrics::set_global_recorder(recorder);
@@ -35,6 +36,21 @@ pub fn handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Histogram samples queue up in the recorder until they are folded into the buckets, which
+/// happens at a scrape or at upkeep. Without a scraper they would grow by 16 bytes a request
+/// forever, so a thread runs the upkeep every five seconds.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            handle.run_upkeep();
+        });
+    if let Err(error) = started {
+        tracing::warn!(%error, "cannot start the metrics upkeep thread; histograms are folded at scrape time only");
+    }
 }
 
 fn describe() {

@@ -99,14 +99,13 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .rate_limit
         .map(|limit| Arc::new(middleware::Limiter::new(limit, state.trust_proxy_headers)));
     let mut router = api_router
-        .route_layer(axum::middleware::from_fn(middleware::tag_route))
+        .route_layer(middleware::TagRouteLayer)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(options.body_limit_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            limiter,
-            middleware::rate_limit,
-        ))
+        .layer(tower::util::option_layer(limiter.map(|limiter| {
+            axum::middleware::from_fn_with_state(limiter, middleware::rate_limit)
+        })))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
@@ -115,11 +114,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         router = router.layer(cors);
     }
     router
-        .layer(axum::middleware::map_response(middleware::security_headers))
-        .layer(axum::middleware::from_fn(
-            middleware::problem_for_bare_errors,
-        ))
-        .layer(axum::middleware::from_fn(middleware::request_log))
+        .layer(axum::middleware::from_fn(middleware::edge))
         .with_state(state)
 }
 
