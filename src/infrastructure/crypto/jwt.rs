@@ -55,6 +55,41 @@ pub struct JwtCodec {
     issuer: String,
     audience: String,
     leeway_seconds: i64,
+    verified: VerifiedTokens,
+}
+
+/// Access tokens already verified, with their claims. A client presents the same access token
+/// on every request until it expires; its signature, header and claims cannot change, and the
+/// keys are fixed for the life of the process, so checking them once is enough. The time
+/// checks run on every use. Only tokens that passed every check are remembered, compared by
+/// their full text, and the set is bounded.
+#[derive(Default)]
+struct VerifiedTokens {
+    tokens: std::sync::Mutex<HashMap<Box<str>, AccessClaims>>,
+}
+
+/// How many verified tokens are remembered; beyond it an arbitrary one makes room.
+const VERIFIED_CAPACITY: usize = 4096;
+
+impl VerifiedTokens {
+    fn get(&self, token: &str) -> Option<AccessClaims> {
+        self.tokens.lock().ok()?.get(token).cloned()
+    }
+
+    fn insert(&self, token: &str, claims: &AccessClaims, now: DateTime<Utc>) {
+        let Ok(mut tokens) = self.tokens.lock() else {
+            return;
+        };
+        if tokens.len() >= VERIFIED_CAPACITY {
+            tokens.retain(|_, claims| claims.expires_at > now);
+            if tokens.len() >= VERIFIED_CAPACITY {
+                if let Some(victim) = tokens.keys().next().cloned() {
+                    tokens.remove(&victim);
+                }
+            }
+        }
+        tokens.insert(token.into(), claims.clone());
+    }
 }
 
 impl JwtCodec {
@@ -103,6 +138,7 @@ impl JwtCodec {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             leeway_seconds: i64::try_from(leeway_seconds).unwrap_or(i64::MAX),
+            verified: VerifiedTokens::default(),
         })
     }
 
@@ -154,6 +190,19 @@ impl AccessTokenCodec for JwtCodec {
     }
 
     fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
+        if let Some(claims) = self.verified.get(token) {
+            return self.check_time(claims, now);
+        }
+        let claims = self.check_signature_and_claims(token)?;
+        let claims = self.check_time(claims, now)?;
+        self.verified.insert(token, &claims, now);
+        Ok(claims)
+    }
+}
+
+impl JwtCodec {
+    /// Everything but the time: header, key, signature, issuer, audience, claim shapes.
+    fn check_signature_and_claims(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Invalid("malformed token"))?;
         let typ_ok = header.typ.as_deref().is_some_and(|typ| {
             typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
@@ -175,14 +224,23 @@ impl AccessTokenCodec for JwtCodec {
         let wire = decode::<WireClaims>(token, &verifier.key.decoding, &verifier.validation)
             .map_err(|e| TokenError::Invalid(rejection(e.kind())))?
             .claims;
+        to_claims(wire).ok_or(TokenError::Invalid("malformed claims"))
+    }
+
+    /// `exp` and `nbf` against `now`, with the leeway.
+    fn check_time(
+        &self,
+        claims: AccessClaims,
+        now: DateTime<Utc>,
+    ) -> Result<AccessClaims, TokenError> {
         let now = now.timestamp();
-        if wire.exp + self.leeway_seconds <= now {
+        if claims.expires_at.timestamp() + self.leeway_seconds <= now {
             return Err(TokenError::Expired);
         }
-        if wire.nbf - self.leeway_seconds > now {
+        if claims.not_before.timestamp() - self.leeway_seconds > now {
             return Err(TokenError::Invalid("token not yet valid"));
         }
-        to_claims(wire).ok_or(TokenError::Invalid("malformed claims"))
+        Ok(claims)
     }
 }
 
@@ -267,6 +325,27 @@ mod tests {
         );
         assert!(c.verify(&token, now() - Duration::seconds(29)).is_ok());
         assert!(c.verify(&token, now() - Duration::seconds(31)).is_err());
+    }
+
+    #[test]
+    fn a_remembered_token_answers_only_for_its_exact_text_and_still_expires() {
+        let c = codec("0123456789abcdef0123456789abcdef");
+        let original = claims(now());
+        let token = c.sign(&original).unwrap();
+        assert_eq!(c.verify(&token, now()).unwrap(), original);
+        // The same token again comes from the remembered set, with the same answer.
+        assert_eq!(c.verify(&token, now()).unwrap(), original);
+        let (rest, signature) = token.rsplit_once('.').unwrap();
+        let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+        let tampered = format!("{rest}.{flipped}{}", &signature[1..]);
+        assert_eq!(
+            c.verify(&tampered, now()),
+            Err(TokenError::Invalid("bad signature"))
+        );
+        assert_eq!(
+            c.verify(&token, now() + Duration::hours(1)),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
