@@ -166,7 +166,7 @@ async fn a_live_session_finds_its_user_and_nothing_else_does(b: Backend) {
             .find_active_by_session(alice.id, session.id, at)
             .await
             .unwrap(),
-        Some(alice.clone())
+        Some(Arc::new(alice.clone()))
     );
     assert_eq!(
         users
@@ -274,6 +274,76 @@ async fn presenting_a_rotated_token_revokes_the_session(b: Backend) {
         .await
         .unwrap()
         .is_none());
+}
+
+/// Whether `user`'s session `session` is live at `at`.
+async fn live(b: &Backend, user: &User, session: &Session, at: DateTime<Utc>) -> bool {
+    b.repos
+        .users
+        .find_active_by_session(user.id, session.id, at)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// An adapter may remember sessions it found live; every write that ends a session or changes
+/// its user must be seen by the very next check, even right after a positive one.
+async fn a_session_checked_live_is_not_live_after_any_write_that_ends_it(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let tokens = &b.repos.tokens;
+
+    let (one, _) = session_for(&b, &alice, at).await;
+    assert!(live(&b, &alice, &one, at).await);
+    assert!(tokens
+        .revoke_session(one.id, RevocationReason::Logout, at)
+        .await
+        .unwrap());
+    assert!(!live(&b, &alice, &one, at).await, "after a revocation");
+
+    let (two, token) = session_for(&b, &alice, at).await;
+    assert!(live(&b, &alice, &two, at).await);
+    let next = RefreshToken::generate();
+    let expiry = at + Duration::days(14);
+    tokens
+        .rotate_refresh_token(&token.hash(), &next.hash(), expiry, at)
+        .await
+        .unwrap();
+    assert!(live(&b, &alice, &two, at).await, "a rotation keeps it live");
+    tokens
+        .rotate_refresh_token(&token.hash(), &RefreshToken::generate().hash(), expiry, at)
+        .await
+        .unwrap();
+    assert!(!live(&b, &alice, &two, at).await, "after reuse detection");
+
+    let (three, _) = session_for(&b, &alice, at).await;
+    assert!(live(&b, &alice, &three, at).await);
+    let mut disabled = alice.clone();
+    disabled.is_active = false;
+    disabled.updated_at = at + Duration::seconds(1);
+    assert!(b.repos.users.update(&disabled).await.unwrap());
+    assert!(
+        !live(&b, &alice, &three, at).await,
+        "after the user is disabled"
+    );
+    let mut enabled = disabled.clone();
+    enabled.is_active = true;
+    enabled.roles = Roles::new([Role::User, Role::Admin]);
+    assert!(b.repos.users.update(&enabled).await.unwrap());
+    let found = b
+        .repos
+        .users
+        .find_active_by_session(alice.id, three.id, at)
+        .await
+        .unwrap()
+        .expect("live again once re-enabled");
+    assert!(found.roles.contains(Role::Admin), "the user as stored now");
+
+    tokens
+        .revoke_user_sessions(alice.id, None, RevocationReason::PasswordChanged, at)
+        .await
+        .unwrap();
+    assert!(!live(&b, &alice, &three, at).await, "after revoking all");
 }
 
 async fn unknown_expired_and_revoked_tokens_do_not_rotate(b: Backend) {
@@ -486,9 +556,48 @@ contract_tests!(sqlite, postgres: [
     a_live_session_finds_its_user_and_nothing_else_does,
     rotation_replaces_the_token_and_extends_the_session,
     presenting_a_rotated_token_revokes_the_session,
+    a_session_checked_live_is_not_live_after_any_write_that_ends_it,
     unknown_expired_and_revoked_tokens_do_not_rotate,
     concurrent_rotations_of_one_token_have_exactly_one_winner,
     sessions_are_revoked_one_or_all_but_one,
     concurrently_recorded_audit_events_are_all_stored,
     the_health_probe_answers,
 ]);
+
+/// SQLite only: a session revoked by another process (here a connection of this test, outside
+/// the store) stops being live for the store once it notices the foreign write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sees_a_revocation_written_by_another_process() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("foreign.db");
+    let repos = db::connect(&format!("sqlite://{}", path.display()), &options())
+        .await
+        .unwrap();
+    let b = Backend {
+        repos,
+        _guard: Box::new(()),
+    };
+    let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let (session, _) = session_for(&b, &alice, at).await;
+    assert!(live(&b, &alice, &session, at).await);
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    let changed = other
+        .execute(
+            "UPDATE sessions SET revoked_at = 1, revoked_reason = 'revoked' WHERE id = ?",
+            [session.id.to_string()],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while live(&b, &alice, &session, at).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the foreign revocation was never seen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -112,7 +112,7 @@ impl UserRepository for InMemoryStore {
         user_id: UserId,
         session_id: SessionId,
         now: DateTime<Utc>,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<Arc<User>>, StoreError> {
         let state = self.state.lock().unwrap();
         let live = state.sessions.get(&session_id).is_some_and(|s| {
             !s.revoked && s.session.user_id == user_id && s.session.expires_at > now
@@ -121,7 +121,8 @@ impl UserRepository for InMemoryStore {
             .users
             .iter()
             .find(|u| live && u.id == user_id && u.is_active)
-            .cloned())
+            .cloned()
+            .map(Arc::new))
     }
 
     async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {

@@ -57,7 +57,7 @@ pub struct RequestContext {
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The user as stored now (not as the token remembers it).
-    pub user: User,
+    pub user: Arc<User>,
     /// The verified claims of the presented token.
     pub claims: AccessClaims,
 }

@@ -3,6 +3,8 @@
 //! Adapters live in `infrastructure`; in-memory fakes for the use-case tests live in
 //! `application::fakes`.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -63,7 +65,7 @@ pub trait UserRepository: Send + Sync {
         user_id: UserId,
         session_id: SessionId,
         now: DateTime<Utc>,
-    ) -> Result<Option<User>, StoreError>;
+    ) -> Result<Option<Arc<User>>, StoreError>;
 
     /// One page of users, oldest first, and the total number of users.
     ///

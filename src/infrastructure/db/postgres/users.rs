@@ -1,5 +1,7 @@
 //! [`UserRepository`] on PostgreSQL.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -68,7 +70,7 @@ impl UserRepository for PgStore {
         user_id: UserId,
         session_id: SessionId,
         now: DateTime<Utc>,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<Arc<User>>, StoreError> {
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3
@@ -81,7 +83,7 @@ impl UserRepository for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(store_error)?;
-        user(record)
+        Ok(user(record)?.map(Arc::new))
     }
 
     async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
 use super::{micros, store_error, time, uuid, SqliteStore};
 use crate::domain::audit::{AuditEvent, AuditFilter};
@@ -29,68 +29,33 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
     })
 }
 
-fn insert_events(
-    connection: &mut rusqlite::Connection,
-    events: &[AuditEvent],
-) -> Result<(), StoreError> {
-    let tx = connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(store_error)?;
-    {
-        let mut statement = tx
-            .prepare_cached(
-                "INSERT INTO audit_events (id, at, event, user_id, username, ip, user_agent, success, detail)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .map_err(store_error)?;
-        for event in events {
-            statement
-                .execute(params![
-                    event.id.to_string(),
-                    micros(event.at),
-                    event.kind.as_str(),
-                    event.user_id.map(|id| id.to_string()),
-                    event.username.as_deref(),
-                    event.ip.map(|ip| ip.to_string()),
-                    event.user_agent.as_deref(),
-                    event.success,
-                    event.detail.as_deref(),
-                ])
-                .map_err(store_error)?;
-        }
-    }
-    tx.commit().map_err(store_error)
-}
-
 #[async_trait]
 impl AuditLog for SqliteStore {
-    /// Group commit: the event joins a queue, and whoever holds the writer next inserts every
-    /// queued event in one transaction. A caller returns only once its own event is committed
-    /// (by itself or by an earlier holder), so nothing acknowledged is lost, while a burst of
-    /// events costs one commit instead of one each.
+    /// Written through the group-committed queue ([`SqliteStore::write`]): a burst of events,
+    /// and the logins or rotations they describe, share one commit.
     async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.pending_audit
-            .lock()
-            .map_err(|_| StoreError::Other("audit queue poisoned".into()))?
-            .push(event.clone());
-        let mut writer = self.writer().await?;
-        let batch = std::mem::take(
-            &mut *self
-                .pending_audit
-                .lock()
-                .map_err(|_| StoreError::Other("audit queue poisoned".into()))?,
+        let row = (
+            event.id.to_string(),
+            micros(event.at),
+            event.kind.as_str(),
+            event.user_id.map(|id| id.to_string()),
+            event.username.clone(),
+            event.ip.map(|ip| ip.to_string()),
+            event.user_agent.clone(),
+            event.success,
+            event.detail.clone(),
         );
-        if batch.is_empty() {
-            return Ok(()); // an earlier holder of the writer committed ours
-        }
-        let written = insert_events(&mut writer, &batch);
-        if written.is_err() {
-            // Put the batch back: the next holder retries it, and this caller reports the error.
-            if let Ok(mut pending) = self.pending_audit.lock() {
-                pending.extend(batch);
-            }
-        }
-        written
+        self.write(move |connection| {
+            connection
+                .prepare_cached(
+                    "INSERT INTO audit_events (id, at, event, user_id, username, ip, user_agent, success, detail)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .and_then(|mut s| s.execute(row))
+                .map_err(store_error)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
@@ -157,10 +122,9 @@ impl LoginThrottle for SqliteStore {
         now: DateTime<Utc>,
         policy: &LockoutPolicy,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let mut writer = self.writer().await?;
-        let tx = writer
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(store_error)?;
+        let (key, policy) = (key.to_owned(), *policy);
+        self.write(move |tx| {
+            let key = key.as_str();
         let (failures, locks): (u32, u32) = tx
             .prepare_cached(
                 "INSERT INTO login_throttle (login_key, failures, locks, updated_at) VALUES (?1, 1, 0, ?2)
@@ -180,17 +144,21 @@ impl LoginThrottle for SqliteStore {
         } else {
             None
         };
-        tx.commit().map_err(store_error)?;
         Ok(locked_until)
+        })
+        .await
     }
 
     async fn record_success(&self, key: &str) -> Result<(), StoreError> {
-        let writer = self.writer().await?;
-        writer
-            .prepare_cached("DELETE FROM login_throttle WHERE login_key = ?")
-            .and_then(|mut s| s.execute([key]))
-            .map_err(store_error)?;
-        Ok(())
+        let key = key.to_owned();
+        self.write(move |connection| {
+            connection
+                .prepare_cached("DELETE FROM login_throttle WHERE login_key = ?")
+                .and_then(|mut s| s.execute([key]))
+                .map_err(store_error)?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -209,11 +177,8 @@ impl Purge for SqliteStore {
             micros(audit_before),
             micros(throttle_before),
         );
-        // Possibly millions of rows: on the blocking pool, not on the async runtime.
-        self.write_blocking(move |connection| {
-            let tx = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(store_error)?;
+        // On the writer thread, never on the async workers: possibly millions of rows.
+        let removed = self.write(move |tx| {
             let statements: [(&str, Vec<i64>); 4] = [
                 // Refresh tokens go with their session (ON DELETE CASCADE).
                 (
@@ -233,9 +198,12 @@ impl Purge for SqliteStore {
                     .execute(sql, params_from_iter(values))
                     .map_err(store_error)? as u64;
             }
-            tx.commit().map_err(store_error)?;
             Ok(removed)
         })
-        .await
+        .await;
+        // Only expired or long-revoked sessions go, which the cache would not answer for
+        // anyway; emptied regardless, as the purge is rare.
+        self.sessions.clear();
+        removed
     }
 }

@@ -1,40 +1,46 @@
 //! [`UserRepository`] on SQLite.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
-use super::{into_user, micros, store_error, user_columns, user_from_row, SqliteStore};
+use super::cache::Lookup;
+use super::{
+    into_user, micros, store_error, time, user_columns, user_from_row, user_record, SqliteStore,
+};
 use crate::domain::ports::{StoreError, UserRepository};
 use crate::domain::session::SessionId;
-use crate::domain::user::{EmailAddress, FullName, PasswordHash, User, UserId};
+use crate::domain::user::{PasswordHash, User, UserId};
 use crate::infrastructure::db::records::UserRecord;
 
 #[async_trait]
 impl UserRepository for SqliteStore {
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     async fn insert(&self, user: &User) -> Result<(), StoreError> {
-        let writer = self.writer().await?;
-        writer
-            .prepare_cached(
-                "INSERT INTO users (id, username, email, full_name, password_hash, roles, is_active, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    user.id.to_string(),
-                    user.username.as_str(),
-                    user.email.as_ref().map(EmailAddress::as_str),
-                    user.full_name.as_ref().map(FullName::as_str),
-                    user.password_hash.as_str(),
-                    user.roles.to_space_separated(),
-                    user.is_active,
-                    micros(user.created_at),
-                    micros(user.updated_at),
-                ])
-            })
-            .map_err(store_error)?;
-        Ok(())
+        let row = (
+            user.id.to_string(),
+            user.username.as_str().to_owned(),
+            user.email.as_ref().map(|e| e.as_str().to_owned()),
+            user.full_name.as_ref().map(|n| n.as_str().to_owned()),
+            user.password_hash.as_str().to_owned(),
+            user.roles.to_space_separated(),
+            user.is_active,
+            micros(user.created_at),
+            micros(user.updated_at),
+        );
+        self.write(move |connection| {
+            connection
+                .prepare_cached(
+                    "INSERT INTO users (id, username, email, full_name, password_hash, roles, is_active, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .and_then(|mut statement| statement.execute(row))
+                .map_err(store_error)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -66,26 +72,37 @@ impl UserRepository for SqliteStore {
         user_id: UserId,
         session_id: SessionId,
         now: DateTime<Utc>,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<Arc<User>>, StoreError> {
+        let epoch = match self.sessions.lookup(user_id, session_id, now) {
+            Lookup::Live(user) => return Ok(Some(user)),
+            Lookup::Miss(epoch) => epoch,
+        };
         let reader = self.reader().await?;
         let sql = concat!(
-            "SELECT ",
+            "SELECT s.expires_at, ",
             user_columns!(),
             " FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ?
                AND u.is_active = 1"
         );
-        let record = reader
+        let found = reader
             .prepare_cached(sql)
             .and_then(|mut s| {
                 s.query_row(
                     params![session_id.to_string(), user_id.to_string(), micros(now)],
-                    user_from_row,
+                    |row| Ok((time(row.get(0)?)?, user_record(row, 1)?)),
                 )
                 .optional()
             })
             .map_err(store_error)?;
-        into_user(record)
+        drop(reader);
+        let Some((expires_at, record)) = found else {
+            return Ok(None);
+        };
+        let user = Arc::new(record.into_user()?);
+        self.sessions
+            .fill(epoch, session_id, expires_at, Arc::clone(&user));
+        Ok(Some(user))
     }
 
     async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
@@ -118,22 +135,25 @@ impl UserRepository for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     async fn update(&self, user: &User) -> Result<bool, StoreError> {
-        let writer = self.writer().await?;
-        let changed = writer
-            .prepare_cached(
-                "UPDATE users SET email = ?, full_name = ?, roles = ?, is_active = ?, updated_at = ? WHERE id = ?",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    user.email.as_ref().map(EmailAddress::as_str),
-                    user.full_name.as_ref().map(FullName::as_str),
-                    user.roles.to_space_separated(),
-                    user.is_active,
-                    micros(user.updated_at),
-                    user.id.to_string(),
-                ])
+        let row = (
+            user.email.as_ref().map(|e| e.as_str().to_owned()),
+            user.full_name.as_ref().map(|n| n.as_str().to_owned()),
+            user.roles.to_space_separated(),
+            user.is_active,
+            micros(user.updated_at),
+            user.id.to_string(),
+        );
+        let changed = self
+            .write(move |connection| {
+                connection
+                    .prepare_cached(
+                        "UPDATE users SET email = ?, full_name = ?, roles = ?, is_active = ?, updated_at = ? WHERE id = ?",
+                    )
+                    .and_then(|mut s| s.execute(row))
+                    .map_err(store_error)
             })
-            .map_err(store_error)?;
+            .await?;
+        self.sessions.forget_user(user.id);
         Ok(changed == 1)
     }
 
@@ -143,11 +163,18 @@ impl UserRepository for SqliteStore {
         hash: &PasswordHash,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let writer = self.writer().await?;
-        let changed = writer
-            .prepare_cached("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
-            .and_then(|mut s| s.execute(params![hash.as_str(), micros(now), id.to_string()]))
-            .map_err(store_error)?;
+        let hash = hash.as_str().to_owned();
+        let changed = self
+            .write(move |connection| {
+                connection
+                    .prepare_cached(
+                        "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+                    )
+                    .and_then(|mut s| s.execute(params![hash, micros(now), id.to_string()]))
+                    .map_err(store_error)
+            })
+            .await?;
+        self.sessions.forget_user(id);
         Ok(changed == 1)
     }
 }

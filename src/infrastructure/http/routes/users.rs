@@ -99,7 +99,7 @@ async fn register(
     )
 )]
 async fn me(CurrentUser(principal): CurrentUser) -> Json<UserBody> {
-    Json(UserBody::from(&principal.user))
+    Json(UserBody::from(principal.user.as_ref()))
 }
 
 /// Change the password
