@@ -56,14 +56,17 @@ impl HashWorkers {
             let queue = queue.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || loop {
-                    let job = match queue.lock() {
-                        Ok(queue) => queue.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return, // the hasher was dropped
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // the hasher was dropped
+                        }
                     }
                 });
             if let Err(error) = spawned {
@@ -71,6 +74,32 @@ impl HashWorkers {
             }
         }
         Self { jobs }
+    }
+}
+
+/// How much lower than the rest of the process a hashing thread runs (a nice value).
+const HASHING_NICENESS: libc::c_int = 10;
+
+/// Lowers the calling thread's scheduling priority, so that when logins keep every core busy
+/// hashing, the async workers still get a core as soon as a request arrives: `/health` and
+/// token checks stay fast during a login storm, and the hashes take whatever is left, which
+/// under such a storm is nearly everything. (On Linux the nice value is per thread.)
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take no pointers; this changes only this thread's nice
+        // value, and a failure (say, a sandbox refusing it) leaves the thread as it was.
+        let result = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(
+                libc::PRIO_PROCESS,
+                libc::id_t::try_from(tid).unwrap_or_default(),
+                HASHING_NICENESS,
+            )
+        };
+        if result != 0 {
+            tracing::debug!("could not lower the priority of a hashing thread");
+        }
     }
 }
 
