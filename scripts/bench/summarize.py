@@ -21,11 +21,17 @@ def main() -> None:
     cores = values["cores"]
     verify_ms = values["argon2_verify_ms"]
     hash_limit = cores / (verify_ms / 1000)
-    permits = cores  # HASH_CONCURRENCY defaults to the cores
+    # Hashing threads (HASH_CONCURRENCY defaults to the cores). The hasher admits one queued hash
+    # per thread besides, but a queued hash holds no argon2 memory, so the stricter bound holds.
+    permits = cores
     rss_budget = permits * 19456 / 1024 + 64
 
     def rps(name):
         return runs[name]["rps"] if name in runs else None
+
+    def small(name):
+        """The small-table figure measured right before the 1M runs, if there is one."""
+        return rps(f"{name}_small_adjacent") or rps(name)
 
     def answered(name):
         r = runs[name]
@@ -41,8 +47,8 @@ def main() -> None:
         ("GET /health p99 ≤ 10 ms during a login storm", -runs["health_during_login_storm"]["p99_ms"], -10, f"p99 {runs['health_during_login_storm']['p99_ms']:.2f} ms"),
         ("500 concurrent logins all answered (200/503)", 1 if answered("login_500_connections") else 0, 1, f"statuses {runs['login_500_connections']['statuses']}, errors {runs['login_500_connections']['errors']}"),
         (f"peak RSS ≤ {rss_budget:.0f} MiB", -values["peak_rss_mib"], -rss_budget, f"{values['peak_rss_mib']} MiB"),
-        ("/users/me with 1M users within 10%", rps("users_me_large") / rps("users_me"), 0.9, f"{rps('users_me_large') / rps('users_me'):.0%} of the small-table figure"),
-        ("logins with 1M users within 10%", rps("login_large") / rps("login"), 0.9, f"{rps('login_large') / rps('login'):.0%} of the small-table figure"),
+        ("/users/me with 1M users within 10%", rps("users_me_large") / small("users_me"), 0.9, f"{rps('users_me_large') / small('users_me'):.0%} of the small-table figure"),
+        ("logins with 1M users within 10%", rps("login_large") / small("login"), 0.9, f"{rps('login_large') / small('login'):.0%} of the small-table figure"),
         ("idle RSS ≤ 20 MiB", -values["idle_rss_mib"], -20, f"{values['idle_rss_mib']} MiB"),
         ("start to ready ≤ 100 ms (existing database)", -values["start_to_ready_ms_existing_database"], -100, f"{values['start_to_ready_ms_existing_database']} ms"),
     ]
@@ -74,6 +80,8 @@ def main() -> None:
         ("GET /users/me (PostgreSQL)", "users_me_postgres"),
         ("GET /health during a 32-connection login storm", "health_during_login_storm"),
         ("POST /auth/token, 500 connections", "login_500_connections"),
+        ("GET /users/me, small table, right before the 1M runs", "users_me_small_adjacent"),
+        ("POST /auth/token, small table, right before the 1M runs", "login_small_adjacent"),
         ("GET /users/me, 1M users + 1M sessions", "users_me_large"),
         ("POST /auth/token, 1M users + 1M sessions", "login_large"),
         ("ceiling: bare axum GET /users/me", "ceiling_users_me"),
