@@ -113,9 +113,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     if let Some(cors) = middleware::cors(&options.cors_allowed_origins) {
         router = router.layer(cors);
     }
-    router
-        .layer(axum::middleware::from_fn(middleware::edge))
-        .with_state(state)
+    router.layer(middleware::EdgeLayer).with_state(state)
 }
 
 async fn not_found() -> Problem {

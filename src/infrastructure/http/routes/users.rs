@@ -12,7 +12,7 @@ use crate::application::NewUser;
 use crate::domain::user::Password;
 use crate::domain::validation::FieldError;
 use crate::infrastructure::http::dto::{
-    ChangePasswordRequest, ProtectedBody, RegisterRequest, UserBody,
+    ChangePasswordRequest, ProtectedBody, RegisterRequest, UserBody, UserJson,
 };
 use crate::infrastructure::http::error::{Problem, ProblemBody};
 use crate::infrastructure::http::extract::{ApiJson, Client, CurrentUser, MaybeUser};
@@ -98,8 +98,8 @@ async fn register(
         (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
-async fn me(CurrentUser(principal): CurrentUser) -> Json<UserBody> {
-    Json(UserBody::from(principal.user.as_ref()))
+async fn me(CurrentUser(principal): CurrentUser) -> Json<UserJson> {
+    Json(UserJson(principal.user))
 }
 
 /// Change the password
