@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the hot crypto: JWT sign and verify per algorithm, refresh-token
 //! generation and hashing, and one argon2id verification at the configured parameters (which
-//! bounds logins: cores / verification time).
+//! bounds logins: cores / verification time), alone and on every core at once.
 //!
 //! `cargo bench --bench crypto`. `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS` and
 //! `ARGON2_PARALLELISM` override the OWASP defaults (19456, 2, 1).
@@ -102,6 +102,27 @@ fn argon2(c: &mut Criterion) {
             config.memory_kib, config.iterations, config.parallelism
         ),
         |b| b.iter(|| runtime.block_on(hasher.verify(&password, &hash)).unwrap()),
+    );
+    // The same verification on every core at once, as a login storm runs it: the cores share
+    // caches and memory bandwidth, so each verification takes longer than alone. One iteration
+    // is one verification per core, in parallel; the rate is cores / time per iteration.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let all = Argon2Hasher::new(config, cores, Duration::from_secs(60)).unwrap();
+    group.bench_function(
+        format!(
+            "verify on {cores} cores at once m={} t={} p={}",
+            config.memory_kib, config.iterations, config.parallelism
+        ),
+        |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let all_verified =
+                        futures::future::join_all((0..cores).map(|_| all.verify(&password, &hash)))
+                            .await;
+                    assert!(all_verified.into_iter().all(|ok| ok.unwrap()));
+                });
+            });
+        },
     );
     group.finish();
 }
