@@ -59,7 +59,7 @@ def main() -> None:
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "kernel": platform.release(),
         "wrk": subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.splitlines()[0] if True else "",
-        "command": "scripts/bench.sh",
+        "command": ("BENCH_POSTGRES_URL=" + os.environ["BENCH_POSTGRES_URL"] + " " if os.environ.get("BENCH_POSTGRES_URL") else "") + "scripts/bench.sh",
     }
     report = {
         "machine": machine,
@@ -88,7 +88,7 @@ def main() -> None:
     ]
     md = [
         f"Machine: {machine['cpu']}, {cores} cores, {machine['memory_gib']} GiB, Linux {machine['kernel']}; "
-        f"{machine['wrk']}; load generator on the same machine. Date: {machine['date']}. Command: `scripts/bench.sh`.",
+        f"{machine['wrk']}; load generator on the same machine. Date: {machine['date']}. Command: `{machine['command']}`.",
         "",
         "| workload | req/s | p50 ms | p99 ms | vs ceiling | statuses |",
         "|---|---:|---:|---:|---:|---|",
