@@ -83,6 +83,9 @@ where
             HeaderValue::from_str(id).expect("a UUID is a valid header value")
         });
         let method = request.method().clone();
+        // `Router::layer` wraps every route after routing, so the route template (`/users/{id}`,
+        // not the id: bounded label values) is known here; the fallback has none.
+        let route = request.extensions().get::<MatchedPath>().cloned();
         let oauth = OAUTH_PATHS.contains(&request.uri().path());
         // The span's fields are built only when the log would show them. The path only: a
         // query string could carry a secret.
@@ -100,6 +103,7 @@ where
             inner: inner.instrument(span),
             started,
             method,
+            route,
             oauth,
             request_id: Some(request_id),
         }
@@ -113,6 +117,7 @@ pin_project_lite::pin_project! {
         inner: tracing::instrument::Instrumented<F>,
         started: Instant,
         method: Method,
+        route: Option<MatchedPath>,
         oauth: bool,
         request_id: Option<HeaderValue>,
     }
@@ -133,11 +138,12 @@ where
         let mut response = problem_for_bare_error(response, *this.oauth);
         let status = response.status();
         let elapsed = this.started.elapsed();
-        let route = response
-            .extensions()
-            .get::<RouteLabel>()
-            .map(|label| &label.0);
-        record_request(this.method, route, status, elapsed.as_secs_f64());
+        record_request(
+            this.method,
+            this.route.as_ref(),
+            status,
+            elapsed.as_secs_f64(),
+        );
         this.inner.span().in_scope(|| {
             let latency_ms = elapsed.as_secs_f64() * 1000.0;
             tracing::info!(
@@ -201,81 +207,6 @@ fn record_request(method: &Method, route: Option<&MatchedPath>, status: StatusCo
 
 /// The OAuth2 endpoints, whose errors are RFC 6749 JSON rather than problem documents.
 const OAUTH_PATHS: [&str; 3] = ["/auth/token", "/auth/refresh", "/auth/revoke"];
-
-/// The route template a response came from (`/users/{id}`, not the id): bounded label values.
-#[derive(Clone)]
-struct RouteLabel(MatchedPath);
-
-/// Tags each routed response with its route template, for the request metrics. Runs inside the
-/// router, where the matched path is known; [`edge`] outside reads the tag. A plain service
-/// rather than `from_fn`, since it wraps every route: no clone of the route, no boxed future.
-#[derive(Clone, Copy)]
-pub struct TagRouteLayer;
-
-impl<S> tower::Layer<S> for TagRouteLayer {
-    type Service = TagRoute<S>;
-    fn layer(&self, inner: S) -> TagRoute<S> {
-        TagRoute { inner }
-    }
-}
-
-/// See [`TagRouteLayer`].
-#[derive(Clone)]
-pub struct TagRoute<S> {
-    inner: S,
-}
-
-impl<S, B> tower::Service<axum::http::Request<B>> for TagRoute<S>
-where
-    S: tower::Service<axum::http::Request<B>, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = TagRouteFuture<S::Future>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        TagRouteFuture {
-            inner: self.inner.call(request),
-            route,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`TagRoute`].
-    pub struct TagRouteFuture<F> {
-        #[pin]
-        inner: F,
-        route: Option<MatchedPath>,
-    }
-}
-
-impl<F, E> std::future::Future for TagRouteFuture<F>
-where
-    F: std::future::Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let this = self.project();
-        let mut response = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(route) = this.route.take() {
-            response.extensions_mut().insert(RouteLabel(route));
-        }
-        std::task::Poll::Ready(Ok(response))
-    }
-}
 
 /// Turns an error response that is not JSON (the framework's own 404/405/408/413/...) into a
 /// problem document, or RFC 6749 error JSON on the OAuth2 endpoints, keeping status and headers.

@@ -99,7 +99,6 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .rate_limit
         .map(|limit| Arc::new(middleware::Limiter::new(limit, state.trust_proxy_headers)));
     let mut router = api_router
-        .route_layer(middleware::TagRouteLayer)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(options.body_limit_bytes))
