@@ -32,7 +32,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// - errors the framework answers itself (404, 405, 408, 413, ...) become problem documents, or
 ///   RFC 6749 error JSON on the OAuth2 endpoints, keeping status and headers;
 /// - the security headers, and no `Server` banner;
-/// - the request metrics and one log line (method, path without query, status, latency, id).
+/// - the request metrics (labels from closed sets: see [`record_request`]) and one log line
+///   (method and path bounded in length, status, latency, id).
 #[derive(Clone, Copy)]
 pub struct EdgeLayer;
 
@@ -47,6 +48,28 @@ impl<S> tower::Layer<S> for EdgeLayer {
 #[derive(Clone)]
 pub struct Edge<S> {
     inner: S,
+}
+
+/// The longest method and path a log line shows.
+const LOGGED_METHOD_BYTES: usize = 32;
+const LOGGED_PATH_BYTES: usize = 1024;
+
+/// Text shown in a log line cut to a number of bytes (on a character boundary), the cut marked
+/// with the full length. Control characters are escaped by the log formatter.
+struct Bounded<'a>(&'a str, usize);
+
+impl std::fmt::Display for Bounded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self(text, max) = *self;
+        if text.len() <= max {
+            return f.write_str(text);
+        }
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}...({} bytes)", &text[..end], text.len())
+    }
 }
 
 impl<S> tower::Service<Request> for Edge<S>
@@ -91,7 +114,12 @@ where
         // query string could carry a secret.
         let span = if tracing::enabled!(tracing::Level::INFO) {
             let id = request_id.to_str().unwrap_or_default();
-            tracing::info_span!("request", request_id = %id, %method, path = %request.uri().path())
+            tracing::info_span!(
+                "request",
+                request_id = %id,
+                method = %Bounded(method.as_str(), LOGGED_METHOD_BYTES),
+                path = %Bounded(request.uri().path(), LOGGED_PATH_BYTES)
+            )
         } else {
             tracing::Span::none()
         };
@@ -165,8 +193,29 @@ where
 /// worker thread: building the label strings and looking the key up in the registry on every
 /// request cost more than recording.
 type RequestMetrics = (metrics::Counter, metrics::Histogram);
-/// (route template address, method, status) → the template, kept alive, and its metrics.
-type RequestMetricsCache = HashMap<(usize, Method, u16), (Option<MatchedPath>, RequestMetrics)>;
+/// (route template address, method label, status) → the template, kept alive, and its metrics.
+type RequestMetricsCache =
+    HashMap<(usize, &'static str, u16), (Option<MatchedPath>, RequestMetrics)>;
+
+/// The `method` label: the methods of RFC 9110 and PATCH as themselves, any other (a client
+/// may send any token, of any length) as `other`, so the label values are a closed set.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, label)| label)
+}
 
 thread_local! {
     /// Keyed by the route template's address: the cached entry holds the template itself, so
@@ -175,17 +224,22 @@ thread_local! {
         std::cell::RefCell::new(HashMap::new());
 }
 
+/// Counts a request. Every label comes from a closed set, so a client cannot add series (each
+/// kept for the life of the process and rendered on every scrape): the method as
+/// [`method_label`], the route template matched (`unmatched` for the fallback, never the
+/// path), and the status code (the router's own responses).
 fn record_request(method: &Method, route: Option<&MatchedPath>, status: StatusCode, seconds: f64) {
     let address = route.map_or(0, |route| route.as_str().as_ptr() as usize);
-    let key = (address, method.clone(), status.as_u16());
+    let method = method_label(method);
+    let key = (address, method, status.as_u16());
     REQUEST_METRICS.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.len() > 4096 {
-            cache.clear(); // bounded: methods and statuses are few, but not closed sets
+            cache.clear(); // cannot happen with closed label sets; a guard all the same
         }
         let (_, (counter, histogram)) = cache.entry(key).or_insert_with(|| {
             let labels = [
-                ("method", method.to_string()),
+                ("method", method.to_owned()),
                 (
                     "route",
                     route.map_or("unmatched", MatchedPath::as_str).to_owned(),
@@ -388,5 +442,30 @@ pub async fn rate_limit(
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             response
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let long = format!("R1{}", "Z".repeat(60 * 1024));
+        for made_up in ["BREW", "get", long.as_str()] {
+            let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{made_up}");
+        }
+    }
+
+    #[test]
+    fn logged_text_is_cut_on_a_character_boundary_and_says_how_long_it_was() {
+        assert_eq!(Bounded("GET", 32).to_string(), "GET");
+        let long = "Z".repeat(60 * 1024);
+        let shown = Bounded(&long, 32).to_string();
+        assert_eq!(shown, format!("{}...(61440 bytes)", "Z".repeat(32)));
+        assert_eq!(Bounded("ééé", 3).to_string(), "é...(6 bytes)");
     }
 }
