@@ -403,3 +403,151 @@ async fn seed_reports_progress_while_importing_a_file() {
         assert!(stderr.contains(line), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn pretty_logs_escape_forged_lines_and_terminal_escapes_from_clients() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/pretty.db", dir.path().display());
+    let vars = [
+        ("DATABASE_URL", db.as_str()),
+        ("ARGON2_MEMORY_KIB", "256"),
+        ("ARGON2_ITERATIONS", "1"),
+        ("RUST_LOG", "info"),
+        ("LOG_FORMAT", "pretty"),
+        ("PORT", "0"),
+    ];
+    let mut child = command(SERVER, dir.path(), &vars)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+            let _ = tx.send(std::mem::take(&mut line));
+        }
+    });
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let address = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logs that it listens");
+        let text = without_colours(&String::from_utf8_lossy(&line));
+        lines.push(line);
+        if let Some(rest) = text.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+
+    // An attacker logs in and registers with a username that would forge a line and colour
+    // the terminal, and sends a 60 KB made-up method.
+    let forged = "mallory\nINFO forged: root logged in as admin\x1b[31m";
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("http://{address}/users"))
+        .json(&serde_json::json!({"username": forged, "password": "a long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "password")
+        .append_pair("username", forged)
+        .append_pair("password", "whatever it is")
+        .finish();
+    let response = client
+        .post(format!("http://{address}/auth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let method = format!("R1{}", "Z".repeat(60 * 1024));
+    let response = client
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("http://{address}/health"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error());
+    // Wait for the request lines of both.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            lines.push(line);
+        }
+        let seen = |needle: &str| {
+            lines
+                .iter()
+                .any(|l| String::from_utf8_lossy(l).contains(needle))
+        };
+        if seen("login_failed") && seen("R1ZZZZ") && seen("status=422") {
+            break;
+        }
+    }
+    drop(child);
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        lines.push(line);
+    }
+
+    let text: Vec<String> = lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    let all = text.join("");
+    assert!(all.contains("login_failed"), "the login is logged: {all}");
+    assert!(all.contains("R1ZZZZ"), "the method is logged: {all}");
+    for line in &text {
+        assert!(
+            !without_colours(line)
+                .trim_start()
+                .starts_with("INFO forged"),
+            "a forged line: {line:?}"
+        );
+    }
+    for line in &text {
+        assert!(!line.contains('\x1b'), "a raw ESC byte: {line:?}");
+        assert!(
+            line.len() < 4096,
+            "an unbounded line of {} bytes",
+            line.len()
+        );
+    }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... letter`), to find what a line says.
+fn without_colours(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
