@@ -551,3 +551,80 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn with_few_file_descriptors_a_slowloris_flood_does_not_stop_health_checks() {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/fds.db", dir.path().display());
+    let mut vars = cheap_argon2(&db);
+    vars.push(("PORT", "0"));
+    let mut server = command(SERVER, dir.path(), &vars);
+    // SAFETY: only setrlimit, async-signal-safe, runs between fork and exec.
+    unsafe {
+        server.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut child = server.stdout(Stdio::piped()).spawn().unwrap();
+    let (address, _logs) = support::process::follow_logs(&mut child);
+    let _child = KillOnDrop(child);
+
+    // More connections than the process has descriptors, each trickling a request head.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut slow = Vec::new();
+    for _ in 0..320 {
+        let address = address.clone();
+        let stop = stop.clone();
+        slow.push(tokio::spawn(async move {
+            let Ok(mut stream) = tokio::net::TcpStream::connect(&address).await else {
+                return;
+            };
+            let mut chunk = [0u8; 256];
+            for byte in b"GET /health/live HTTP/1.1\r\nHost: test\r\nX-Slow: "
+                .iter()
+                .chain(std::iter::repeat(&b'a'))
+            {
+                if stop.load(Ordering::SeqCst) || stream.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut chunk)).await {
+                    Err(_) => {}
+                    Ok(_) => return, // closed (or answered) by the server
+                }
+            }
+        }));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let response = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get(format!("http://{address}/health/live")).send(),
+        )
+        .await
+        .expect("/health/live answers within 5 s during the flood")
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for task in slow {
+        task.abort();
+    }
+}

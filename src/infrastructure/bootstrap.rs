@@ -1,11 +1,9 @@
 //! The one wiring place: settings → adapters → use cases → HTTP router.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
@@ -15,7 +13,9 @@ use super::crypto::argon2::{Argon2Config, Argon2Hasher};
 use super::crypto::jwt::JwtCodec;
 use super::crypto::keys;
 use super::db::{self, DbOptions};
-use super::http::{self, AppState, Discovery, HttpOptions, MetricsState, RateLimit};
+use super::http::{
+    self, AppState, ConnectionLimits, Discovery, HttpApp, HttpOptions, MetricsState, RateLimit,
+};
 use super::metrics::{self, MeteredAuditLog};
 use super::passwords::CommonPasswords;
 use crate::application::{
@@ -176,6 +176,11 @@ pub fn http_options(settings: &Settings) -> HttpOptions {
             per_second: settings.rate_limit_per_second,
             burst: settings.rate_limit_burst,
         }),
+        connections: ConnectionLimits {
+            header_read_timeout: Duration::from_secs(settings.http_header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(settings.http_idle_timeout_seconds),
+            max_connections: settings.http_max_connections,
+        },
     }
 }
 
@@ -184,7 +189,7 @@ pub fn http_options(settings: &Settings) -> HttpOptions {
 ///
 /// # Errors
 /// [`StartupError`].
-pub async fn build_app(settings: &Settings) -> Result<(Router, MaintenanceService), StartupError> {
+pub async fn build_app(settings: &Settings) -> Result<(HttpApp, MaintenanceService), StartupError> {
     let services = build_services(settings, Arc::new(SystemClock)).await?;
     let router = http::router(services.state, &http_options(settings));
     Ok((router, services.maintenance))
@@ -204,21 +209,20 @@ pub fn spawn_purge_task(maintenance: MaintenanceService, interval: Duration) {
     });
 }
 
-/// Serves `router` on `listener` until `shutdown` completes; in-flight requests then finish.
+/// Serves `app` (what [`http::router`] returns, or a bare [`axum::Router`] with the default
+/// connection limits) on `listener` until `shutdown` completes; in-flight requests then finish.
+/// Slow and idle connections are closed and open connections capped: see
+/// [`http::serve`].
 ///
 /// # Errors
 /// An I/O error of the listener.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: impl Into<HttpApp>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let app = app.into();
+    http::serve(listener, app.router, app.connections, shutdown).await
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

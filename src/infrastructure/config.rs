@@ -84,6 +84,14 @@ pub struct Settings {
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
     pub request_timeout_seconds: u64,
+    /// A connection that has not sent a complete request head this long after it opened is
+    /// closed (slowloris).
+    pub http_header_read_timeout_seconds: u64,
+    /// A keep-alive connection idle this long between requests is closed.
+    pub http_idle_timeout_seconds: u64,
+    /// Open client connections at most; the server lowers it below the process's file
+    /// descriptor limit.
+    pub http_max_connections: usize,
     /// Origins allowed by CORS; empty: CORS off (no header is sent).
     pub cors_allowed_origins: Vec<String>,
     pub audit_retention_days: u32,
@@ -194,6 +202,18 @@ impl Settings {
             (
                 "REQUEST_TIMEOUT_SECONDS",
                 self.request_timeout_seconds.to_string(),
+            ),
+            (
+                "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+                self.http_header_read_timeout_seconds.to_string(),
+            ),
+            (
+                "HTTP_IDLE_TIMEOUT_SECONDS",
+                self.http_idle_timeout_seconds.to_string(),
+            ),
+            (
+                "HTTP_MAX_CONNECTIONS",
+                self.http_max_connections.to_string(),
             ),
             (
                 "CORS_ALLOWED_ORIGINS",
@@ -329,6 +349,13 @@ impl Settings {
             rate_limit_per_second: parse(&get, "RATE_LIMIT_PER_SECOND", "5")?,
             rate_limit_burst: parse(&get, "RATE_LIMIT_BURST", "20")?,
             request_timeout_seconds: parse(&get, "REQUEST_TIMEOUT_SECONDS", "30")?,
+            http_header_read_timeout_seconds: parse(
+                &get,
+                "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+                "10",
+            )?,
+            http_idle_timeout_seconds: parse(&get, "HTTP_IDLE_TIMEOUT_SECONDS", "60")?,
+            http_max_connections: parse(&get, "HTTP_MAX_CONNECTIONS", "10000")?,
             cors_allowed_origins: get("CORS_ALLOWED_ORIGINS")
                 .map(|v| {
                     v.split(',')
@@ -355,7 +382,7 @@ impl Settings {
     }
 
     fn check_ranges(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &str); 15] = [
+        let checks: [(bool, &str); 17] = [
             (
                 self.database_acquire_timeout_ms > 0 && self.database_statement_timeout_ms > 0,
                 "DATABASE_ACQUIRE_TIMEOUT_MS and DATABASE_STATEMENT_TIMEOUT_MS must be positive",
@@ -379,6 +406,14 @@ impl Settings {
             (
                 self.request_timeout_seconds > 0,
                 "REQUEST_TIMEOUT_SECONDS must be positive",
+            ),
+            (
+                self.http_header_read_timeout_seconds > 0 && self.http_idle_timeout_seconds > 0,
+                "HTTP_HEADER_READ_TIMEOUT_SECONDS and HTTP_IDLE_TIMEOUT_SECONDS must be positive",
+            ),
+            (
+                self.http_max_connections > 0,
+                "HTTP_MAX_CONNECTIONS must be at least 1",
             ),
             (
                 self.purge_interval_seconds > 0,
@@ -571,6 +606,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("CORS_ALLOWED_ORIGINS"), "{error}");
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_refuse_zero() {
+        let s = load(&[]).unwrap();
+        assert_eq!(
+            (
+                s.http_header_read_timeout_seconds,
+                s.http_idle_timeout_seconds,
+                s.http_max_connections
+            ),
+            (10, 60, 10_000)
+        );
+        for name in [
+            "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+            "HTTP_IDLE_TIMEOUT_SECONDS",
+            "HTTP_MAX_CONNECTIONS",
+        ] {
+            let error = load(&[(name, "0")]).unwrap_err().to_string();
+            assert!(error.contains(name), "{error}");
+        }
     }
 
     #[test]

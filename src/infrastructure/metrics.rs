@@ -63,6 +63,11 @@ fn describe() {
         Unit::Seconds,
         "HTTP request latency by method, route and status"
     );
+    describe_gauge!("http_connections_open", "Open client connections");
+    describe_counter!(
+        "http_connections_dropped_total",
+        "Client connections closed by the server, by reason (header_timeout, idle_timeout, shed at the cap, refused at the cap)"
+    );
     describe_counter!("auth_logins_total", "Password-grant logins by outcome");
     describe_counter!("auth_refreshes_total", "Refresh-token rotations");
     describe_counter!(

@@ -2,9 +2,21 @@
 //! oversized bodies, caching of personal data, and the rate limit of the password change and of
 //! new sessions.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
 
 use crate::helpers::*;
+
+/// `host:port` of the app.
+fn socket_address(app: &TestApp) -> String {
+    app.address.trim_start_matches("http://").to_owned()
+}
 
 async fn scrape(app: &TestApp) -> String {
     let response = app.get("/metrics", None).await;
@@ -80,4 +92,205 @@ async fn made_up_methods_and_paths_add_no_metric_series() {
         before.len(),
         after.len()
     );
+}
+
+/// Reads one response (head and a `Content-Length` body, or up to the end of the stream)
+/// within five seconds; returns the status line and headers (lower-cased) and the body.
+async fn read_response(stream: &mut TcpStream) -> (String, String) {
+    let mut buffer = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Some(end) = find(&buffer, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse::<usize>().unwrap());
+                if length.is_some_and(|length| buffer.len() >= end + 4 + length) {
+                    return;
+                }
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    timeout(Duration::from_secs(5), read)
+        .await
+        .expect("a response within 5 s");
+    let text = String::from_utf8_lossy(&buffer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete head");
+    (head.to_lowercase(), body.to_owned())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whether the server closes `stream` within `within` (end of stream or a reset).
+async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut chunk = [0u8; 1024];
+    let wait = async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    timeout(within, wait).await.is_ok()
+}
+
+/// Opens a connection that sends a request head one byte a second until the server closes it
+/// (then counts it in `closed`) or `stop` is set.
+async fn trickle(address: String, closed: Arc<AtomicUsize>, stop: Arc<AtomicUsize>) {
+    let Ok(mut stream) = TcpStream::connect(&address).await else {
+        closed.fetch_add(1, Ordering::SeqCst);
+        return;
+    };
+    let head = format!(
+        "GET /health/live HTTP/1.1\r\nHost: test\r\nX-Slow: {}",
+        "a".repeat(600)
+    );
+    let mut chunk = [0u8; 256];
+    for byte in head.bytes().cycle() {
+        if stop.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        if stream.write_all(&[byte]).await.is_err() {
+            break;
+        }
+        match timeout(Duration::from_secs(1), stream.read(&mut chunk)).await {
+            Err(_) => continue,              // nothing from the server: trickle on
+            Ok(Ok(0)) | Ok(Err(_)) => break, // closed
+            Ok(Ok(_)) => break,              // an answer (an error page) then a close
+        }
+    }
+    closed.fetch_add(1, Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn slow_connections_beyond_the_cap_do_not_starve_health_checks() {
+    // The header-read timeout is long here: only the cap can explain what happens.
+    let app = spawn_app_with(&[
+        ("HTTP_MAX_CONNECTIONS", "20"),
+        ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "60"),
+    ])
+    .await;
+    let closed = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        tasks.push(tokio::spawn(trickle(
+            socket_address(&app),
+            closed.clone(),
+            stop.clone(),
+        )));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A health check on a fresh connection is answered while the slow ones trickle on.
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let response = timeout(
+            Duration::from_secs(5),
+            client.get(app.url("/health/live")).send(),
+        )
+        .await
+        .expect("/health/live answers within 5 s")
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // At most 20 connections stay open: the server shed at least the 20 over the cap.
+    let shed = timeout(Duration::from_secs(5), async {
+        while closed.load(Ordering::SeqCst) < 20 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let count = closed.load(Ordering::SeqCst);
+    stop.store(1, Ordering::SeqCst);
+    for task in tasks {
+        task.abort();
+    }
+    assert!(
+        shed.is_ok(),
+        "only {count} of 40 slow connections were closed"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_does_not_finish_its_request_head_is_closed_after_the_header_timeout() {
+    let app = spawn_app_with(&[
+        ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "1"),
+        ("HTTP_IDLE_TIMEOUT_SECONDS", "60"),
+    ])
+    .await;
+    // A partial head, then silence.
+    let mut partial = TcpStream::connect(socket_address(&app)).await.unwrap();
+    partial
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: test\r\nX-Slow: a")
+        .await
+        .unwrap();
+    // Nothing at all.
+    let mut silent = TcpStream::connect(socket_address(&app)).await.unwrap();
+    assert!(
+        closed_by_server(&mut partial, Duration::from_secs(5)).await,
+        "a partial request head kept its connection open"
+    );
+    assert!(
+        closed_by_server(&mut silent, Duration::from_secs(5)).await,
+        "a silent connection stayed open"
+    );
+    // The server itself is fine.
+    assert_eq!(app.get("/health/live", None).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let app = spawn_app_with(&[
+        ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "60"),
+        ("HTTP_IDLE_TIMEOUT_SECONDS", "1"),
+    ])
+    .await;
+    let mut stream = TcpStream::connect(socket_address(&app)).await.unwrap();
+    let request = b"GET /health/live HTTP/1.1\r\nHost: test\r\n\r\n";
+    // Keep-alive works: two requests on one connection.
+    for _ in 0..2 {
+        stream.write_all(request).await.unwrap();
+        let (head, body) = read_response(&mut stream).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert_eq!(body, r#"{"status":"ok"}"#);
+    }
+    // Then idle: closed by the server.
+    assert!(
+        closed_by_server(&mut stream, Duration::from_secs(5)).await,
+        "an idle keep-alive connection stayed open"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_is_not_held_up_by_slow_or_idle_connections() {
+    let mut app = spawn_app().await;
+    let mut slow = TcpStream::connect(socket_address(&app)).await.unwrap();
+    slow.write_all(b"GET /health/live HTTP/1.1\r\nHost: te")
+        .await
+        .unwrap();
+    let mut idle = TcpStream::connect(socket_address(&app)).await.unwrap();
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_response(&mut idle).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    app.shutdown();
+    let server = app.server.take().unwrap();
+    timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server stops within 5 s")
+        .unwrap()
+        .unwrap();
+    assert!(closed_by_server(&mut slow, Duration::from_secs(1)).await);
+    assert!(closed_by_server(&mut idle, Duration::from_secs(1)).await);
 }

@@ -6,6 +6,7 @@ pub mod extract;
 mod middleware;
 mod openapi;
 pub mod routes;
+mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::application::{AuditService, AuthService, UserService};
 use crate::domain::ports::HealthProbe;
 use error::Problem;
 pub use routes::well_known::Discovery;
+pub use server::{effective_max_connections, serve, ConnectionLimits};
 
 /// What every handler can reach: one `Arc`, so the per-extractor clones cost one atomic
 /// increment instead of one per service port (seen at 3% of `GET /users/me` in a profile).
@@ -88,12 +90,30 @@ pub struct HttpOptions {
     pub cors_allowed_origins: Vec<String>,
     /// `None`: no rate limit.
     pub rate_limit: Option<RateLimit>,
+    /// Deadlines and cap of client connections, applied by [`serve`].
+    pub connections: ConnectionLimits,
+}
+
+/// What [`serve`] runs: the router and the connection limits it is served with.
+pub struct HttpApp {
+    pub router: Router,
+    pub connections: ConnectionLimits,
+}
+
+impl From<Router> for HttpApp {
+    /// `router` with the default connection limits.
+    fn from(router: Router) -> Self {
+        Self {
+            router,
+            connections: ConnectionLimits::default(),
+        }
+    }
 }
 
 /// The whole application: API routes, `/openapi.json`, Swagger UI at `/docs`, and the
 /// middleware (request log, security headers, CORS, timeout, rate limit, body limit, problem
-/// documents for framework errors).
-pub fn router(state: AppState, options: &HttpOptions) -> Router {
+/// documents for framework errors), with the connection limits to serve it with.
+pub fn router(state: AppState, options: &HttpOptions) -> HttpApp {
     let (api_router, api) = openapi::split();
     let limiter = options
         .rate_limit
@@ -112,7 +132,10 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     if let Some(cors) = middleware::cors(&options.cors_allowed_origins) {
         router = router.layer(cors);
     }
-    router.layer(middleware::EdgeLayer).with_state(state)
+    HttpApp {
+        router: router.layer(middleware::EdgeLayer).with_state(state),
+        connections: options.connections,
+    }
 }
 
 async fn not_found() -> Problem {
