@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -141,6 +142,39 @@ async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
         }
     };
     timeout(within, wait).await.is_ok()
+}
+
+#[tokio::test]
+async fn an_oversized_content_length_is_refused_at_once_before_the_body_arrives() {
+    let app = spawn_app().await;
+    for (path, content_type) in [
+        ("/users", "application/json"),
+        ("/auth/token", "application/x-www-form-urlencoded"),
+    ] {
+        let mut stream = TcpStream::connect(socket_address(&app)).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\nContent-Length: 10000000\r\n\r\n{{\"user"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // The body never comes; the answer must not wait for it (nor for the request timeout).
+        let (head, body) = read_response(&mut stream).await;
+        assert!(head.starts_with("http/1.1 413"), "{path}: {head}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        if path == "/auth/token" {
+            assert!(head.contains("content-type: application/json"), "{head}");
+            assert_eq!(body["error"], "invalid_request", "{body}");
+        } else {
+            assert!(
+                head.contains("content-type: application/problem+json"),
+                "{head}"
+            );
+            assert_eq!(body["code"], "payload_too_large", "{body}");
+            assert_eq!(body["status"], 413);
+        }
+    }
+    // A declared length within the limit is still read and handled.
+    let response = app.register("within_limit", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
 }
 
 /// Opens a connection that sends a request head one byte a second until the server closes it

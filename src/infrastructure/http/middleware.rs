@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tracing::Instrument;
 use uuid::Uuid;
 
 use super::error::{OAuthError, Problem};
@@ -27,6 +26,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The edge of every request, in one layer, written as a plain service (a `from_fn` layer
 /// clones the inner service and boxes a future per request, which showed on `GET /users/me`):
 ///
+/// - a request whose `Content-Length` exceeds the body limit is answered 413 at once, before
+///   its body arrives (the extractors would otherwise wait for the body, up to the request
+///   timeout, to find out);
 /// - a request id: a sane incoming `X-Request-Id` is kept, for tracing across services;
 ///   otherwise a UUID v7 is made; either way it is returned in `X-Request-Id`;
 /// - errors the framework answers itself (404, 405, 408, 413, ...) become problem documents, or
@@ -35,12 +37,26 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// - the request metrics (labels from closed sets: see [`record_request`]) and one log line
 ///   (method and path bounded in length, status, latency, id).
 #[derive(Clone, Copy)]
-pub struct EdgeLayer;
+pub struct EdgeLayer {
+    body_limit: u64,
+}
+
+impl EdgeLayer {
+    /// The edge, refusing declared bodies over `body_limit` bytes.
+    pub fn new(body_limit: usize) -> Self {
+        Self {
+            body_limit: u64::try_from(body_limit).unwrap_or(u64::MAX),
+        }
+    }
+}
 
 impl<S> tower::Layer<S> for EdgeLayer {
     type Service = Edge<S>;
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner }
+        Edge {
+            inner,
+            body_limit: self.body_limit,
+        }
     }
 }
 
@@ -48,6 +64,17 @@ impl<S> tower::Layer<S> for EdgeLayer {
 #[derive(Clone)]
 pub struct Edge<S> {
     inner: S,
+    body_limit: u64,
+}
+
+/// Whether `request` declares a body longer than `limit` bytes.
+fn declares_too_large_body(request: &Request, limit: u64) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|length| length > limit)
 }
 
 /// The longest method and path a log line shows.
@@ -106,6 +133,7 @@ where
             HeaderValue::from_str(id).expect("a UUID is a valid header value")
         });
         let method = request.method().clone();
+        let too_large = declares_too_large_body(&request, self.body_limit);
         // `Router::layer` wraps every route after routing, so the route template (`/users/{id}`,
         // not the id: bounded label values) is known here; the fallback has none.
         let route = request.extensions().get::<MatchedPath>().cloned();
@@ -123,12 +151,21 @@ where
         } else {
             tracing::Span::none()
         };
-        let inner = {
+        let (inner, early) = if too_large {
+            let mut response = StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            // The body is not read: the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            (None, Some(response))
+        } else {
             let _entered = span.enter();
-            self.inner.call(request)
+            (Some(self.inner.call(request)), None)
         };
         EdgeFuture {
-            inner: inner.instrument(span),
+            inner,
+            early,
+            span,
             started,
             method,
             route,
@@ -142,7 +179,10 @@ pin_project_lite::pin_project! {
     /// The future of [`Edge`].
     pub struct EdgeFuture<F> {
         #[pin]
-        inner: tracing::instrument::Instrumented<F>,
+        inner: Option<F>,
+        // A response given without calling the inner service.
+        early: Option<Response>,
+        span: tracing::Span,
         started: Instant,
         method: Method,
         route: Option<MatchedPath>,
@@ -161,8 +201,18 @@ where
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let mut this = self.project();
-        let response = std::task::ready!(this.inner.as_mut().poll(cx))?;
+        let this = self.project();
+        let response = match this.early.take() {
+            Some(response) => response,
+            None => {
+                let inner = this
+                    .inner
+                    .as_pin_mut()
+                    .expect("EdgeFuture polled after completion");
+                let _entered = this.span.enter();
+                std::task::ready!(inner.poll(cx))?
+            }
+        };
         let mut response = problem_for_bare_error(response, *this.oauth);
         let status = response.status();
         let elapsed = this.started.elapsed();
@@ -172,7 +222,7 @@ where
             status,
             elapsed.as_secs_f64(),
         );
-        this.inner.span().in_scope(|| {
+        this.span.in_scope(|| {
             let latency_ms = elapsed.as_secs_f64() * 1000.0;
             tracing::info!(
                 status = status.as_u16(),
@@ -467,5 +517,21 @@ mod tests {
         let shown = Bounded(&long, 32).to_string();
         assert_eq!(shown, format!("{}...(61440 bytes)", "Z".repeat(32)));
         assert_eq!(Bounded("ééé", 3).to_string(), "é...(6 bytes)");
+    }
+
+    #[test]
+    fn a_declared_length_over_the_limit_is_recognised() {
+        let request = |length: &str| {
+            Request::builder()
+                .header(header::CONTENT_LENGTH, length)
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert!(declares_too_large_body(&request("10000000"), 65536));
+        assert!(!declares_too_large_body(&request("65536"), 65536));
+        assert!(!declares_too_large_body(
+            &Request::new(Body::empty()),
+            65536
+        ));
     }
 }

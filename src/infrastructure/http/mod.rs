@@ -133,7 +133,9 @@ pub fn router(state: AppState, options: &HttpOptions) -> HttpApp {
         router = router.layer(cors);
     }
     HttpApp {
-        router: router.layer(middleware::EdgeLayer).with_state(state),
+        router: router
+            .layer(middleware::EdgeLayer::new(options.body_limit_bytes))
+            .with_state(state),
         connections: options.connections,
     }
 }
