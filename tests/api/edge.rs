@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -327,4 +327,55 @@ async fn graceful_shutdown_is_not_held_up_by_slow_or_idle_connections() {
         .unwrap();
     assert!(closed_by_server(&mut slow, Duration::from_secs(1)).await);
     assert!(closed_by_server(&mut idle, Duration::from_secs(1)).await);
+}
+
+#[tokio::test]
+async fn every_response_with_personal_data_is_marked_no_store() {
+    let app = spawn_app().await;
+    let admin = app.admin_with_tokens("root").await;
+    let alice = app.user_with_tokens("alice").await;
+    let created = app
+        .client
+        .post(app.url("/users"))
+        .json(&json!({"username": "bob", "password": PASSWORD, "email": "bob@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(
+        created.headers()["cache-control"],
+        "no-store",
+        "POST /users"
+    );
+    let bob: Value = created.json().await.unwrap();
+    let bob_id = bob["id"].as_str().unwrap();
+    let bob_path = format!("/users/{bob_id}");
+
+    let reads = [
+        ("/users/me", &alice.access),
+        ("/protected", &alice.access),
+        ("/users", &admin.access),
+        (bob_path.as_str(), &admin.access),
+        ("/admin/audit-events", &admin.access),
+    ];
+    for (path, token) in reads {
+        let response = app.get(path, Some(token)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
+    }
+    let patched = app
+        .client
+        .patch(app.url(&bob_path))
+        .bearer_auth(&admin.access)
+        .json(&json!({"full_name": "Bob B."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    assert_eq!(patched.headers()["cache-control"], "no-store", "PATCH");
+    // Errors too; a public document keeps its own policy.
+    let missing = app.get("/no/such/thing", None).await;
+    assert_eq!(missing.headers()["cache-control"], "no-store");
+    let jwks = app.get("/.well-known/jwks.json", None).await;
+    assert_eq!(jwks.headers()["cache-control"], "public, max-age=300");
 }

@@ -34,6 +34,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// - errors the framework answers itself (404, 405, 408, 413, ...) become problem documents, or
 ///   RFC 6749 error JSON on the OAuth2 endpoints, keeping status and headers;
 /// - the security headers, and no `Server` banner;
+/// - `Cache-Control: no-store` on every response that sets no cache policy of its own: user
+///   objects, user lists, audit events, greetings and errors are personal data, and a forgotten
+///   header must not make one cacheable. Only responses that choose caching opt in, by setting
+///   `Cache-Control` themselves (the `/.well-known/*` documents do); the Swagger UI files and
+///   `/openapi.json` set none and are not cached, which costs a docs page little;
 /// - the request metrics (labels from closed sets: see [`record_request`]) and one log line
 ///   (method and path bounded in length, status, latency, id).
 #[derive(Clone, Copy)]
@@ -232,6 +237,9 @@ where
         });
         let headers = response.headers_mut();
         security_headers(headers);
+        if !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         if let Some(request_id) = this.request_id.take() {
             headers.insert(REQUEST_ID, request_id);
         }
