@@ -379,3 +379,69 @@ async fn every_response_with_personal_data_is_marked_no_store() {
     let jwks = app.get("/.well-known/jwks.json", None).await;
     assert_eq!(jwks.headers()["cache-control"], "public, max-age=300");
 }
+
+/// A burst of three, then one a second; lockouts out of the way.
+const RATE_LIMITED: [(&str, &str); 4] = [
+    ("RATE_LIMIT_ENABLED", "true"),
+    ("RATE_LIMIT_PER_SECOND", "1"),
+    ("RATE_LIMIT_BURST", "3"),
+    ("LOGIN_MAX_FAILURES", "1000"),
+];
+
+/// Sends `attempt` ten times at once, as a guessing script would, and returns the first 429.
+async fn first_429<F, Fut>(attempt: F) -> reqwest::Response
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let responses = futures::future::join_all((0..10).map(|_| attempt())).await;
+    let mut limited = None;
+    for response in responses {
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited.get_or_insert(response);
+        } else {
+            assert!(
+                response.status().is_success() || response.status() == StatusCode::BAD_REQUEST,
+                "{}",
+                response.status()
+            );
+        }
+    }
+    limited.expect("ten requests at once and no 429")
+}
+
+async fn assert_rate_limited(response: reqwest::Response) {
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    assert_problem(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn password_change_guesses_are_rate_limited_per_client() {
+    let app = spawn_app_with(&RATE_LIMITED).await;
+    let alice = app.admin_with_tokens("alice").await;
+    let response = first_429(|| async {
+        app.client
+            .put(app.url("/users/me/password"))
+            .bearer_auth(&alice.access)
+            .json(&json!({"current_password": "a wrong guess", "new_password": "another long password"}))
+            .send()
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_rate_limited(response).await;
+}
+
+#[tokio::test]
+async fn new_sessions_from_a_bearer_token_are_rate_limited_per_client() {
+    let app = spawn_app_with(&RATE_LIMITED).await;
+    let alice = app.admin_with_tokens("alice").await;
+    let response =
+        first_429(|| async { app.post_bearer("/auth/refresh-token", &alice.access).await }).await;
+    assert_rate_limited(response).await;
+}

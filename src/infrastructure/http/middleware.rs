@@ -449,10 +449,14 @@ impl Limiter {
     }
 }
 
-const LIMITED: [(Method, &str); 3] = [
+/// The endpoints that cost a password hash or mint tokens and sessions, all sharing one bucket
+/// per client IP.
+const LIMITED: [(Method, &str); 5] = [
     (Method::POST, "/auth/token"),
     (Method::POST, "/auth/refresh"),
     (Method::POST, "/users"),
+    (Method::PUT, "/users/me/password"),
+    (Method::POST, "/auth/refresh-token"),
 ];
 
 /// Answers 429 with `Retry-After` when a client IP exceeds its rate on a limited endpoint.

@@ -74,7 +74,8 @@ pub fn no_store() -> [(HeaderName, HeaderValue); 2] {
     ]
 }
 
-/// Per-client-IP request rate on the token and registration endpoints.
+/// Per-client-IP request rate on the endpoints that hash a password or mint tokens: token,
+/// refresh, registration, password change and new session.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimit {
     pub per_second: u32,
