@@ -1,11 +1,15 @@
 //! [`AccessTokenCodec`] with `jsonwebtoken`: RFC 9068 access tokens (`typ: at+jwt`).
 //!
 //! Verification pins the algorithm, the type, the issuer and the audience, requires `exp`,
-//! `nbf`, `iss`, `aud` and `sub`, and checks `exp`/`nbf` against the caller's clock with a small
-//! leeway (jsonwebtoken's own time checks are off, because they read the system clock).
+//! `nbf`, `iss`, `aud` and `sub`, refuses a protected header with a `crit` parameter (RFC 7515
+//! §4.1.11: this service understands no extension), and checks `exp`/`nbf`/`iat` against the
+//! caller's clock with a small leeway (jsonwebtoken's own time checks are off, because they
+//! read the system clock; it has no `iat` check and does not act on `crit`).
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{decode, decode_header, encode, EncodingKey, Header, Validation};
+use jsonwebtoken::{decode, encode, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -60,8 +64,8 @@ pub struct JwtCodec {
 
 /// Access tokens already verified, with their claims. A client presents the same access token
 /// on every request until it expires; its signature, header and claims cannot change, and the
-/// keys are fixed for the life of the process, so checking them once is enough. The time
-/// checks run on every use. Only tokens that passed every check are remembered, compared by
+/// keys are fixed for the life of the process, so checking them once is enough (the header
+/// checks, `crit` included, are part of that once). The time checks run on every use. Only tokens that passed every check are remembered, compared by
 /// their full text, and the set is bounded.
 #[derive(Default)]
 struct VerifiedTokens {
@@ -203,7 +207,7 @@ impl AccessTokenCodec for JwtCodec {
 impl JwtCodec {
     /// Everything but the time: header, key, signature, issuer, audience, claim shapes.
     fn check_signature_and_claims(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let header = decode_header(token).map_err(|_| TokenError::Invalid("malformed token"))?;
+        let header = protected_header(token)?;
         let typ_ok = header.typ.as_deref().is_some_and(|typ| {
             typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
                 || typ.eq_ignore_ascii_case("application/at+jwt")
@@ -227,7 +231,8 @@ impl JwtCodec {
         to_claims(wire).ok_or(TokenError::Invalid("malformed claims"))
     }
 
-    /// `exp` and `nbf` against `now`, with the leeway.
+    /// `exp`, `nbf` and `iat` against `now`, with the leeway: a token issued in the future
+    /// was not issued by this service's clock (or was minted to outlive its stated lifetime).
     fn check_time(
         &self,
         claims: AccessClaims,
@@ -240,8 +245,50 @@ impl JwtCodec {
         if claims.not_before.timestamp() - self.leeway_seconds > now {
             return Err(TokenError::Invalid("token not yet valid"));
         }
+        if claims.issued_at.timestamp() - self.leeway_seconds > now {
+            return Err(TokenError::Invalid("token issued in the future"));
+        }
         Ok(claims)
     }
+}
+
+/// The header parameters the service looks at besides jsonwebtoken's [`Header`].
+#[derive(Deserialize)]
+struct Critical {
+    /// Whether the header has a `crit` member, whatever its value (`null` included).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
+/// The protected header of a compact JWS, decoded once from the first of exactly three
+/// segments (the segment jsonwebtoken verifies the signature over), refused when it has a
+/// `crit` parameter: RFC 7515 §4.1.11 requires rejecting a JWS whose `crit` names an extension
+/// the recipient does not understand, and this service understands none, so any `crit`
+/// (even an empty or malformed one, or a list of registered names, which `crit` must not
+/// contain) is refused. jsonwebtoken parses `crit` but never acts on it.
+fn protected_header(token: &str) -> Result<Header, TokenError> {
+    let malformed = || TokenError::Invalid("malformed token");
+    let mut segments = token.split('.');
+    let (Some(header), Some(_), Some(_), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return Err(malformed());
+    };
+    let json = URL_SAFE_NO_PAD.decode(header).map_err(|_| malformed())?;
+    let critical: Critical = serde_json::from_slice(&json).map_err(|_| malformed())?;
+    if critical.crit {
+        return Err(TokenError::Invalid(
+            "critical header extension not understood (crit)",
+        ));
+    }
+    serde_json::from_slice(&json).map_err(|_| malformed())
 }
 
 fn rejection(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
@@ -274,6 +321,7 @@ fn to_claims(wire: WireClaims) -> Option<AccessClaims> {
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};
+    use jsonwebtoken::decode_header;
 
     use super::*;
     use crate::domain::user::Role;
@@ -414,5 +462,99 @@ mod tests {
             forgetful.verify(&old_token, now()),
             Err(TokenError::Invalid("unknown signing key"))
         );
+    }
+
+    /// `token` re-signed (HS256, `secret`) with `edit` applied to its header and claims.
+    fn resigned(token: &str, secret: &str, edit: impl FnOnce(&mut Value, &mut Value)) -> String {
+        let part = |i: usize| -> Value {
+            serde_json::from_slice(
+                &URL_SAFE_NO_PAD
+                    .decode(token.split('.').nth(i).unwrap())
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        let (mut header, mut claims) = (part(0), part(1));
+        edit(&mut header, &mut claims);
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap()),
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap())
+        );
+        let key = EncodingKey::from_secret(secret.as_bytes());
+        let signature = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &key,
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{signing_input}.{signature}")
+    }
+
+    #[test]
+    fn a_header_with_crit_is_refused_whatever_it_names() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let c = codec(secret);
+        let token = c.sign(&claims(now())).unwrap();
+        let control = resigned(&token, secret, |_, _| {});
+        assert!(c.verify(&control, now()).is_ok());
+        for crit in [
+            json!(["exp"]),
+            json!(["urn:x"]),
+            json!([]),
+            json!(null),
+            json!("exp"),
+            json!({"exp": true}),
+        ] {
+            let with_crit = resigned(&token, secret, |header, _| {
+                header["crit"] = crit.clone();
+                header["urn:x"] = json!("1");
+            });
+            assert!(
+                matches!(c.verify(&with_crit, now()), Err(TokenError::Invalid(_))),
+                "crit {crit}"
+            );
+        }
+        // A duplicated member cannot hide it either.
+        let header = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"typ":"at+jwt","alg":"HS256","kid":"{}","crit":["urn:x"],"crit":null}}"#,
+            c.signing_kid()
+        ));
+        let payload = token.split('.').nth(1).unwrap();
+        let signing_input = format!("{header}.{payload}");
+        let signature = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &EncodingKey::from_secret(secret.as_bytes()),
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap();
+        assert!(c
+            .verify(&format!("{signing_input}.{signature}"), now())
+            .is_err());
+        // Nor extra segments.
+        assert!(c.verify(&format!("{control}.x"), now()).is_err());
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused_beyond_the_leeway_even_when_remembered() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let c = codec(secret);
+        let token = c.sign(&claims(now())).unwrap();
+        let at = |iat: DateTime<Utc>| {
+            resigned(&token, secret, |_, claims| {
+                claims["iat"] = json!(iat.timestamp());
+            })
+        };
+        assert!(c.verify(&at(now() + Duration::seconds(30)), now()).is_ok());
+        assert_eq!(
+            c.verify(&at(now() + Duration::seconds(31)), now()),
+            Err(TokenError::Invalid("token issued in the future"))
+        );
+        let future = at(now() + Duration::minutes(10));
+        assert!(c.verify(&future, now()).is_err());
+        // Checked at every use: once its iat is past, the same token is fine, and the
+        // remembered copy is checked again against an earlier clock.
+        assert!(c.verify(&future, now() + Duration::minutes(10)).is_ok());
+        assert!(c.verify(&future, now()).is_err());
     }
 }
