@@ -283,6 +283,66 @@ async fn seed_imports_existing_bcrypt_and_argon2_hashes_without_a_password_reset
     assert!(login_works(&db, "legacy", "poc passphrase").await);
 }
 
+#[tokio::test]
+async fn seed_rejects_malformed_bcrypt_hashes_with_the_reason_and_stores_none_of_them() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/seed.db", dir.path().display());
+    let good = bcrypt::hash("poc passphrase", 4).unwrap();
+    let (prefix, rest) = good.split_at(7); // "$2b$04$", salt and checksum
+    let malformed = [
+        ("short", good[..59].to_owned(), "60 characters"),
+        ("long", format!("{good}x"), "60 characters"),
+        ("costzero", format!("$2b$00${rest}"), "outside 04-31"),
+        ("costhigh", format!("$2b$32${rest}"), "outside 04-31"),
+        (
+            "costslow",
+            format!("$2b$13${rest}"),
+            "above the accepted 12",
+        ),
+        ("costword", format!("$2b$x4${rest}"), "two-digit cost"),
+        (
+            "alphabet",
+            format!("{prefix}{}+{}", &rest[..5], &rest[6..]),
+            "bcrypt base64",
+        ),
+        ("variant", format!("$2x$04${rest}"), "$2a$, $2b$ or $2y$"),
+    ];
+    let mut rows = vec![serde_json::json!({"username": "legacy", "password_hash": good})];
+    rows.extend(
+        malformed
+            .iter()
+            .map(|(name, hash, _)| serde_json::json!({"username": name, "password_hash": hash})),
+    );
+    let file = dir.path().join("poc-export.json");
+    std::fs::write(&file, serde_json::Value::from(rows).to_string()).unwrap();
+    let seed = || {
+        let mut cmd = command(SEED, dir.path(), &cheap_argon2(&db));
+        cmd.arg("--from-file").arg(&file);
+        run(cmd)
+    };
+    let (output, stdout) = seed();
+    assert!(!output.status.success());
+    assert!(
+        stdout.contains("1 created, 0 skipped (already exist), 8 rejected"),
+        "{stdout}"
+    );
+    for (name, hash, reason) in &malformed {
+        let line = stdout
+            .lines()
+            .find(|line| line.contains(&format!("'{name}': password_hash: ")))
+            .unwrap_or_else(|| panic!("no line for {name}: {stdout}"));
+        assert!(line.contains(reason), "{line}");
+        assert!(!line.contains(&hash[7..]), "the hash is not echoed: {line}");
+    }
+    // Nothing of the malformed rows was stored: a second run rejects them again.
+    let (_, stdout) = seed();
+    assert!(
+        stdout.contains("0 created, 1 skipped (already exist), 8 rejected"),
+        "{stdout}"
+    );
+    assert!(login_works(&db, "legacy", "poc passphrase").await);
+}
+
 #[test]
 fn the_server_explains_itself_and_reports_its_version() {
     let dir = TempDir::new().unwrap();

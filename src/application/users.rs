@@ -163,11 +163,16 @@ impl UserService {
     }
 
     /// Stores a user whose password hash comes from elsewhere (an export of the proof of
-    /// concept): argon2id PHC strings or bcrypt (`$2a$`, `$2b$`, `$2y$`). A bcrypt hash is
-    /// upgraded to argon2id at the user's first successful login.
+    /// concept): argon2 PHC strings or bcrypt (`$2a$`, `$2b$`, `$2y$`). A bcrypt hash is
+    /// upgraded to argon2id at the user's first successful login. The hash is checked
+    /// completely by the hasher ([`PasswordHasher::is_supported`]: format, encoding and
+    /// parameters) and never stored when it fails, so an import cannot leave a user whose every
+    /// login fails inside the hasher.
+    ///
+    /// [`PasswordHasher::is_supported`]: crate::domain::ports::PasswordHasher::is_supported
     ///
     /// # Errors
-    /// [`AppError::Validation`] (an unsupported hash on `password_hash`), otherwise as
+    /// [`AppError::Validation`] (an unusable hash on `password_hash`), otherwise as
     /// [`UserService::create_user`].
     pub async fn import_user(
         &self,
@@ -180,7 +185,7 @@ impl UserService {
             Err(FieldError::new(
                 "password_hash",
                 "unsupported_hash",
-                "is neither an argon2 PHC string nor a bcrypt hash",
+                "is neither a usable argon2 PHC string nor a usable bcrypt hash ($2a$, $2b$ or $2y$, a two-digit cost the service accepts, then 53 characters of bcrypt base64)",
             ))
         };
         let profile = Profile {

@@ -17,6 +17,7 @@ use auth_service::domain::user::{Password, PasswordHash};
 use auth_service::infrastructure::bootstrap::build_services;
 use auth_service::infrastructure::clock::SystemClock;
 use auth_service::infrastructure::config::Settings;
+use auth_service::infrastructure::crypto::argon2::import_problem;
 use auth_service::infrastructure::telemetry;
 use base64::Engine;
 use clap::Parser;
@@ -104,7 +105,8 @@ impl Row {
             })),
             (None, Some(hash)) => Ok(NewAccount::Imported(ImportedUser {
                 username: self.username,
-                password_hash: PasswordHash::new(hash),
+                // Hashes never contain white space; a spreadsheet may have added some.
+                password_hash: PasswordHash::new(hash.trim().to_owned()),
                 email,
                 full_name,
                 roles: Some(roles),
@@ -214,6 +216,7 @@ fn read_rows(path: &Path) -> Result<Vec<Result<Row, String>>, String> {
 
 async fn create(users: &UserService, row: Row, label: &str, summary: &mut Summary) -> bool {
     let username = row.username.clone();
+    let hash = row.password_hash.clone();
     let ctx = RequestContext::default();
     let outcome = match row.into_account() {
         Ok(NewAccount::Plain(user)) => users.create_user(user, &ctx).await,
@@ -235,7 +238,17 @@ async fn create(users: &UserService, row: Row, label: &str, summary: &mut Summar
             false
         }
         Err(AppError::Validation(errors)) => {
-            let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            let reasons: Vec<String> = errors
+                .iter()
+                .map(|error| match (error.field.as_str(), &hash) {
+                    // Say what exactly is wrong with the hash (never quoting it).
+                    ("password_hash", Some(hash)) => match import_problem(hash.trim()) {
+                        Some(problem) => format!("{error}: {problem}"),
+                        None => error.to_string(),
+                    },
+                    _ => error.to_string(),
+                })
+                .collect();
             summary
                 .rejected
                 .push(format!("{label} '{username}': {}", reasons.join("; ")));

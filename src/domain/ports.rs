@@ -281,15 +281,26 @@ pub trait PasswordHasher: Send + Sync {
 
     /// Whether `password` matches `hash`.
     ///
+    /// Every "no" costs the same work, whatever `hash` is (a current hash, a hash of another
+    /// algorithm or cost, the dummy hash, an unusable one), so that the time to reject a wrong
+    /// password tells nothing about the account. A stored `hash` that cannot be verified (corrupt,
+    /// or outside what [`PasswordHasher::is_supported`] accepts) answers `false` after that same
+    /// work and is logged as an error: a login against it fails like a wrong password.
+    ///
     /// # Errors
-    /// [`HashError::Busy`]; [`HashError::Failed`] when `hash` cannot be parsed.
+    /// [`HashError::Busy`] when no slot frees up in time; [`HashError::Failed`] when the hasher
+    /// itself fails (never because of `hash`).
     async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, HashError>;
 
     /// A hash of a random password, made at start-up, verified against for unknown usernames so
     /// that they cost the same as wrong passwords.
     fn dummy_hash(&self) -> &PasswordHash;
 
-    /// Whether `hash` is in a format this hasher can verify (for imports).
+    /// Whether `hash` is one this hasher can and will verify (for imports): its format checked
+    /// completely (prefix, encoding, lengths, every parameter) and its parameters within what
+    /// the hasher accepts (costs bounded so that one verification cannot stall or exhaust the
+    /// hashing threads, or take a recognisably different time). A hash accepted here never makes
+    /// [`PasswordHasher::verify`] fail; a hash refused here is refused at import.
     fn is_supported(&self, hash: &PasswordHash) -> bool;
 
     /// Whether `hash` was made with other parameters (or algorithm) than the configured ones.
