@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 mod audit;
 mod cache;
+mod files;
 mod tokens;
 mod users;
 
@@ -141,6 +142,7 @@ impl SqliteStore {
     /// [`StoreError::Unavailable`] when the file cannot be opened or migrated.
     pub async fn connect(url: &str, options: &DbOptions) -> Result<Self, StoreError> {
         let path = database_path(url)?;
+        files::restrict_to_owner(&path)?;
         let migrator_options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("invalid DATABASE_URL: {e}")))?
             .create_if_missing(true)

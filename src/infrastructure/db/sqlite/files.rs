@@ -1,0 +1,116 @@
+//! The permissions of the SQLite database files.
+//!
+//! The database holds password hashes and refresh-token hashes, so only the service's own user
+//! may read it: the file is created `0600` before SQLite opens it, and an existing file readable
+//! or writable by others is tightened at start (with a warning). SQLite's unix VFS creates the
+//! `-wal`, `-shm` and `-journal` files with the permissions of the database file (not from the
+//! umask), so they follow; any left over from a run with looser permissions are tightened
+//! too.
+
+use std::path::{Path, PathBuf};
+
+use crate::domain::ports::StoreError;
+
+/// The suffixes of the files SQLite keeps beside the database.
+const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// Creates the database file at `path` readable and writable by its owner only when it is
+/// missing, and removes every group and other permission from it and its companion files
+/// when they exist.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] when the file cannot be created.
+pub(super) fn restrict_to_owner(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot create SQLite database {}: {error}",
+                    path.display()
+                )))
+            }
+        }
+        tighten(path);
+        for suffix in COMPANIONS {
+            let mut companion = path.as_os_str().to_owned();
+            companion.push(suffix);
+            let companion = PathBuf::from(companion);
+            if companion.exists() {
+                tighten(&companion);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Clears the group and other bits of `path` (creating it 0600 under a umask such as 0277 may
+/// also have left it without the owner's write bit: that is restored). Failures are logged.
+#[cfg(unix)]
+fn tighten(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match std::fs::metadata(path) {
+        Ok(metadata) => metadata.permissions().mode() & 0o7777,
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot read the permissions of a SQLite file");
+            return;
+        }
+    };
+    if mode == 0o600 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        Ok(()) if mode & 0o077 != 0 => tracing::warn!(
+            path = %path.display(),
+            was = format!("{mode:04o}"),
+            "the SQLite file was readable or writable by other users; its mode is now 0600"
+        ),
+        Ok(()) => {}
+        Err(error) => tracing::warn!(
+            path = %path.display(),
+            was = format!("{mode:04o}"),
+            %error,
+            "cannot restrict the SQLite file to its owner (mode 0600); it holds password hashes"
+        ),
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_missing_file_is_created_0600_and_loose_ones_are_tightened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.db");
+        restrict_to_owner(&fresh).unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+        let old = dir.path().join("old.db");
+        let wal = dir.path().join("old.db-wal");
+        for file in [&old, &wal] {
+            std::fs::write(file, b"").unwrap();
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        restrict_to_owner(&old).unwrap();
+        assert_eq!(mode(&old), 0o600);
+        assert_eq!(mode(&wal), 0o600);
+        assert!(!dir.path().join("old.db-shm").exists());
+        assert!(restrict_to_owner(&dir.path().join("missing/dir/x.db")).is_err());
+    }
+}
