@@ -3,12 +3,15 @@
 
 use std::sync::Arc;
 
-use auth_service::domain::ports::StoreError;
+use auth_service::domain::audit::{AuditEvent, AuditEventKind, AuditFilter};
+use auth_service::domain::ports::{LockoutPolicy, StoreError, ThrottleEvent, ThrottleOutcome};
 use auth_service::domain::session::{
-    RefreshToken, RefreshTokenRecord, RevocationReason, RotationOutcome, Session, SessionId,
+    NewSession, RefreshToken, RefreshTokenHash, RefreshTokenRecord, RevocationReason, Rotation,
+    RotationOutcome, Session, SessionId,
 };
 use auth_service::domain::user::{
-    EmailAddress, FullName, PasswordHash, Role, Roles, User, UserId, Username,
+    EmailAddress, FullName, LoginKey, PasswordHash, Role, Roles, User, UserChanges, UserId,
+    Username,
 };
 use auth_service::infrastructure::db::{self, DbOptions, Repositories};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -65,6 +68,7 @@ fn user(name: &str, email: Option<&str>) -> User {
         roles: Roles::new([Role::User, Role::Admin]),
         is_active: true,
         password_hash: PasswordHash::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into()),
+        credential_version: 0,
         created_at: at,
         updated_at: at,
     }
@@ -72,26 +76,85 @@ fn user(name: &str, email: Option<&str>) -> User {
 
 /// Stores a user with a session and its first refresh token.
 async fn session_for(b: &Backend, user: &User, at: DateTime<Utc>) -> (Session, RefreshToken) {
+    start_session(b, user, at, None, 100)
+        .await
+        .expect("the session starts")
+}
+
+/// A session for `user` as of credential version `user.credential_version`, optionally started
+/// from `parent`, with at most `cap` live sessions per user; `None` when the store refused it.
+async fn start_session(
+    b: &Backend,
+    user: &User,
+    at: DateTime<Utc>,
+    parent: Option<SessionId>,
+    cap: u32,
+) -> Option<(Session, RefreshToken)> {
     let token = RefreshToken::generate();
-    let session = Session {
+    let mut session = Session {
         id: SessionId::new(),
         user_id: user.id,
         scope: Roles::new([Role::User]),
         created_at: at,
         expires_at: at + Duration::days(14),
+        not_after: at + Duration::days(30),
+        parent_id: parent,
     };
-    let record = RefreshTokenRecord {
+    let first_token = RefreshTokenRecord {
         hash: token.hash(),
         session_id: session.id,
         created_at: at,
         expires_at: session.expires_at,
     };
+    let new = NewSession {
+        session: session.clone(),
+        first_token,
+        credential_version: user.credential_version,
+        max_live_sessions: cap,
+    };
+    let expires_at = b.repos.tokens.create_session(&new).await.unwrap()?;
+    session.expires_at = expires_at;
+    Some((session, token))
+}
+
+/// The audit template a rotation at `at` records its outcome with.
+fn audit_template(at: DateTime<Utc>) -> AuditEvent {
+    AuditEvent {
+        id: uuid::Uuid::now_v7(),
+        at,
+        kind: AuditEventKind::TokenRefreshed,
+        user_id: None,
+        username: None,
+        ip: Some("10.0.0.9".parse().unwrap()),
+        user_agent: Some("contract".into()),
+        success: true,
+        detail: None,
+    }
+}
+
+/// Rotates `presented` into `next`.
+async fn rotate(
+    b: &Backend,
+    presented: &RefreshTokenHash,
+    next: &RefreshTokenHash,
+    next_expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> RotationOutcome {
     b.repos
         .tokens
-        .create_session(&session, &record)
+        .rotate_refresh_token(&Rotation {
+            presented: presented.clone(),
+            next: next.clone(),
+            next_expires_at,
+            now,
+            audit: audit_template(now),
+        })
         .await
-        .unwrap();
-    (session, token)
+        .unwrap()
+}
+
+fn key(raw: &str) -> LoginKey {
+    LoginKey::parse(raw).unwrap()
 }
 
 async fn stored_user(b: &Backend, name: &str) -> User {
@@ -108,10 +171,13 @@ async fn users_round_trip_and_are_found_by_username_regardless_of_case(b: Backen
         Some(alice.clone())
     );
     assert_eq!(
-        b.repos.users.find_by_username("aLiCe").await.unwrap(),
+        b.repos.users.find_by_username(&key("aLiCe")).await.unwrap(),
         Some(alice)
     );
-    assert_eq!(b.repos.users.find_by_username("bob").await.unwrap(), None);
+    assert_eq!(
+        b.repos.users.find_by_username(&key("bob")).await.unwrap(),
+        None
+    );
     assert_eq!(b.repos.users.find_by_id(UserId::new()).await.unwrap(), None);
 }
 
@@ -134,25 +200,120 @@ async fn usernames_and_emails_are_unique_regardless_of_case(b: Backend) {
     b.repos.users.insert(&user("erin", None)).await.unwrap();
 }
 
-async fn password_hashes_are_replaced(b: Backend) {
+async fn a_password_change_bumps_the_credential_version_and_revokes_the_other_sessions(b: Backend) {
     let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let (kept, _) = session_for(&b, &alice, at).await;
+    let (other, _) = session_for(&b, &alice, at).await;
     let hash = PasswordHash::new("$argon2id$v=19$m=16,t=2,p=1$bmV3$bmV3".into());
-    let later = now() + Duration::seconds(5);
-    assert!(b
+    let later = at + Duration::seconds(5);
+    let revoked = b
         .repos
         .users
-        .update_password_hash(alice.id, &hash, later)
+        .change_password(alice.id, &hash, Some(kept.id), later)
         .await
-        .unwrap());
+        .unwrap();
+    assert_eq!(revoked, Some(1));
     let stored = b.repos.users.find_by_id(alice.id).await.unwrap().unwrap();
     assert_eq!(stored.password_hash, hash);
+    assert_eq!(stored.credential_version, alice.credential_version + 1);
     assert_eq!(stored.updated_at, later);
-    assert!(!b
-        .repos
-        .users
-        .update_password_hash(UserId::new(), &hash, later)
+    assert!(live(&b, &alice, &kept, later).await);
+    assert!(!live(&b, &alice, &other, later).await);
+    // A login that checked the old password (the old version) starts no session.
+    assert!(start_session(&b, &alice, later, None, 100).await.is_none());
+    assert!(start_session(&b, &stored, later, None, 100).await.is_some());
+    assert_eq!(
+        b.repos
+            .users
+            .change_password(UserId::new(), &hash, None, later)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn a_hash_upgrade_loses_to_a_password_change(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let users = &b.repos.users;
+    let upgraded = PasswordHash::new("$argon2id$v=19$m=32,t=2,p=1$dXA$dXA".into());
+    assert!(users
+        .upgrade_password_hash(alice.id, &alice.password_hash, &upgraded)
         .await
         .unwrap());
+    let changed = PasswordHash::new("$argon2id$v=19$m=32,t=2,p=1$bmV3$bmV3".into());
+    users
+        .change_password(alice.id, &changed, None, now())
+        .await
+        .unwrap();
+    // An upgrade computed from the old password arrives late: it must not restore it.
+    assert!(!users
+        .upgrade_password_hash(alice.id, &upgraded, &alice.password_hash)
+        .await
+        .unwrap());
+    let stored = users.find_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, changed);
+}
+
+async fn an_update_changes_only_the_fields_it_names(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let (session, _) = session_for(&b, &alice, at).await;
+    let users = &b.repos.users;
+    let later = at + Duration::seconds(1);
+    // Two administrators' changes of different fields, as if read at the same moment.
+    let demote = UserChanges {
+        roles: Some(Roles::new([Role::User])),
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    let rename = UserChanges {
+        full_name: Some(Some(FullName::parse("Rogue").unwrap())),
+        ..UserChanges::default()
+    };
+    let (demoted, revoked) = users
+        .update_fields(alice.id, &demote, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked, 1, "disabling revokes in the same step");
+    assert!(!demoted.is_active);
+    let (renamed, revoked) = users
+        .update_fields(alice.id, &rename, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked, 0);
+    assert_eq!(renamed.full_name.as_ref().unwrap().as_str(), "Rogue");
+    assert!(!renamed.is_active, "the rename did not undo the disable");
+    assert_eq!(renamed.roles, Roles::new([Role::User]));
+    assert_eq!(renamed.email, alice.email);
+    assert!(!live(&b, &alice, &session, later).await);
+    let clear = UserChanges {
+        full_name: Some(None),
+        ..UserChanges::default()
+    };
+    let (cleared, _) = users
+        .update_fields(alice.id, &clear, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cleared.full_name, None);
+    assert_eq!(
+        users
+            .update_fields(UserId::new(), &rename, later)
+            .await
+            .unwrap(),
+        None
+    );
+    let bob = user("bob", Some("bob@example.com"));
+    users.insert(&bob).await.unwrap();
+    let steal = UserChanges {
+        email: Some(Some(EmailAddress::parse("BOB@example.com").unwrap())),
+        ..UserChanges::default()
+    };
+    let taken = users.update_fields(alice.id, &steal, later).await;
+    assert!(matches!(taken, Err(StoreError::EmailTaken)), "{taken:?}");
 }
 
 async fn a_live_session_finds_its_user_and_nothing_else_does(b: Backend) {
@@ -199,12 +360,7 @@ async fn rotation_replaces_the_token_and_extends_the_session(b: Backend) {
     let next = RefreshToken::generate();
     let later = at + Duration::days(1);
     let next_expiry = later + Duration::days(14);
-    let outcome = b
-        .repos
-        .tokens
-        .rotate_refresh_token(&token.hash(), &next.hash(), next_expiry, later)
-        .await
-        .unwrap();
+    let outcome = rotate(&b, &token.hash(), &next.hash(), next_expiry, later).await;
     let RotationOutcome::Rotated {
         session: rotated,
         user,
@@ -241,16 +397,9 @@ async fn presenting_a_rotated_token_revokes_the_session(b: Backend) {
     let (session, token) = session_for(&b, &alice, at).await;
     let next = RefreshToken::generate();
     let expiry = at + Duration::days(14);
-    let tokens = &b.repos.tokens;
-    tokens
-        .rotate_refresh_token(&token.hash(), &next.hash(), expiry, at)
-        .await
-        .unwrap();
+    rotate(&b, &token.hash(), &next.hash(), expiry, at).await;
     let again = RefreshToken::generate();
-    let outcome = tokens
-        .rotate_refresh_token(&token.hash(), &again.hash(), expiry, at)
-        .await
-        .unwrap();
+    let outcome = rotate(&b, &token.hash(), &again.hash(), expiry, at).await;
     assert_eq!(
         outcome,
         RotationOutcome::Reused {
@@ -258,10 +407,7 @@ async fn presenting_a_rotated_token_revokes_the_session(b: Backend) {
             user_id: alice.id
         }
     );
-    let outcome = tokens
-        .rotate_refresh_token(&next.hash(), &again.hash(), expiry, at)
-        .await
-        .unwrap();
+    let outcome = rotate(&b, &next.hash(), &again.hash(), expiry, at).await;
     assert_eq!(
         outcome,
         RotationOutcome::Invalid,
@@ -305,45 +451,108 @@ async fn a_session_checked_live_is_not_live_after_any_write_that_ends_it(b: Back
     assert!(live(&b, &alice, &two, at).await);
     let next = RefreshToken::generate();
     let expiry = at + Duration::days(14);
-    tokens
-        .rotate_refresh_token(&token.hash(), &next.hash(), expiry, at)
-        .await
-        .unwrap();
+    rotate(&b, &token.hash(), &next.hash(), expiry, at).await;
     assert!(live(&b, &alice, &two, at).await, "a rotation keeps it live");
-    tokens
-        .rotate_refresh_token(&token.hash(), &RefreshToken::generate().hash(), expiry, at)
-        .await
-        .unwrap();
+    rotate(
+        &b,
+        &token.hash(),
+        &RefreshToken::generate().hash(),
+        expiry,
+        at,
+    )
+    .await;
     assert!(!live(&b, &alice, &two, at).await, "after reuse detection");
 
     let (three, _) = session_for(&b, &alice, at).await;
     assert!(live(&b, &alice, &three, at).await);
-    let mut disabled = alice.clone();
-    disabled.is_active = false;
-    disabled.updated_at = at + Duration::seconds(1);
-    assert!(b.repos.users.update(&disabled).await.unwrap());
+    let disable = UserChanges {
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    let later = at + Duration::seconds(1);
+    assert!(b
+        .repos
+        .users
+        .update_fields(alice.id, &disable, later)
+        .await
+        .unwrap()
+        .is_some());
     assert!(
         !live(&b, &alice, &three, at).await,
         "after the user is disabled"
     );
-    let mut enabled = disabled.clone();
-    enabled.is_active = true;
-    enabled.roles = Roles::new([Role::User, Role::Admin]);
-    assert!(b.repos.users.update(&enabled).await.unwrap());
+    let enable = UserChanges {
+        is_active: Some(true),
+        roles: Some(Roles::new([Role::User, Role::Admin])),
+        ..UserChanges::default()
+    };
+    b.repos
+        .users
+        .update_fields(alice.id, &enable, later)
+        .await
+        .unwrap();
+    let (four, _) = session_for(&b, &alice, at).await;
     let found = b
         .repos
         .users
-        .find_active_by_session(alice.id, three.id, at)
+        .find_active_by_session(alice.id, four.id, at)
         .await
         .unwrap()
-        .expect("live again once re-enabled");
+        .expect("a new session once re-enabled");
     assert!(found.roles.contains(Role::Admin), "the user as stored now");
+    b.repos
+        .users
+        .update_fields(alice.id, &UserChanges::default(), later)
+        .await
+        .unwrap();
+    assert!(
+        live(&b, &alice, &four, at).await,
+        "after a change that ends nothing"
+    );
 
     tokens
         .revoke_user_sessions(alice.id, None, RevocationReason::PasswordChanged, at)
         .await
         .unwrap();
-    assert!(!live(&b, &alice, &three, at).await, "after revoking all");
+    assert!(!live(&b, &alice, &four, at).await, "after revoking all");
+
+    let (five, _) = session_for(&b, &alice, at).await;
+    assert!(live(&b, &alice, &five, at).await);
+    let stored = b.repos.users.find_by_id(alice.id).await.unwrap().unwrap();
+    b.repos
+        .users
+        .change_password(alice.id, &stored.password_hash, None, at)
+        .await
+        .unwrap();
+    assert!(
+        !live(&b, &alice, &five, at).await,
+        "after a password change"
+    );
+
+    let stored = b.repos.users.find_by_id(alice.id).await.unwrap().unwrap();
+    let (parent, _) = session_for(&b, &stored, at).await;
+    let (child, _) = start_session(&b, &stored, at, Some(parent.id), 100)
+        .await
+        .unwrap();
+    assert!(live(&b, &alice, &child, at).await);
+    tokens
+        .revoke_session(parent.id, RevocationReason::Logout, at)
+        .await
+        .unwrap();
+    assert!(
+        !live(&b, &alice, &child, at).await,
+        "after its parent's logout"
+    );
+
+    let (capped, _) = session_for(&b, &stored, at).await;
+    assert!(live(&b, &alice, &capped, at).await);
+    start_session(&b, &stored, at + Duration::seconds(1), None, 1)
+        .await
+        .unwrap();
+    assert!(
+        !live(&b, &alice, &capped, at).await,
+        "after the cap revoked it"
+    );
 }
 
 async fn unknown_expired_and_revoked_tokens_do_not_rotate(b: Backend) {
@@ -354,19 +563,13 @@ async fn unknown_expired_and_revoked_tokens_do_not_rotate(b: Backend) {
     let expiry = at + Duration::days(28);
     let unknown = RefreshToken::generate();
     assert_eq!(
-        tokens
-            .rotate_refresh_token(&unknown.hash(), &next.hash(), expiry, at)
-            .await
-            .unwrap(),
+        rotate(&b, &unknown.hash(), &next.hash(), expiry, at).await,
         RotationOutcome::Invalid
     );
     let (_, token) = session_for(&b, &alice, at).await;
     let after = at + Duration::days(14);
     assert_eq!(
-        tokens
-            .rotate_refresh_token(&token.hash(), &next.hash(), expiry, after)
-            .await
-            .unwrap(),
+        rotate(&b, &token.hash(), &next.hash(), expiry, after).await,
         RotationOutcome::Invalid
     );
     let (session, token) = session_for(&b, &alice, at).await;
@@ -375,10 +578,7 @@ async fn unknown_expired_and_revoked_tokens_do_not_rotate(b: Backend) {
         .await
         .unwrap());
     assert_eq!(
-        tokens
-            .rotate_refresh_token(&token.hash(), &next.hash(), expiry, at)
-            .await
-            .unwrap(),
+        rotate(&b, &token.hash(), &next.hash(), expiry, at).await,
         RotationOutcome::Invalid
     );
 }
@@ -394,7 +594,13 @@ async fn concurrent_rotations_of_one_token_have_exactly_one_winner(b: Backend) {
         tokio::spawn(async move {
             let next = RefreshToken::generate();
             tokens
-                .rotate_refresh_token(&presented, &next.hash(), at + Duration::days(14), at)
+                .rotate_refresh_token(&Rotation {
+                    presented,
+                    next: next.hash(),
+                    next_expires_at: at + Duration::days(14),
+                    now: at,
+                    audit: audit_template(at),
+                })
                 .await
                 .unwrap()
         })
@@ -494,7 +700,6 @@ async fn sessions_are_revoked_one_or_all_but_one(b: Backend) {
 }
 
 async fn concurrently_recorded_audit_events_are_all_stored(b: Backend) {
-    use auth_service::domain::audit::{AuditEvent, AuditEventKind, AuditFilter};
     let audit = Arc::clone(&b.repos.audit);
     let records = (0..40).map(|i| {
         let audit = Arc::clone(&audit);
@@ -530,6 +735,270 @@ async fn the_health_probe_answers(b: Backend) {
     b.repos.health.ping().await.unwrap();
 }
 
+async fn rotation_and_reuse_store_their_audit_event_in_the_same_step(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let (session, token) = session_for(&b, &alice, at).await;
+    let next = RefreshToken::generate();
+    rotate(&b, &token.hash(), &next.hash(), at + Duration::days(14), at).await;
+    rotate(&b, &token.hash(), &RefreshToken::generate().hash(), at, at).await;
+    rotate(&b, &RefreshToken::generate().hash(), &next.hash(), at, at).await;
+    let events = b
+        .repos
+        .audit
+        .list(&AuditFilter {
+            user_id: Some(alice.id),
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            AuditEventKind::RefreshTokenReused,
+            AuditEventKind::TokenRefreshed
+        ],
+        "one event per outcome, none for an unknown token"
+    );
+    let refreshed = &events[1];
+    assert!(refreshed.success);
+    assert_eq!(refreshed.username.as_deref(), Some("alice"));
+    assert_eq!(refreshed.user_agent.as_deref(), Some("contract"));
+    assert!(refreshed
+        .detail
+        .as_ref()
+        .unwrap()
+        .contains(&session.id.to_string()));
+    assert!(!events[0].success);
+}
+
+async fn rotation_never_extends_a_session_past_its_absolute_end(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let (session, mut token) = session_for(&b, &alice, at).await;
+    let mut expiry = session.expires_at;
+    for day in [10, 20, 29] {
+        let when = at + Duration::days(day);
+        let next = RefreshToken::generate();
+        let RotationOutcome::Rotated {
+            session: rotated, ..
+        } = rotate(
+            &b,
+            &token.hash(),
+            &next.hash(),
+            when + Duration::days(14),
+            when,
+        )
+        .await
+        else {
+            panic!("day {day}: the token should rotate");
+        };
+        expiry = rotated.expires_at;
+        assert!(expiry <= session.not_after, "day {day}: {expiry}");
+        token = next;
+    }
+    assert_eq!(expiry, session.not_after);
+    let past = session.not_after + Duration::seconds(1);
+    assert_eq!(
+        rotate(
+            &b,
+            &token.hash(),
+            &RefreshToken::generate().hash(),
+            past + Duration::days(14),
+            past
+        )
+        .await,
+        RotationOutcome::Invalid
+    );
+}
+
+async fn a_session_started_from_another_ends_with_it(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let (parent, _) = session_for(&b, &alice, at).await;
+    let (child, _) = start_session(&b, &alice, at + Duration::days(1), Some(parent.id), 100)
+        .await
+        .unwrap();
+    assert!(child.expires_at <= parent.not_after);
+    // Its absolute end is its parent's, not its own login's plus 30 days.
+    let (_, mut token) = start_session(&b, &alice, at + Duration::days(2), Some(child.id), 100)
+        .await
+        .unwrap();
+    let mut expiry = at;
+    for day in [10, 20] {
+        let when = at + Duration::days(day);
+        let next = RefreshToken::generate();
+        let RotationOutcome::Rotated { session, .. } = rotate(
+            &b,
+            &token.hash(),
+            &next.hash(),
+            when + Duration::days(14),
+            when,
+        )
+        .await
+        else {
+            panic!("day {day}: the grandchild's token should rotate");
+        };
+        expiry = session.expires_at;
+        token = next;
+    }
+    assert_eq!(expiry, parent.not_after);
+    let tokens = &b.repos.tokens;
+    assert!(tokens
+        .revoke_session(parent.id, RevocationReason::Logout, at)
+        .await
+        .unwrap());
+    assert!(!live(&b, &alice, &child, at).await);
+    // Nothing starts from a revoked session, nor from another user's.
+    assert!(start_session(&b, &alice, at, Some(parent.id), 100)
+        .await
+        .is_none());
+    let bob = stored_user(&b, "bob").await;
+    let (bobs, _) = session_for(&b, &bob, at).await;
+    assert!(start_session(&b, &alice, at, Some(bobs.id), 100)
+        .await
+        .is_none());
+}
+
+async fn the_oldest_sessions_beyond_the_cap_are_revoked(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let mut sessions = Vec::new();
+    for i in 0..5 {
+        let (session, _) = start_session(&b, &alice, at + Duration::seconds(i), None, 3)
+            .await
+            .unwrap();
+        sessions.push(session);
+    }
+    let when = at + Duration::seconds(10);
+    let mut alive = Vec::new();
+    for session in &sessions {
+        alive.push(live(&b, &alice, session, when).await);
+    }
+    assert_eq!(alive, [false, false, true, true, true]);
+}
+
+async fn an_inactive_user_starts_no_session(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let disable = UserChanges {
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    b.repos
+        .users
+        .update_fields(alice.id, &disable, now())
+        .await
+        .unwrap();
+    assert!(start_session(&b, &alice, now(), None, 100).await.is_none());
+    let ghost = user("ghost", None);
+    assert!(start_session(&b, &ghost, now(), None, 100).await.is_none());
+}
+
+fn policy() -> LockoutPolicy {
+    LockoutPolicy {
+        max_failures: 5,
+        base: Duration::seconds(300),
+        max: Duration::seconds(3600),
+    }
+}
+
+async fn concurrent_guesses_reserve_at_most_the_limit_and_lock_once(b: Backend) {
+    let throttle = Arc::clone(&b.repos.throttle);
+    let at = now();
+    let attempts = (0..30).map(|_| {
+        let throttle = Arc::clone(&throttle);
+        tokio::spawn(async move {
+            let k = key("Mallory");
+            let outcome = throttle
+                .apply(&k, ThrottleEvent::Attempt, &policy(), at)
+                .await
+                .unwrap();
+            if outcome != ThrottleOutcome::Allowed {
+                return (false, None);
+            }
+            tokio::task::yield_now().await;
+            let failed = throttle
+                .apply(&k, ThrottleEvent::Failure, &policy(), at)
+                .await
+                .unwrap();
+            (true, Some(failed))
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let checked = results.iter().filter(|(allowed, _)| *allowed).count();
+    let locks = results
+        .iter()
+        .filter(|(_, f)| matches!(f, Some(ThrottleOutcome::Locked { .. })))
+        .count();
+    assert_eq!(checked, 5, "{results:?}");
+    assert_eq!(locks, 1, "{results:?}");
+    // The same key in another spelling is the same key; the lock holds for it.
+    let refused = throttle
+        .apply(&key("mallory"), ThrottleEvent::Attempt, &policy(), at)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused,
+        ThrottleOutcome::Refused {
+            until: at + Duration::seconds(300)
+        }
+    );
+    // A success forgets everything; other keys were never touched.
+    let later = at + Duration::seconds(301);
+    let k = key("mallory");
+    assert_eq!(
+        throttle
+            .apply(&k, ThrottleEvent::Attempt, &policy(), later)
+            .await
+            .unwrap(),
+        ThrottleOutcome::Allowed
+    );
+    throttle
+        .apply(&k, ThrottleEvent::Success, &policy(), later)
+        .await
+        .unwrap();
+    assert_eq!(
+        throttle
+            .apply(&key("trudy"), ThrottleEvent::Attempt, &policy(), at)
+            .await
+            .unwrap(),
+        ThrottleOutcome::Allowed
+    );
+}
+
+async fn the_purge_removes_what_no_longer_matters(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let (old, _) = session_for(&b, &alice, at - Duration::days(40)).await;
+    let (revoked, _) = session_for(&b, &alice, at).await;
+    let (current, _) = session_for(&b, &alice, at).await;
+    b.repos
+        .tokens
+        .revoke_session(revoked.id, RevocationReason::Logout, at - Duration::days(2))
+        .await
+        .unwrap();
+    let removed = b
+        .repos
+        .purge
+        .purge(
+            at,
+            at - Duration::days(1),
+            at - Duration::days(90),
+            at - Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert!(removed >= 2, "{removed}");
+    assert!(!live(&b, &alice, &old, at).await);
+    assert!(live(&b, &alice, &current, at).await);
+}
+
 macro_rules! contract_tests {
     ($($backend:ident),+: $cases:tt) => {
         $(contract_tests!(@backend $backend $cases);)+
@@ -552,7 +1021,9 @@ macro_rules! contract_tests {
 contract_tests!(sqlite, postgres: [
     users_round_trip_and_are_found_by_username_regardless_of_case,
     usernames_and_emails_are_unique_regardless_of_case,
-    password_hashes_are_replaced,
+    a_password_change_bumps_the_credential_version_and_revokes_the_other_sessions,
+    a_hash_upgrade_loses_to_a_password_change,
+    an_update_changes_only_the_fields_it_names,
     a_live_session_finds_its_user_and_nothing_else_does,
     rotation_replaces_the_token_and_extends_the_session,
     presenting_a_rotated_token_revokes_the_session,
@@ -562,6 +1033,13 @@ contract_tests!(sqlite, postgres: [
     sessions_are_revoked_one_or_all_but_one,
     concurrently_recorded_audit_events_are_all_stored,
     the_health_probe_answers,
+    rotation_and_reuse_store_their_audit_event_in_the_same_step,
+    rotation_never_extends_a_session_past_its_absolute_end,
+    a_session_started_from_another_ends_with_it,
+    the_oldest_sessions_beyond_the_cap_are_revoked,
+    an_inactive_user_starts_no_session,
+    concurrent_guesses_reserve_at_most_the_limit_and_lock_once,
+    the_purge_removes_what_no_longer_matters,
 ]);
 
 /// SQLite only: a session revoked by another process (here a connection of this test, outside

@@ -22,6 +22,7 @@ def main() -> None:
     (hash_,) = db.execute("SELECT password_hash FROM users ORDER BY created_at LIMIT 1").fetchone()
     now = int(time.time() * 1_000_000)
     expires = now + 14 * 24 * 3600 * 1_000_000
+    not_after = now + 30 * 24 * 3600 * 1_000_000
     started = time.time()
     user_ids = []
     with db:
@@ -42,15 +43,15 @@ def main() -> None:
         sessions, tokens = [], []
         for _ in range(count):
             sid = str(uuid.uuid4())
-            sessions.append((sid, random.choice(user_ids), "user", now, expires))
+            sessions.append((sid, random.choice(user_ids), "user", now, expires, not_after))
             tokens.append((os.urandom(32).hex(), sid, now, expires))
             if len(sessions) == 10_000:
-                db.executemany("INSERT INTO sessions (id, user_id, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?)", sessions)
+                db.executemany("INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after) VALUES (?, ?, ?, ?, ?, ?)", sessions)
                 db.executemany("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)", tokens)
                 sessions.clear()
                 tokens.clear()
         if sessions:
-            db.executemany("INSERT INTO sessions (id, user_id, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?)", sessions)
+            db.executemany("INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after) VALUES (?, ?, ?, ?, ?, ?)", sessions)
             db.executemany("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)", tokens)
     db.execute("ANALYZE")
     db.close()

@@ -81,12 +81,34 @@ impl AuditEntry<'_> {
         self
     }
 
+    /// The event as described, for a store to record inside a transaction of its own (see
+    /// [`Auditor::log`]).
+    pub fn build(self) -> AuditEvent {
+        self.event
+    }
+
     /// Stores the event and logs it as one structured line.
     ///
     /// # Errors
     /// [`AppError::Unavailable`] when the store cannot take it.
     pub async fn record(self) -> Result<(), AppError> {
-        let e = &self.event;
+        self.auditor.log(&self.event);
+        self.auditor.log.record(&self.event).await?;
+        Ok(())
+    }
+}
+
+impl Auditor {
+    /// Logs an event that a store has already recorded in the same commit as its change, and
+    /// lets the audit port's observers (metrics) count it.
+    pub fn recorded(&self, event: &AuditEvent) {
+        self.log(event);
+        self.log.observe(event);
+    }
+
+    /// Logs an event as one structured line (an event stored by [`AuditEntry::record`], or by a
+    /// store in the same commit as the change it describes).
+    pub fn log(&self, e: &AuditEvent) {
         let user_id = e.user_id.map(|id| id.to_string());
         if e.success {
             tracing::info!(
@@ -107,8 +129,6 @@ impl AuditEntry<'_> {
                 "audit"
             );
         }
-        self.auditor.log.record(e).await?;
-        Ok(())
     }
 }
 

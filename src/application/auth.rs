@@ -3,20 +3,26 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use super::guard::{Check, PasswordGuard};
 use super::{AppError, Auditor, Ports, Principal, RequestContext};
 use crate::domain::audit::AuditEventKind as Event;
 use crate::domain::ports::{LockoutPolicy, TokenError};
 use crate::domain::session::{
-    RefreshToken, RefreshTokenRecord, RevocationReason, RotationOutcome, Session, SessionId,
+    NewSession, RefreshToken, RefreshTokenRecord, RevocationReason, Rotation, RotationOutcome,
+    Session, SessionId,
 };
 use crate::domain::token::{AccessClaims, AccessToken, TokenPair};
-use crate::domain::user::{Password, Roles, User};
+use crate::domain::user::{LoginKey, Password, Roles, User};
 
-/// Token lifetimes and the brute-force policy.
+/// Token and session lifetimes and the brute-force policy.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthSettings {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// No rotation extends a session past its login plus this.
+    pub session_max_lifetime: Duration,
+    /// The most live sessions one user keeps; a new one revokes the oldest beyond.
+    pub max_sessions_per_user: u32,
     pub lockout: LockoutPolicy,
 }
 
@@ -32,6 +38,7 @@ pub enum TokenTypeHint {
 pub struct AuthService {
     ports: Ports,
     audit: Auditor,
+    guard: PasswordGuard,
     settings: AuthSettings,
 }
 
@@ -40,6 +47,7 @@ impl AuthService {
     pub fn new(ports: Ports, settings: AuthSettings) -> Self {
         Self {
             audit: ports.auditor(),
+            guard: PasswordGuard::new(ports.clone(), settings.lockout),
             ports,
             settings,
         }
@@ -53,14 +61,17 @@ impl AuthService {
     /// The password grant: checks the credentials and starts a session.
     ///
     /// `scope` (space-separated role names) narrows the session to those of the user's roles;
-    /// without it the session gets all of them. Unknown users cost one hash verification, like
-    /// wrong passwords, and get the same error. After `lockout.max_failures` consecutive
-    /// failures the username is locked, whether or not the account exists.
+    /// without it the session gets all of them. A name that can never be a username is refused
+    /// before any lookup; unknown users cost one hash verification, like wrong passwords, and
+    /// get the same error. Every password check holds one of the `lockout.max_failures`
+    /// guesses of its key's window (see [`crate::domain::lockout`]), whether or not the
+    /// account exists. A password change that commits while the password is being checked
+    /// refuses the session.
     ///
     /// # Errors
     /// [`AppError::InvalidScope`], [`AppError::AccountLocked`], [`AppError::InvalidCredentials`],
     /// [`AppError::Busy`], [`AppError::Unavailable`].
-    #[tracing::instrument(skip_all, fields(username = %username, ip = ctx.ip.map(tracing::field::display)))]
+    #[tracing::instrument(skip_all, fields(username = tracing::field::Empty, ip = ctx.ip.map(tracing::field::display)))]
     pub async fn login(
         &self,
         username: &str,
@@ -74,37 +85,36 @@ impl AuthService {
                     .map_err(|error| AppError::InvalidScope(error.message))
             })
             .transpose()?;
-        let key = username.to_lowercase();
-        let now = self.ports.clock.now();
-        let throttle = self.ports.throttle.state(&key, now).await?;
-        if let Some(until) = throttle.locked_until {
+        let Some(key) = LoginKey::parse(username) else {
             self.audit
                 .event(Event::LoginFailed, ctx)
-                .username(username)
                 .failed()
-                .detail("account locked")
+                .detail("unknown user")
                 .record()
                 .await?;
-            let retry_after_secs = u64::try_from((until - now).num_seconds() + 1).unwrap_or(1);
-            return Err(AppError::AccountLocked { retry_after_secs });
-        }
-        let user = self.ports.users.find_by_username(username).await?;
-        let hash = user
-            .as_ref()
-            .map_or(self.ports.hasher.dummy_hash(), |u| &u.password_hash);
-        let matches = self.ports.hasher.verify(password, hash).await?;
+            return Err(AppError::InvalidCredentials);
+        };
+        tracing::Span::current().record("username", key.as_str());
+        self.guard.reserve(&key, Check::Login, ctx).await?;
+        let (user, matches) = match self.check_password(&key, password).await {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.guard.abandon(&key).await;
+                return Err(error);
+            }
+        };
         let user = match user {
-            Some(user) if matches => user,
+            Some(user) if matches && user.is_active => user,
             user => {
-                let reason = if user.is_some() {
-                    "wrong password"
-                } else {
-                    "unknown user"
+                let reason = match &user {
+                    Some(user) if !user.is_active => "inactive user",
+                    Some(_) => "wrong password",
+                    None => "unknown user",
                 };
                 let entry = self
                     .audit
                     .event(Event::LoginFailed, ctx)
-                    .username(username)
+                    .username(key.as_str())
                     .failed()
                     .detail(reason);
                 let entry = match &user {
@@ -112,47 +122,26 @@ impl AuthService {
                     None => entry,
                 };
                 entry.record().await?;
-                if let Some(until) = self
-                    .ports
-                    .throttle
-                    .record_failure(&key, now, &self.settings.lockout)
-                    .await?
-                {
-                    let detail = format!(
-                        "locked until {} after {} failed logins",
-                        until.to_rfc3339(),
-                        self.settings.lockout.max_failures
-                    );
-                    self.audit
-                        .event(Event::AccountLocked, ctx)
-                        .username(username)
-                        .failed()
-                        .detail(detail)
-                        .record()
-                        .await?;
-                }
+                self.guard.failed(&key, user.as_ref(), ctx).await?;
                 return Err(AppError::InvalidCredentials);
             }
         };
-        if !user.is_active {
-            self.audit
-                .event(Event::LoginFailed, ctx)
-                .user(&user)
-                .failed()
-                .detail("inactive user")
-                .record()
-                .await?;
-            return Err(AppError::InvalidCredentials);
-        }
-        if throttle.failures > 0 || throttle.locks > 0 {
-            self.ports.throttle.record_success(&key).await?;
-        }
+        self.guard.succeeded(&key).await?;
         self.rehash_if_outdated(&user, password).await;
         let scope = match requested {
             Some(requested) => requested.intersection(&user.roles),
             None => user.roles.clone(),
         };
-        let pair = self.start_session(&user, scope).await?;
+        let Some(pair) = self.start_session(&user, scope, None).await? else {
+            self.audit
+                .event(Event::LoginFailed, ctx)
+                .user(&user)
+                .failed()
+                .detail("password changed during login")
+                .record()
+                .await?;
+            return Err(AppError::InvalidCredentials);
+        };
         self.audit
             .event(Event::LoginSucceeded, ctx)
             .user(&user)
@@ -162,8 +151,29 @@ impl AuthService {
         Ok(pair)
     }
 
+    /// The user with this key (if any) and whether `password` is theirs; an unknown user is
+    /// checked against the dummy hash, at the same cost.
+    async fn check_password(
+        &self,
+        key: &LoginKey,
+        password: &Password,
+    ) -> Result<(Option<User>, bool), AppError> {
+        let user = self.ports.users.find_by_username(key).await?;
+        // A disabled account is checked against the dummy hash, like an unknown user: its
+        // password is never verified, so neither the answer, nor its timing, nor the lockout
+        // tells a right password from a wrong one.
+        let hash = match &user {
+            Some(user) if user.is_active => &user.password_hash,
+            _ => self.ports.hasher.dummy_hash(),
+        };
+        let matches = self.ports.hasher.verify(password, hash).await?;
+        Ok((user, matches))
+    }
+
     /// The refresh grant: rotates the presented refresh token. Presenting an already-rotated
-    /// token revokes its whole session.
+    /// token revokes its whole session. The new access token's scope is the session's scope
+    /// narrowed to the roles the user has now (a demotion shows in the next refresh), and the
+    /// session never outlives its `not_after`. The rotation and its audit event are one commit.
     ///
     /// # Errors
     /// [`AppError::InvalidRefreshToken`], [`AppError::RefreshTokenReused`],
@@ -176,45 +186,30 @@ impl AuthService {
     ) -> Result<TokenPair, AppError> {
         let now = self.ports.clock.now();
         let next = RefreshToken::generate();
-        let next_expires_at = now + self.settings.refresh_token_ttl;
-        let outcome = self
-            .ports
-            .tokens
-            .rotate_refresh_token(&presented.hash(), &next.hash(), next_expires_at, now)
-            .await?;
+        let rotation = Rotation {
+            presented: presented.hash(),
+            next: next.hash(),
+            next_expires_at: now + self.settings.refresh_token_ttl,
+            now,
+            audit: self.audit.event(Event::TokenRefreshed, ctx).build(),
+        };
+        let outcome = self.ports.tokens.rotate_refresh_token(&rotation).await?;
+        if let Some(event) = outcome.audit_event(&rotation.audit) {
+            self.audit.recorded(&event);
+        }
         match outcome {
-            RotationOutcome::Rotated { session, user } => {
+            RotationOutcome::Rotated { mut session, user } => {
+                session.scope = session.scope.intersection(&user.roles);
                 let access_token = self.sign_access_token(&user, &session, now)?;
-                self.audit
-                    .event(Event::TokenRefreshed, ctx)
-                    .user(&user)
-                    .detail(format!("session {}", session.id))
-                    .record()
-                    .await?;
                 Ok(TokenPair {
                     access_token,
                     refresh_token: next,
-                    refresh_expires_at: next_expires_at,
+                    refresh_expires_at: session.expires_at,
                     session_id: session.id,
                     scope: session.scope,
                 })
             }
-            RotationOutcome::Reused {
-                session_id,
-                user_id,
-            } => {
-                let detail = format!(
-                    "already-rotated refresh token presented; session {session_id} revoked"
-                );
-                self.audit
-                    .event(Event::RefreshTokenReused, ctx)
-                    .user_id(user_id)
-                    .failed()
-                    .detail(detail)
-                    .record()
-                    .await?;
-                Err(AppError::RefreshTokenReused)
-            }
+            RotationOutcome::Reused { .. } => Err(AppError::RefreshTokenReused),
             RotationOutcome::Invalid => Err(AppError::InvalidRefreshToken),
         }
     }
@@ -238,29 +233,41 @@ impl AuthService {
     }
 
     /// Starts a new session for an authenticated caller, with the caller's scope, and returns its
-    /// first refresh token.
+    /// first refresh token and how long it lives. The new session is tied to the caller's: it ends when the caller's
+    /// session is revoked (logout included) and never lives past the caller's session's
+    /// absolute end, so a stolen access token cannot turn into a session that outlives its
+    /// victim's logout. It counts toward the per-user session cap like any other.
     ///
     /// # Errors
+    /// [`AppError::InvalidToken`] when the caller's session or credentials changed meanwhile;
     /// [`AppError::Unavailable`].
     pub async fn issue_refresh_token(
         &self,
         principal: &Principal,
         ctx: &RequestContext,
-    ) -> Result<(RefreshToken, DateTime<Utc>, SessionId), AppError> {
+    ) -> Result<(RefreshToken, Duration, SessionId), AppError> {
         let scope = principal.claims.scope.intersection(&principal.user.roles);
         let now = self.ports.clock.now();
-        let (session, token, expires_at) = self.new_session(&principal.user, scope, now);
-        self.ports
-            .tokens
-            .create_session(&session, &Self::record(&token, &session, now, expires_at))
-            .await?;
+        let parent = principal.claims.session_id;
+        let Some(pair) = self
+            .start_session(&principal.user, scope, Some(parent))
+            .await?
+        else {
+            return Err(AppError::InvalidToken(TokenError::Invalid(
+                "credentials changed",
+            )));
+        };
         self.audit
             .event(Event::RefreshTokenIssued, ctx)
             .user(&principal.user)
-            .detail(format!("new session {}", session.id))
+            .detail(format!(
+                "new session {} from session {parent}",
+                pair.session_id
+            ))
             .record()
             .await?;
-        Ok((token, expires_at, session.id))
+        let lifetime = pair.refresh_expires_at - now;
+        Ok((pair.refresh_token, lifetime, pair.session_id))
     }
 
     /// RFC 7009 revocation: revokes the session of a refresh token or of a valid access token.
@@ -373,59 +380,66 @@ impl AuthService {
         if !self.ports.hasher.needs_rehash(&user.password_hash) {
             return;
         }
-        // Best effort: a failed upgrade must not fail a correct login.
+        // Best effort: a failed upgrade must not fail a correct login. Compare-and-set on the
+        // old hash, so an upgrade racing a password change never restores the old password.
         match self.ports.hasher.hash(password).await {
-            Ok(hash) => {
-                if let Err(error) = self
-                    .ports
-                    .users
-                    .update_password_hash(user.id, &hash, self.ports.clock.now())
-                    .await
-                {
-                    tracing::warn!(user_id = %user.id, %error, "could not store upgraded password hash");
-                } else {
+            Ok(hash) => match self
+                .ports
+                .users
+                .upgrade_password_hash(user.id, &user.password_hash, &hash)
+                .await
+            {
+                Ok(true) => {
                     tracing::info!(user_id = %user.id, "password hash upgraded to current parameters");
                 }
-            }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(user_id = %user.id, %error, "could not store upgraded password hash");
+                }
+            },
             Err(error) => tracing::warn!(user_id = %user.id, %error, "could not rehash password"),
         }
     }
 
-    async fn start_session(&self, user: &User, scope: Roles) -> Result<TokenPair, AppError> {
-        let now = self.ports.clock.now();
-        let (session, refresh_token, expires_at) = self.new_session(user, scope, now);
-        let access_token = self.sign_access_token(user, &session, now)?;
-        self.ports
-            .tokens
-            .create_session(
-                &session,
-                &Self::record(&refresh_token, &session, now, expires_at),
-            )
-            .await?;
-        Ok(TokenPair {
-            access_token,
-            refresh_token,
-            refresh_expires_at: expires_at,
-            session_id: session.id,
-            scope: session.scope,
-        })
-    }
-
-    fn new_session(
+    /// Starts a session for `user` as its credentials were checked (`user.credential_version`),
+    /// optionally tied to a `parent` session; `None` when the user changed meanwhile (password
+    /// changed, disabled, deleted, or the parent ended).
+    async fn start_session(
         &self,
         user: &User,
         scope: Roles,
-        now: DateTime<Utc>,
-    ) -> (Session, RefreshToken, DateTime<Utc>) {
-        let expires_at = now + self.settings.refresh_token_ttl;
+        parent: Option<SessionId>,
+    ) -> Result<Option<TokenPair>, AppError> {
+        let now = self.ports.clock.now();
+        let not_after = now + self.settings.session_max_lifetime;
+        let expires_at = (now + self.settings.refresh_token_ttl).min(not_after);
         let session = Session {
             id: SessionId::new(),
             user_id: user.id,
             scope,
             created_at: now,
             expires_at,
+            not_after,
+            parent_id: parent,
         };
-        (session, RefreshToken::generate(), expires_at)
+        let refresh_token = RefreshToken::generate();
+        let access_token = self.sign_access_token(user, &session, now)?;
+        let new = NewSession {
+            first_token: Self::record(&refresh_token, &session, now, expires_at),
+            session,
+            credential_version: user.credential_version,
+            max_live_sessions: self.settings.max_sessions_per_user,
+        };
+        let Some(expires_at) = self.ports.tokens.create_session(&new).await? else {
+            return Ok(None);
+        };
+        Ok(Some(TokenPair {
+            access_token,
+            refresh_token,
+            refresh_expires_at: expires_at,
+            session_id: new.session.id,
+            scope: new.session.scope,
+        }))
     }
 
     fn record(

@@ -6,7 +6,7 @@ use super::*;
 use crate::application::fakes::Harness;
 use crate::application::NewUser;
 use crate::domain::audit::AuditEventKind as Event;
-use crate::domain::ports::{Clock, UserRepository};
+use crate::domain::ports::UserRepository;
 use crate::domain::user::{PasswordHash, Role};
 
 const PASSWORD: &str = "correct horse battery";
@@ -238,10 +238,12 @@ async fn a_busy_hasher_is_reported_as_busy() {
 async fn an_outdated_hash_is_upgraded_on_login() {
     let (h, user) = harness_with_user(None).await;
     let old = PasswordHash::new(format!("old:{PASSWORD}"));
-    h.store
-        .update_password_hash(user.id, &old, h.clock.now())
+    let current = h.store.find_by_id(user.id).await.unwrap().unwrap();
+    assert!(h
+        .store
+        .upgrade_password_hash(user.id, &current.password_hash, &old)
         .await
-        .unwrap();
+        .unwrap());
     login(&h, "alice", PASSWORD).await.unwrap();
     let stored = h.store.find_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(stored.password_hash.as_str(), format!("fake:{PASSWORD}"));
@@ -306,4 +308,85 @@ async fn unknown_usernames_lock_like_real_ones() {
         login(&h, "GHOST", PASSWORD).await,
         Err(AppError::AccountLocked { .. })
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_logins_of_one_account_beyond_the_lockout_limit_all_go_through() {
+    // The harness allows 3 guesses per window; 8 right passwords at once wait their turn.
+    let (h, _) = harness_with_user(None).await;
+    let h = std::sync::Arc::new(h);
+    let logins = (0..8).map(|_| {
+        let h = std::sync::Arc::clone(&h);
+        tokio::spawn(async move { login(&h, "alice", PASSWORD).await.map(|_| ()) })
+    });
+    for result in futures::future::join_all(logins).await {
+        result.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_login_whose_password_changed_while_it_was_checked_starts_no_session() {
+    let (h, user) = harness_with_user(None).await;
+    let pair = login(&h, "alice", PASSWORD).await.unwrap();
+    let principal = h.auth.authenticate(&pair.access_token.token).await.unwrap();
+    // A login checked the password against this version of the user...
+    let stale = h.store.find_by_id(user.id).await.unwrap().unwrap();
+    h.users
+        .change_password(
+            &principal,
+            &Password::candidate(PASSWORD),
+            "a brand new secret",
+            &RequestContext::default(),
+        )
+        .await
+        .unwrap();
+    // ...and the store refuses the session it would start now.
+    let started = h
+        .auth
+        .start_session(&stale, Roles::new([Role::User]), None)
+        .await
+        .unwrap();
+    assert!(started.is_none());
+    assert_eq!(
+        h.store.live_sessions(user.id),
+        1,
+        "only the changer's own session"
+    );
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_lock_the_account_for_logins_too() {
+    let (h, _) = harness_with_user(None).await;
+    let pair = login(&h, "alice", PASSWORD).await.unwrap();
+    let principal = h.auth.authenticate(&pair.access_token.token).await.unwrap();
+    for _ in 0..3 {
+        let result = h
+            .users
+            .change_password(
+                &principal,
+                &Password::candidate("not my password"),
+                "a brand new secret",
+                &RequestContext::default(),
+            )
+            .await;
+        assert!(matches!(result, Err(AppError::WrongPassword)), "{result:?}");
+    }
+    let result = h
+        .users
+        .change_password(
+            &principal,
+            &Password::candidate(PASSWORD),
+            "a brand new secret",
+            &RequestContext::default(),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(AppError::AccountLocked { .. })),
+        "{result:?}"
+    );
+    assert!(matches!(
+        login(&h, "alice", PASSWORD).await,
+        Err(AppError::AccountLocked { .. })
+    ));
+    assert!(h.store.audit_kinds().contains(&Event::AccountLocked));
 }

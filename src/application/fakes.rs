@@ -13,7 +13,9 @@ use crate::domain::audit::{AuditEvent, AuditEventKind, AuditFilter};
 use crate::domain::ports::*;
 use crate::domain::session::*;
 use crate::domain::token::AccessClaims;
-use crate::domain::user::{Password, PasswordHash, PasswordPolicy, User, UserId};
+use crate::domain::user::{
+    LoginKey, Password, PasswordHash, PasswordPolicy, User, UserChanges, UserId,
+};
 
 #[derive(Debug, Clone)]
 struct StoredSession {
@@ -93,17 +95,25 @@ impl UserRepository for InMemoryStore {
         Ok(())
     }
 
+    async fn has_password_hash_with_prefix(&self, prefix: &str) -> Result<bool, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(state
+            .users
+            .iter()
+            .any(|u| u.password_hash.as_str().starts_with(prefix)))
+    }
+
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let state = self.state.lock().unwrap();
         Ok(state.users.iter().find(|u| u.id == id).cloned())
     }
 
-    async fn find_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+    async fn find_by_username(&self, key: &LoginKey) -> Result<Option<User>, StoreError> {
         let state = self.state.lock().unwrap();
         Ok(state
             .users
             .iter()
-            .find(|u| u.username.as_str().eq_ignore_ascii_case(username))
+            .find(|u| u.username.login_key() == *key)
             .cloned())
     }
 
@@ -137,11 +147,16 @@ impl UserRepository for InMemoryStore {
         Ok((page, state.users.len() as u64))
     }
 
-    async fn update(&self, user: &User) -> Result<bool, StoreError> {
+    async fn update_fields(
+        &self,
+        id: UserId,
+        changes: &UserChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, u64)>, StoreError> {
         let mut state = self.state.lock().unwrap();
-        if let Some(email) = &user.email {
+        if let Some(Some(email)) = &changes.email {
             let taken = state.users.iter().any(|u| {
-                u.id != user.id
+                u.id != id
                     && u.email
                         .as_ref()
                         .is_some_and(|e| e.as_str().eq_ignore_ascii_case(email.as_str()))
@@ -150,113 +165,165 @@ impl UserRepository for InMemoryStore {
                 return Err(StoreError::EmailTaken);
             }
         }
-        Ok(match state.users.iter_mut().find(|u| u.id == user.id) {
-            Some(stored) => {
-                *stored = User {
-                    password_hash: stored.password_hash.clone(),
-                    ..user.clone()
-                };
-                true
-            }
-            None => false,
-        })
+        let Some(user) = state.users.iter_mut().find(|u| u.id == id) else {
+            return Ok(None);
+        };
+        if let Some(active) = changes.is_active {
+            user.is_active = active;
+        }
+        if let Some(roles) = &changes.roles {
+            user.roles = roles.clone();
+        }
+        if let Some(email) = &changes.email {
+            user.email = email.clone();
+        }
+        if let Some(full_name) = &changes.full_name {
+            user.full_name = full_name.clone();
+        }
+        user.updated_at = now;
+        let user = user.clone();
+        let mut revoked = 0;
+        if changes.is_active == Some(false) {
+            revoked = revoke_all(&mut state, id, None);
+        }
+        Ok(Some((user, revoked)))
     }
 
-    async fn update_password_hash(
+    async fn change_password(
         &self,
         id: UserId,
         hash: &PasswordHash,
+        keep: Option<SessionId>,
         now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let Some(user) = state.users.iter_mut().find(|u| u.id == id) else {
+            return Ok(None);
+        };
+        user.password_hash = hash.clone();
+        user.credential_version += 1;
+        user.updated_at = now;
+        Ok(Some(revoke_all(&mut state, id, keep)))
+    }
+
+    async fn upgrade_password_hash(
+        &self,
+        id: UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
     ) -> Result<bool, StoreError> {
         let mut state = self.state.lock().unwrap();
-        Ok(match state.users.iter_mut().find(|u| u.id == id) {
-            Some(user) => {
-                user.password_hash = hash.clone();
-                user.updated_at = now;
-                true
-            }
-            None => false,
-        })
+        Ok(
+            match state
+                .users
+                .iter_mut()
+                .find(|u| u.id == id && u.password_hash == *old)
+            {
+                Some(user) => {
+                    user.password_hash = new.clone();
+                    true
+                }
+                None => false,
+            },
+        )
     }
+}
+
+/// Revokes every live session of the user but `except`; returns how many.
+fn revoke_all(state: &mut State, user_id: UserId, except: Option<SessionId>) -> u64 {
+    let mut count = 0;
+    for s in state.sessions.values_mut() {
+        if s.session.user_id == user_id && !s.revoked && Some(s.session.id) != except {
+            s.revoked = true;
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Revokes a session and the sessions started from it; whether the session itself was live.
+fn revoke_family(state: &mut State, id: SessionId) -> bool {
+    let mut root = false;
+    for s in state.sessions.values_mut() {
+        if !s.revoked && (s.session.id == id || s.session.parent_id == Some(id)) {
+            s.revoked = true;
+            root |= s.session.id == id;
+        }
+    }
+    root
 }
 
 #[async_trait]
 impl TokenRepository for InMemoryStore {
-    async fn create_session(
-        &self,
-        session: &Session,
-        first_token: &RefreshTokenRecord,
-    ) -> Result<(), StoreError> {
+    async fn create_session(&self, new: &NewSession) -> Result<Option<DateTime<Utc>>, StoreError> {
         let mut state = self.state.lock().unwrap();
+        let mut session = new.session.clone();
+        let current = state
+            .users
+            .iter()
+            .find(|u| u.id == session.user_id)
+            .map(|u| (u.credential_version, u.is_active));
+        if current != Some((new.credential_version, true)) {
+            return Ok(None);
+        }
+        if let Some(parent) = session.parent_id {
+            let parent = state.sessions.get(&parent).filter(|p| {
+                !p.revoked
+                    && p.session.user_id == session.user_id
+                    && p.session.expires_at > session.created_at
+            });
+            let Some(parent) = parent else {
+                return Ok(None);
+            };
+            session.not_after = session.not_after.min(parent.session.not_after);
+        }
+        session.expires_at = session.expires_at.min(session.not_after);
+        let mut token = new.first_token.clone();
+        token.expires_at = token.expires_at.min(session.not_after);
+        let now = session.created_at;
+        let expires_at = session.expires_at;
+        let user_id = session.user_id;
         state.sessions.insert(
             session.id,
             StoredSession {
-                session: session.clone(),
+                session,
                 revoked: false,
             },
         );
         state.tokens.insert(
-            first_token.hash.clone(),
+            token.hash.clone(),
             StoredToken {
-                record: first_token.clone(),
+                record: token,
                 used: false,
             },
         );
-        Ok(())
+        let mut live: Vec<_> = state
+            .sessions
+            .values()
+            .filter(|s| s.session.user_id == user_id && !s.revoked && s.session.expires_at > now)
+            .map(|s| (s.session.created_at, s.session.id.as_uuid()))
+            .collect();
+        live.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, id) in live.into_iter().skip(new.max_live_sessions as usize) {
+            state
+                .sessions
+                .get_mut(&SessionId::from_uuid(id))
+                .unwrap()
+                .revoked = true;
+        }
+        Ok(Some(expires_at))
     }
 
     async fn rotate_refresh_token(
         &self,
-        presented: &RefreshTokenHash,
-        next: &RefreshTokenHash,
-        next_expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
+        rotation: &Rotation,
     ) -> Result<RotationOutcome, StoreError> {
         let mut state = self.state.lock().unwrap();
-        let Some(token) = state.tokens.get(presented).cloned() else {
-            return Ok(RotationOutcome::Invalid);
-        };
-        let stored = state.sessions.get(&token.record.session_id).cloned();
-        let Some(stored) = stored else {
-            return Ok(RotationOutcome::Invalid);
-        };
-        if token.used {
-            state.sessions.get_mut(&stored.session.id).unwrap().revoked = true;
-            return Ok(RotationOutcome::Reused {
-                session_id: stored.session.id,
-                user_id: stored.session.user_id,
-            });
+        let outcome = rotate(&mut state, rotation);
+        if let Some(event) = outcome.audit_event(&rotation.audit) {
+            state.audit.push(event);
         }
-        let user = state
-            .users
-            .iter()
-            .find(|u| u.id == stored.session.user_id && u.is_active)
-            .cloned();
-        let Some(user) = user else {
-            return Ok(RotationOutcome::Invalid);
-        };
-        if stored.revoked || token.record.expires_at <= now {
-            return Ok(RotationOutcome::Invalid);
-        }
-        state.tokens.get_mut(presented).unwrap().used = true;
-        state.tokens.insert(
-            next.clone(),
-            StoredToken {
-                record: RefreshTokenRecord {
-                    hash: next.clone(),
-                    session_id: stored.session.id,
-                    created_at: now,
-                    expires_at: next_expires_at,
-                },
-                used: false,
-            },
-        );
-        let session = &mut state.sessions.get_mut(&stored.session.id).unwrap().session;
-        session.expires_at = next_expires_at;
-        Ok(RotationOutcome::Rotated {
-            session: session.clone(),
-            user: Box::new(user),
-        })
+        Ok(outcome)
     }
 
     async fn find_session_of_refresh_token(
@@ -273,14 +340,7 @@ impl TokenRepository for InMemoryStore {
         _reason: RevocationReason,
         _now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut state = self.state.lock().unwrap();
-        Ok(match state.sessions.get_mut(&id) {
-            Some(s) if !s.revoked => {
-                s.revoked = true;
-                true
-            }
-            _ => false,
-        })
+        Ok(revoke_family(&mut self.state.lock().unwrap(), id))
     }
 
     async fn revoke_user_sessions(
@@ -290,49 +350,77 @@ impl TokenRepository for InMemoryStore {
         _reason: RevocationReason,
         _now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let mut state = self.state.lock().unwrap();
-        let mut count = 0;
-        for s in state.sessions.values_mut() {
-            if s.session.user_id == user_id && !s.revoked && Some(s.session.id) != except {
-                s.revoked = true;
-                count += 1;
-            }
-        }
-        Ok(count)
+        Ok(revoke_all(&mut self.state.lock().unwrap(), user_id, except))
+    }
+}
+
+/// The rotation under the store's lock.
+fn rotate(state: &mut State, rotation: &Rotation) -> RotationOutcome {
+    let (presented, next, now) = (&rotation.presented, &rotation.next, rotation.now);
+    let Some(token) = state.tokens.get(presented).cloned() else {
+        return RotationOutcome::Invalid;
+    };
+    let stored = state.sessions.get(&token.record.session_id).cloned();
+    let Some(stored) = stored else {
+        return RotationOutcome::Invalid;
+    };
+    if token.used {
+        revoke_family(state, stored.session.id);
+        return RotationOutcome::Reused {
+            session_id: stored.session.id,
+            user_id: stored.session.user_id,
+        };
+    }
+    let user = state
+        .users
+        .iter()
+        .find(|u| u.id == stored.session.user_id && u.is_active)
+        .cloned();
+    let Some(user) = user else {
+        return RotationOutcome::Invalid;
+    };
+    if stored.revoked || token.record.expires_at <= now {
+        return RotationOutcome::Invalid;
+    }
+    let next_expires_at = rotation.next_expires_at.min(stored.session.not_after);
+    state.tokens.get_mut(presented).unwrap().used = true;
+    state.tokens.insert(
+        next.clone(),
+        StoredToken {
+            record: RefreshTokenRecord {
+                hash: next.clone(),
+                session_id: stored.session.id,
+                created_at: now,
+                expires_at: next_expires_at,
+            },
+            used: false,
+        },
+    );
+    let session = &mut state.sessions.get_mut(&stored.session.id).unwrap().session;
+    session.expires_at = next_expires_at;
+    RotationOutcome::Rotated {
+        session: session.clone(),
+        user: Box::new(user),
     }
 }
 
 #[async_trait]
 impl LoginThrottle for InMemoryStore {
-    async fn state(&self, key: &str, now: DateTime<Utc>) -> Result<ThrottleState, StoreError> {
-        let state = self.state.lock().unwrap();
-        let mut found = state.throttle.get(key).copied().unwrap_or_default();
-        found.locked_until = found.locked_until.filter(|until| *until > now);
-        Ok(found)
-    }
-
-    async fn record_failure(
+    async fn apply(
         &self,
-        key: &str,
-        now: DateTime<Utc>,
+        key: &LoginKey,
+        event: ThrottleEvent,
         policy: &LockoutPolicy,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        now: DateTime<Utc>,
+    ) -> Result<ThrottleOutcome, StoreError> {
         let mut state = self.state.lock().unwrap();
-        let entry = state.throttle.entry(key.to_owned()).or_default();
-        entry.failures += 1;
-        if entry.failures < policy.max_failures {
-            return Ok(None);
-        }
-        let until = now + policy.lock_length(entry.locks);
-        entry.failures = 0;
-        entry.locks += 1;
-        entry.locked_until = Some(until);
-        Ok(Some(until))
-    }
-
-    async fn record_success(&self, key: &str) -> Result<(), StoreError> {
-        self.state.lock().unwrap().throttle.remove(key);
-        Ok(())
+        let stored = state.throttle.get(key.as_str()).copied();
+        let (next, outcome) = policy.apply(stored, event, now);
+        match next {
+            Some(next) => state.throttle.insert(key.as_str().to_owned(), next),
+            None => state.throttle.remove(key.as_str()),
+        };
+        Ok(outcome)
     }
 }
 
@@ -487,19 +575,22 @@ impl Harness {
             codec: Arc::new(FakeCodec::default()),
             clock: clock.clone(),
         };
+        let lockout = LockoutPolicy {
+            max_failures: 3,
+            base: Duration::minutes(5),
+            max: Duration::hours(1),
+        };
         let auth = AuthService::new(
             ports.clone(),
             AuthSettings {
                 access_token_ttl: Duration::minutes(15),
                 refresh_token_ttl: Duration::days(14),
-                lockout: LockoutPolicy {
-                    max_failures: 3,
-                    base: Duration::minutes(5),
-                    max: Duration::hours(1),
-                },
+                session_max_lifetime: Duration::days(30),
+                max_sessions_per_user: 100,
+                lockout,
             },
         );
-        let users = UserService::new(ports, PasswordPolicy::default(), true);
+        let users = UserService::new(ports, PasswordPolicy::default(), true, lockout);
         Self {
             store,
             hasher,

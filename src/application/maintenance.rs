@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use super::AppError;
-use crate::domain::ports::{Clock, Purge};
+use crate::domain::ports::{Clock, PasswordHasher, Purge, UserRepository};
 
 /// How long things are kept.
 #[derive(Debug, Clone, Copy)]
@@ -22,25 +22,51 @@ pub struct Retention {
 #[derive(Clone)]
 pub struct MaintenanceService {
     store: Arc<dyn Purge>,
+    users: Arc<dyn UserRepository>,
+    hasher: Arc<dyn PasswordHasher>,
     clock: Arc<dyn Clock>,
     retention: Retention,
 }
 
 impl MaintenanceService {
-    /// Purges `store` with the given retention.
-    pub fn new(store: Arc<dyn Purge>, clock: Arc<dyn Clock>, retention: Retention) -> Self {
+    /// Purges `store` with the given retention, and keeps `hasher` told whether `users` hold
+    /// legacy password hashes.
+    pub fn new(
+        store: Arc<dyn Purge>,
+        users: Arc<dyn UserRepository>,
+        hasher: Arc<dyn PasswordHasher>,
+        clock: Arc<dyn Clock>,
+        retention: Retention,
+    ) -> Self {
         Self {
             store,
+            users,
+            hasher,
             clock,
             retention,
         }
     }
 
-    /// One purge pass; returns how many rows went.
+    /// Asks the store whether any legacy password hash is left and tells the hasher (which
+    /// pads failed verifications only while one may be). Run at start and with every purge.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`]; the hasher keeps what it knew.
+    pub async fn check_legacy_hashes(&self) -> Result<bool, AppError> {
+        let Some(prefix) = self.hasher.legacy_hash_prefix() else {
+            return Ok(false);
+        };
+        let present = self.users.has_password_hash_with_prefix(prefix).await?;
+        self.hasher.set_legacy_hashes_present(present);
+        Ok(present)
+    }
+
+    /// One purge pass (and a fresh [`Self::check_legacy_hashes`]); returns how many rows went.
     ///
     /// # Errors
     /// [`AppError::Unavailable`].
     pub async fn purge_once(&self) -> Result<u64, AppError> {
+        self.check_legacy_hashes().await?;
         let now = self.clock.now();
         let removed = self
             .store

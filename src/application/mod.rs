@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 #[cfg(test)]
 pub(crate) mod fakes;
+mod guard;
 pub mod maintenance;
 pub mod users;
 

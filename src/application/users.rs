@@ -1,11 +1,12 @@
 //! Registration, the current user, password changes, and user administration.
 
+use super::guard::{Check, PasswordGuard};
 use super::{check_limit, AppError, Auditor, Ports, Principal, RequestContext};
 use crate::domain::audit::AuditEventKind as Event;
-use crate::domain::session::RevocationReason;
+use crate::domain::ports::LockoutPolicy;
 use crate::domain::user::{
-    EmailAddress, FullName, Password, PasswordHash, PasswordPolicy, Role, Roles, User, UserId,
-    Username,
+    EmailAddress, FullName, Password, PasswordHash, PasswordPolicy, Role, Roles, User, UserChanges,
+    UserId, Username,
 };
 use crate::domain::validation::{FieldError, Validator};
 
@@ -75,6 +76,7 @@ pub struct UserPage {
 pub struct UserService {
     ports: Ports,
     audit: Auditor,
+    guard: PasswordGuard,
     policy: PasswordPolicy,
     registration_open: bool,
 }
@@ -100,10 +102,17 @@ impl UserService {
     pub const MAX_PAGE: u32 = 100;
 
     /// Wires the use cases to their ports. With `registration_open` false, only admins may
-    /// register users.
-    pub fn new(ports: Ports, policy: PasswordPolicy, registration_open: bool) -> Self {
+    /// register users. `lockout` guards the current-password check of a password change,
+    /// sharing its counters with the logins of the same account.
+    pub fn new(
+        ports: Ports,
+        policy: PasswordPolicy,
+        registration_open: bool,
+        lockout: LockoutPolicy,
+    ) -> Self {
         Self {
             audit: ports.auditor(),
+            guard: PasswordGuard::new(ports.clone(), lockout),
             ports,
             policy,
             registration_open,
@@ -194,7 +203,15 @@ impl UserService {
             full_name: input.full_name,
             roles: input.roles,
         };
-        self.create(profile, Credential::Hashed(hash), ctx).await
+        let legacy = match (&hash, self.ports.hasher.legacy_hash_prefix()) {
+            (Ok(hash), Some(prefix)) => hash.as_str().starts_with(prefix),
+            _ => false,
+        };
+        let user = self.create(profile, Credential::Hashed(hash), ctx).await?;
+        if legacy {
+            self.ports.hasher.set_legacy_hashes_present(true);
+        }
+        Ok(user)
     }
 
     async fn create(
@@ -238,6 +255,7 @@ impl UserService {
             roles,
             is_active: true,
             password_hash,
+            credential_version: 0,
             created_at: now,
             updated_at: now,
         };
@@ -252,11 +270,14 @@ impl UserService {
     }
 
     /// Changes the caller's password after checking the current one, and revokes every other
-    /// session of the user (the caller's own session stays).
+    /// session of the user (the caller's own session stays) in the same commit. The current
+    /// password check counts toward the account's lockout exactly like a login, so a stolen
+    /// access token is no unlimited oracle for the password. Once this returns, no session
+    /// started with the old password works, however the logins raced with it.
     ///
     /// # Errors
     /// [`AppError::Validation`] (on `new_password`), [`AppError::WrongPassword`],
-    /// [`AppError::Busy`], [`AppError::Unavailable`].
+    /// [`AppError::AccountLocked`], [`AppError::Busy`], [`AppError::Unavailable`].
     #[tracing::instrument(skip_all, fields(user_id = %principal.user.id, ip = ctx.ip.map(tracing::field::display)))]
     pub async fn change_password(
         &self,
@@ -268,12 +289,16 @@ impl UserService {
         let new = Password::parse(new, &self.policy)
             .map_err(|error| AppError::Validation(vec![error.for_field("new_password")]))?;
         let user = &principal.user;
-        if !self
-            .ports
-            .hasher
-            .verify(current, &user.password_hash)
-            .await?
-        {
+        let key = user.username.login_key();
+        self.guard.reserve(&key, Check::PasswordChange, ctx).await?;
+        let matches = match self.ports.hasher.verify(current, &user.password_hash).await {
+            Ok(matches) => matches,
+            Err(error) => {
+                self.guard.abandon(&key).await;
+                return Err(error.into());
+            }
+        };
+        if !matches {
             self.audit
                 .event(Event::PasswordChanged, ctx)
                 .user(user)
@@ -281,24 +306,21 @@ impl UserService {
                 .detail("wrong current password")
                 .record()
                 .await?;
+            self.guard.failed(&key, Some(user), ctx).await?;
             return Err(AppError::WrongPassword);
         }
-        let hash = self.ports.hasher.hash(&new).await?;
+        self.guard.succeeded(&key).await?;
+        let hash = match self.ports.hasher.hash(&new).await {
+            Ok(hash) => hash,
+            Err(error) => return Err(error.into()),
+        };
         let now = self.ports.clock.now();
-        self.ports
-            .users
-            .update_password_hash(user.id, &hash, now)
-            .await?;
         let revoked = self
             .ports
-            .tokens
-            .revoke_user_sessions(
-                user.id,
-                Some(principal.claims.session_id),
-                RevocationReason::PasswordChanged,
-                now,
-            )
-            .await?;
+            .users
+            .change_password(user.id, &hash, Some(principal.claims.session_id), now)
+            .await?
+            .ok_or(AppError::UserNotFound)?;
         self.audit
             .event(Event::PasswordChanged, ctx)
             .user(user)
@@ -388,41 +410,32 @@ impl UserService {
             }
         }
         v.finish().map_err(AppError::Validation)?;
-        let mut user = self
-            .ports
-            .users
-            .find_by_id(id)
-            .await?
-            .ok_or(AppError::UserNotFound)?;
         let mut changed = Vec::new();
-        let was_active = user.is_active;
         if let Some(active) = patch.is_active {
-            user.is_active = active;
             changed.push(format!("is_active={active}"));
         }
-        if let Some(roles) = roles {
+        if let Some(roles) = &roles {
             changed.push(format!("roles={}", roles.to_space_separated()));
-            user.roles = roles;
         }
-        if let Some(email) = email {
-            user.email = email;
+        if email.is_some() {
             changed.push("email".to_owned());
         }
-        if let Some(full_name) = full_name {
-            user.full_name = full_name;
+        if full_name.is_some() {
             changed.push("full_name".to_owned());
         }
-        let now = self.ports.clock.now();
-        user.updated_at = now;
-        if !self.ports.users.update(&user).await? {
-            return Err(AppError::UserNotFound);
-        }
-        if was_active && !user.is_active {
-            let revoked = self
-                .ports
-                .tokens
-                .revoke_user_sessions(user.id, None, RevocationReason::UserDisabled, now)
-                .await?;
+        let changes = UserChanges {
+            is_active: patch.is_active,
+            roles,
+            email,
+            full_name,
+        };
+        let (user, revoked) = self
+            .ports
+            .users
+            .update_fields(id, &changes, self.ports.clock.now())
+            .await?
+            .ok_or(AppError::UserNotFound)?;
+        if revoked > 0 {
             changed.push(format!("{revoked} sessions revoked"));
         }
         let detail = format!("by {}: {}", principal.user.username, changed.join(", "));

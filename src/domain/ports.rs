@@ -9,11 +9,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::audit::{AuditEvent, AuditFilter};
+pub use super::lockout::{LockoutPolicy, ThrottleEvent, ThrottleOutcome, ThrottleState};
 use super::session::{
-    RefreshTokenHash, RefreshTokenRecord, RevocationReason, RotationOutcome, Session, SessionId,
+    NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome, SessionId,
 };
 use super::token::AccessClaims;
-use super::user::{Password, PasswordHash, User, UserId};
+use super::user::{LoginKey, Password, PasswordHash, User, UserChanges, UserId};
 
 /// A failure of a repository.
 #[derive(Debug, thiserror::Error)]
@@ -49,11 +50,11 @@ pub trait UserRepository: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Other`].
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
 
-    /// The user whose username equals `username` regardless of case.
+    /// The user whose username has this canonical form.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`].
-    async fn find_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn find_by_username(&self, key: &LoginKey) -> Result<Option<User>, StoreError>;
 
     /// The user `user_id` if it is active and session `session_id` is theirs, not revoked and not
     /// expired at `now`: the one check every authenticated request makes.
@@ -67,59 +68,93 @@ pub trait UserRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<Arc<User>>, StoreError>;
 
+    /// Whether any user's password hash starts with `prefix` (see
+    /// [`PasswordHasher::legacy_hash_prefix`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn has_password_hash_with_prefix(&self, prefix: &str) -> Result<bool, StoreError>;
+
     /// One page of users, oldest first, and the total number of users.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`].
     async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError>;
 
-    /// Stores the changeable fields of `user` (e-mail, full name, roles, active flag,
-    /// `updated_at`); returns false when there is no such user.
+    /// Applies an administrator's change in one atomic step, touching only the fields the
+    /// change names (two admins changing different fields at once both keep their change); when
+    /// it sets `is_active` to false, every session of the user is revoked in the same commit.
+    /// Returns the user as stored afterwards and how many sessions were revoked, or `None` when
+    /// there is no such user.
     ///
     /// # Errors
     /// [`StoreError::EmailTaken`] when another user has the e-mail address regardless of case;
     /// [`StoreError::Unavailable`] or [`StoreError::Other`].
-    async fn update(&self, user: &User) -> Result<bool, StoreError>;
+    async fn update_fields(
+        &self,
+        id: UserId,
+        changes: &UserChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, u64)>, StoreError>;
 
-    /// Replaces the user's password hash; returns false when there is no such user.
+    /// A password change, in one commit: stores `hash`, bumps the user's credential version
+    /// (so a login that checked the old password can no longer start a session), and revokes
+    /// every session of the user but `keep`. Returns how many sessions were revoked, or `None`
+    /// when there is no such user.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`].
-    async fn update_password_hash(
+    async fn change_password(
         &self,
         id: UserId,
         hash: &PasswordHash,
+        keep: Option<SessionId>,
         now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Replaces the hash `old` by `new` (the same password, rehashed with current parameters)
+    /// only if `old` is still the stored hash: an upgrade racing a password change loses.
+    /// Returns whether it was replaced.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn upgrade_password_hash(
+        &self,
+        id: UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
     ) -> Result<bool, StoreError>;
 }
 
 /// Sessions and their refresh tokens (stored only as hashes).
 #[async_trait]
 pub trait TokenRepository: Send + Sync {
-    /// Stores a new session together with its first refresh token.
+    /// Stores a new session together with its first refresh token, in one atomic step, only
+    /// if the user is active and its credential version is still `new.credential_version`
+    /// (a password change committed meanwhile refuses the session), and, for a session with a
+    /// `parent_id`, only while that parent is live; such a session's `not_after` and expiry
+    /// (and its first token's) are capped at the parent's `not_after`. When the user then has
+    /// more than `new.max_live_sessions` live sessions, the oldest are revoked in the same
+    /// commit. Returns the session's expiry as stored, or `None` when it was refused.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
-    async fn create_session(
-        &self,
-        session: &Session,
-        first_token: &RefreshTokenRecord,
-    ) -> Result<(), StoreError>;
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`]; nothing is stored then.
+    async fn create_session(&self, new: &NewSession) -> Result<Option<DateTime<Utc>>, StoreError>;
 
-    /// Rotates a refresh token in one atomic step: when `presented` is live (unused, unexpired,
-    /// session not revoked, user active) it is marked used, `next` is stored in its place with
-    /// `next_expires_at`, and the session is extended to that time. Of several concurrent callers
-    /// presenting the same token, exactly one gets [`RotationOutcome::Rotated`]. A token that was
-    /// already used revokes its whole session and gives [`RotationOutcome::Reused`].
+    /// Rotates a refresh token in one atomic step: when `rotation.presented` is live (unused,
+    /// unexpired, session not revoked, user active) it is marked used, `rotation.next` is
+    /// stored in its place, and the session is extended to `rotation.next_expires_at` but never
+    /// past its `not_after`. Of several concurrent callers presenting the same token, exactly
+    /// one gets [`RotationOutcome::Rotated`]. A token that was already used revokes its whole
+    /// session (and the sessions started from it) and gives [`RotationOutcome::Reused`]. The
+    /// audit event of the outcome ([`RotationOutcome::audit_event`] of `rotation.audit`) is
+    /// stored in the same commit, so a rotation is never done without its event or the reverse.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`]; nothing is changed then.
     async fn rotate_refresh_token(
         &self,
-        presented: &RefreshTokenHash,
-        next: &RefreshTokenHash,
-        next_expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
+        rotation: &Rotation,
     ) -> Result<RotationOutcome, StoreError>;
 
     /// The session a refresh token belongs to, whatever its state.
@@ -131,7 +166,8 @@ pub trait TokenRepository: Send + Sync {
         hash: &RefreshTokenHash,
     ) -> Result<Option<SessionId>, StoreError>;
 
-    /// Revokes one session; returns false when it was unknown or already revoked.
+    /// Revokes one session and every session started from it (`parent_id`); returns false
+    /// when it was unknown or already revoked.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`].
@@ -183,6 +219,11 @@ pub trait AuditLog: Send + Sync {
     /// [`StoreError::Unavailable`] or [`StoreError::Other`].
     async fn record(&self, event: &AuditEvent) -> Result<(), StoreError>;
 
+    /// Learns of an event that another port stored in the same commit as the change it
+    /// describes (a refresh-token rotation, say), so that decorators counting events (metrics)
+    /// see every event. Stores do nothing here.
+    fn observe(&self, _event: &AuditEvent) {}
+
     /// Events matching the filter, newest first.
     ///
     /// # Errors
@@ -190,72 +231,33 @@ pub trait AuditLog: Send + Sync {
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
-/// How failed logins lock an account.
-#[derive(Debug, Clone, Copy)]
-pub struct LockoutPolicy {
-    /// Consecutive failures that lock the account.
-    pub max_failures: u32,
-    /// The first lock's length; each further lock (without a success between) doubles it.
-    pub base: chrono::Duration,
-    /// The longest a lock may grow to.
-    pub max: chrono::Duration,
-}
-
-impl LockoutPolicy {
-    /// How long the lock after `previous_locks` earlier locks lasts.
-    pub fn lock_length(&self, previous_locks: u32) -> chrono::Duration {
-        let factor = 1i32 << previous_locks.min(16);
-        (self.base * factor).min(self.max)
-    }
-}
-
-/// What the store knows of one login key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ThrottleState {
-    /// Consecutive failures since the last lock or success.
-    pub failures: u32,
-    /// Locks since the last success (each one doubles the next).
-    pub locks: u32,
-    /// Set while the key is locked.
-    pub locked_until: Option<DateTime<Utc>>,
-}
-
-/// Consecutive failed logins per account, in the shared store so every replica sees them.
-/// Keys are lower-cased usernames, so unknown usernames lock exactly like real ones and a
-/// lockout says nothing about whether an account exists.
+/// The lockout counters per login key, in the shared store so every replica sees them. Keys
+/// are canonical usernames ([`LoginKey`]), known or not, so a lockout says nothing about whether
+/// an account exists.
 #[async_trait]
 pub trait LoginThrottle: Send + Sync {
-    /// The key's failures and locks; `locked_until` only when it is locked at `now`.
+    /// Applies `event` to the key's counters by [`LockoutPolicy::apply`], as one atomic
+    /// read-modify-write: concurrent calls for one key, from any replica, are serialised.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
-    async fn state(&self, key: &str, now: DateTime<Utc>) -> Result<ThrottleState, StoreError>;
-
-    /// Counts one failure, atomically. When the count reaches `policy.max_failures` the key is
-    /// locked for [`LockoutPolicy::lock_length`] and the count starts again; the end of that new
-    /// lock is returned.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
-    async fn record_failure(
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`]; nothing is changed then.
+    async fn apply(
         &self,
-        key: &str,
-        now: DateTime<Utc>,
+        key: &LoginKey,
+        event: ThrottleEvent,
         policy: &LockoutPolicy,
-    ) -> Result<Option<DateTime<Utc>>, StoreError>;
-
-    /// Forgets the key's failures and earlier locks (after a successful login).
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
-    async fn record_success(&self, key: &str) -> Result<(), StoreError>;
+        now: DateTime<Utc>,
+    ) -> Result<ThrottleOutcome, StoreError>;
 }
 
-/// Whether the store answers at all, for `/health`.
+/// Whether the store can serve, for `/health`.
 #[async_trait]
 pub trait HealthProbe: Send + Sync {
+    /// Reads and writes a probe row: a store that answers reads but cannot commit a write
+    /// (disk full, read-only replica) is not ready.
+    ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when the store cannot be reached.
+    /// [`StoreError::Unavailable`] when the store cannot be reached or written.
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
@@ -305,6 +307,18 @@ pub trait PasswordHasher: Send + Sync {
 
     /// Whether `hash` was made with other parameters (or algorithm) than the configured ones.
     fn needs_rehash(&self, hash: &PasswordHash) -> bool;
+
+    /// The text every legacy hash starts with (hashes this hasher verifies only to replace
+    /// them at the next login, e.g. `$2` for imported bcrypt), if it accepts any.
+    fn legacy_hash_prefix(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Tells the hasher whether the store may hold legacy hashes. While it may, a failed
+    /// verification of any hash costs as much as one of a legacy hash, so that the time of a
+    /// wrong answer does not tell which accounts were imported; when none is left, failures
+    /// cost an ordinary verification again.
+    fn set_legacy_hashes_present(&self, _present: bool) {}
 }
 
 /// Why an access token was refused. The reason is for logs; clients only learn "invalid_token".
@@ -326,8 +340,9 @@ pub trait AccessTokenCodec: Send + Sync {
     /// [`TokenError::Signing`].
     fn sign(&self, claims: &AccessClaims) -> Result<String, TokenError>;
 
-    /// Verifies signature, algorithm, type, issuer and audience, and `exp`/`nbf` against `now`
-    /// (with the configured leeway).
+    /// Verifies signature, algorithm, type, issuer and audience, refuses any `crit` header, and
+    /// checks `exp`, `nbf` and `iat` (not in the future) against `now`, with the configured
+    /// leeway.
     ///
     /// # Errors
     /// [`TokenError::Invalid`] or [`TokenError::Expired`].

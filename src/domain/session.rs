@@ -9,6 +9,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::audit::{AuditEvent, AuditEventKind};
 use super::user::{Roles, User, UserId};
 
 /// A session's id: a UUID v7 (the `sid` claim).
@@ -51,6 +52,8 @@ pub enum RevocationReason {
     RefreshTokenReused,
     PasswordChanged,
     UserDisabled,
+    /// The user started more sessions than the per-user cap; the oldest go.
+    TooManySessions,
 }
 
 impl RevocationReason {
@@ -63,6 +66,7 @@ impl RevocationReason {
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::PasswordChanged => "password_changed",
             Self::UserDisabled => "user_disabled",
+            Self::TooManySessions => "too_many_sessions",
         }
     }
 }
@@ -77,6 +81,37 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     /// When the newest refresh token of the session expires.
     pub expires_at: DateTime<Utc>,
+    /// The absolute end: no rotation extends the session past it (`SESSION_MAX_LIFETIME_SECONDS`
+    /// after the login; a session started from another one keeps that one's end).
+    pub not_after: DateTime<Utc>,
+    /// The session this one was started from with `POST /auth/refresh-token`, if any: revoking
+    /// that one revokes this one too, so a stolen access token cannot mint a session that
+    /// outlives its victim's logout.
+    pub parent_id: Option<SessionId>,
+}
+
+/// A session to start (see [`crate::domain::ports::TokenRepository::create_session`]).
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub session: Session,
+    pub first_token: RefreshTokenRecord,
+    /// The user's credential version the caller checked the password (or token) against.
+    pub credential_version: i64,
+    /// The most live sessions a user keeps; the oldest beyond are revoked.
+    pub max_live_sessions: u32,
+}
+
+/// A refresh token to rotate (see
+/// [`crate::domain::ports::TokenRepository::rotate_refresh_token`]).
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub presented: RefreshTokenHash,
+    pub next: RefreshTokenHash,
+    /// The replacement's expiry, before the session's `not_after` caps it.
+    pub next_expires_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    /// Id, time, IP and user agent of the audit event the outcome will be recorded as.
+    pub audit: AuditEvent,
 }
 
 /// The opaque refresh token a client holds: 256 random bits, base64url without padding.
@@ -155,6 +190,36 @@ pub enum RotationOutcome {
     },
     /// Unknown, expired, or its session or user is no longer active.
     Invalid,
+}
+
+impl RotationOutcome {
+    /// The audit event that records this outcome, made from `template` (its id, time, IP and
+    /// user agent); `None` for an invalid token, which is not an event.
+    pub fn audit_event(&self, template: &AuditEvent) -> Option<AuditEvent> {
+        let mut event = template.clone();
+        match self {
+            Self::Rotated { session, user } => {
+                event.kind = AuditEventKind::TokenRefreshed;
+                event.user_id = Some(user.id);
+                event.username = Some(user.username.as_str().to_owned());
+                event.success = true;
+                event.detail = Some(format!("session {}", session.id));
+            }
+            Self::Reused {
+                session_id,
+                user_id,
+            } => {
+                event.kind = AuditEventKind::RefreshTokenReused;
+                event.user_id = Some(*user_id);
+                event.success = false;
+                event.detail = Some(format!(
+                    "already-rotated refresh token presented; session {session_id} revoked"
+                ));
+            }
+            Self::Invalid => return None,
+        }
+        Some(event)
+    }
 }
 
 #[cfg(test)]

@@ -83,6 +83,44 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The canonical form that keys lookups and the lockout.
+    pub fn login_key(&self) -> LoginKey {
+        LoginKey(self.0.to_ascii_lowercase())
+    }
+}
+
+/// The one canonical form of a username, computed here and nowhere else: what a login looks
+/// the account up by and what its lockout counters are keyed by, on every backend.
+///
+/// Usernames are ASCII (see [`Username::parse`]), so the canonical form is the ASCII lower case:
+/// no locale or Unicode case folding can make two spellings meet in one place and part in another
+/// (`mİke` is not a username, so it is refused before any lookup instead of being folded one way
+/// by Rust and another by PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LoginKey(String);
+
+impl LoginKey {
+    /// The key of what a client typed as a username, or `None` when no account can ever have
+    /// that name (wrong length or characters): such a login is refused before any lookup.
+    pub fn parse(raw: &str) -> Option<Self> {
+        // Bounded before anything looks at the characters (a 64 KB name costs nothing).
+        if raw.len() > Username::MAX_LEN {
+            return None;
+        }
+        Username::parse(raw).ok().map(|name| name.login_key())
+    }
+
+    /// The canonical text (ASCII lower case).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LoginKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl fmt::Display for Username {
@@ -406,13 +444,42 @@ pub struct User {
     pub roles: Roles,
     pub is_active: bool,
     pub password_hash: PasswordHash,
+    /// Bumped by every password change: a login whose password check saw an older version
+    /// cannot start a session (see [`crate::domain::ports::TokenRepository::create_session`]).
+    pub credential_version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An administrator's change to a user: `None` leaves a field as it is; `Some(None)` clears an
+/// optional one. Stores apply only the fields named, atomically.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    pub is_active: Option<bool>,
+    pub roles: Option<Roles>,
+    pub email: Option<Option<EmailAddress>>,
+    pub full_name: Option<Option<FullName>>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_key_is_the_ascii_lower_case_of_a_possible_username_only() {
+        assert_eq!(LoginKey::parse("MiKe.In").unwrap().as_str(), "mike.in");
+        assert_eq!(
+            Username::parse("Mike.In").unwrap().login_key(),
+            LoginKey::parse("mike.in").unwrap()
+        );
+        // U+0130 lower-cases to "i̇" in Unicode, to "i" nowhere: not a username at all.
+        assert_eq!(LoginKey::parse("m\u{130}ke.in"), None);
+        assert_eq!(LoginKey::parse("K\u{212A}elvin"), None);
+        assert_eq!(LoginKey::parse(&"a".repeat(65_536)), None);
+        assert_eq!(LoginKey::parse("al\0ice"), None);
+        assert_eq!(LoginKey::parse("al\nice"), None);
+        assert_eq!(LoginKey::parse("ab"), None);
+    }
 
     #[test]
     fn usernames_follow_the_contract_rules() {

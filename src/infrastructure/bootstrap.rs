@@ -54,7 +54,7 @@ pub async fn build_services(
         .await
         .map_err(|e| StartupError(format!("database: {e}")))?;
     let hasher = Arc::new(
-        Argon2Hasher::new(
+        Argon2Hasher::with_legacy_bcrypt(
             Argon2Config {
                 memory_kib: settings.argon2_memory_kib,
                 iterations: settings.argon2_iterations,
@@ -62,6 +62,7 @@ pub async fn build_services(
             },
             settings.hash_concurrency,
             Duration::from_millis(settings.hash_queue_timeout_ms),
+            settings.legacy_bcrypt_cost,
         )
         .map_err(|e| StartupError(e.to_string()))?,
     );
@@ -76,25 +77,31 @@ pub async fn build_services(
         codec,
         clock: clock.clone(),
     };
+    let lockout = LockoutPolicy {
+        max_failures: settings.login_max_failures,
+        base: seconds(settings.login_lockout_seconds),
+        max: seconds(settings.login_lockout_max_seconds),
+    };
     let auth = AuthService::new(
         ports.clone(),
         AuthSettings {
             access_token_ttl: seconds(settings.access_token_ttl_seconds),
             refresh_token_ttl: seconds(settings.refresh_token_ttl_seconds),
-            lockout: LockoutPolicy {
-                max_failures: settings.login_max_failures,
-                base: seconds(settings.login_lockout_seconds),
-                max: seconds(settings.login_lockout_max_seconds),
-            },
+            session_max_lifetime: seconds(settings.session_max_lifetime_seconds),
+            max_sessions_per_user: settings.max_sessions_per_user,
+            lockout,
         },
     );
     let policy = PasswordPolicy {
         min_chars: settings.password_min_length,
         blocklist: Some(Arc::new(CommonPasswords::load())),
     };
-    let users = UserService::new(ports, policy, settings.registration_open);
+    let (ports_users, ports_hasher) = (ports.users.clone(), ports.hasher.clone());
+    let users = UserService::new(ports, policy, settings.registration_open, lockout);
     let maintenance = MaintenanceService::new(
         repos.purge,
+        ports_users,
+        ports_hasher,
         clock,
         Retention {
             audit: chrono::Duration::days(i64::from(settings.audit_retention_days)),
@@ -102,6 +109,12 @@ pub async fn build_services(
             login_failures: chrono::Duration::days(1),
         },
     );
+    // Before the first request: failed logins are padded to a bcrypt verification's cost only
+    // while bcrypt hashes are stored (see crypto::argon2).
+    maintenance
+        .check_legacy_hashes()
+        .await
+        .map_err(|e| StartupError(format!("database: {e}")))?;
     let discovery = Arc::new(Discovery::new(
         &settings.jwt_issuer,
         codec_for_discovery.jwks().clone(),

@@ -67,11 +67,18 @@ pub struct Settings {
     pub jwt_leeway_seconds: u64,
     pub access_token_ttl_seconds: u64,
     pub refresh_token_ttl_seconds: u64,
+    /// No rotation extends a session past its login plus this (the absolute lifetime).
+    pub session_max_lifetime_seconds: u64,
+    /// Live sessions one user keeps at most; a new one revokes the oldest beyond.
+    pub max_sessions_per_user: u32,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
     pub hash_concurrency: usize,
     pub hash_queue_timeout_ms: u64,
+    /// The highest cost of an imported bcrypt hash, and the bcrypt cost failed verifications
+    /// are padded to while bcrypt hashes are stored; `None` (`off`): bcrypt hashes refused.
+    pub legacy_bcrypt_cost: Option<u32>,
     pub password_min_length: usize,
     pub trust_proxy_headers: bool,
     pub body_limit_bytes: usize,
@@ -172,6 +179,14 @@ impl Settings {
                 "REFRESH_TOKEN_TTL_SECONDS",
                 self.refresh_token_ttl_seconds.to_string(),
             ),
+            (
+                "SESSION_MAX_LIFETIME_SECONDS",
+                self.session_max_lifetime_seconds.to_string(),
+            ),
+            (
+                "MAX_SESSIONS_PER_USER",
+                self.max_sessions_per_user.to_string(),
+            ),
             ("ARGON2_MEMORY_KIB", self.argon2_memory_kib.to_string()),
             ("ARGON2_ITERATIONS", self.argon2_iterations.to_string()),
             ("ARGON2_PARALLELISM", self.argon2_parallelism.to_string()),
@@ -179,6 +194,11 @@ impl Settings {
             (
                 "HASH_QUEUE_TIMEOUT_MS",
                 self.hash_queue_timeout_ms.to_string(),
+            ),
+            (
+                "LEGACY_BCRYPT_COST",
+                self.legacy_bcrypt_cost
+                    .map_or_else(|| "off".to_owned(), |cost| cost.to_string()),
             ),
             ("PASSWORD_MIN_LENGTH", self.password_min_length.to_string()),
             ("LOGIN_MAX_FAILURES", self.login_max_failures.to_string()),
@@ -333,11 +353,17 @@ impl Settings {
             jwt_leeway_seconds: parse(&get, "JWT_LEEWAY_SECONDS", "30")?,
             access_token_ttl_seconds: parse(&get, "ACCESS_TOKEN_TTL_SECONDS", "900")?,
             refresh_token_ttl_seconds: parse(&get, "REFRESH_TOKEN_TTL_SECONDS", "1209600")?,
+            session_max_lifetime_seconds: parse(&get, "SESSION_MAX_LIFETIME_SECONDS", "2592000")?,
+            max_sessions_per_user: parse(&get, "MAX_SESSIONS_PER_USER", "100")?,
             argon2_memory_kib: parse(&get, "ARGON2_MEMORY_KIB", "19456")?,
             argon2_iterations: parse(&get, "ARGON2_ITERATIONS", "2")?,
             argon2_parallelism: parse(&get, "ARGON2_PARALLELISM", "1")?,
             hash_concurrency: parse(&get, "HASH_CONCURRENCY", &cores.to_string())?,
             hash_queue_timeout_ms: parse(&get, "HASH_QUEUE_TIMEOUT_MS", "2000")?,
+            legacy_bcrypt_cost: match get("LEGACY_BCRYPT_COST").as_deref().map(str::trim) {
+                Some("off") => None,
+                _ => Some(parse(&get, "LEGACY_BCRYPT_COST", "12")?),
+            },
             password_min_length: parse(&get, "PASSWORD_MIN_LENGTH", "8")?,
             trust_proxy_headers: parse(&get, "TRUST_PROXY_HEADERS", "false")?,
             body_limit_bytes: parse(&get, "BODY_LIMIT_BYTES", "65536")?,
@@ -382,7 +408,7 @@ impl Settings {
     }
 
     fn check_ranges(&self) -> Result<(), ConfigError> {
-        let checks: [(bool, &str); 17] = [
+        let checks: [(bool, &str); 20] = [
             (
                 self.database_acquire_timeout_ms > 0 && self.database_statement_timeout_ms > 0,
                 "DATABASE_ACQUIRE_TIMEOUT_MS and DATABASE_STATEMENT_TIMEOUT_MS must be positive",
@@ -426,6 +452,18 @@ impl Settings {
             (
                 self.refresh_token_ttl_seconds > 0,
                 "REFRESH_TOKEN_TTL_SECONDS must be positive",
+            ),
+            (
+                !matches!(self.legacy_bcrypt_cost, Some(cost) if !(4..=31).contains(&cost)),
+                "LEGACY_BCRYPT_COST must be a bcrypt cost from 4 to 31, or off",
+            ),
+            (
+                self.session_max_lifetime_seconds > 0,
+                "SESSION_MAX_LIFETIME_SECONDS must be positive",
+            ),
+            (
+                self.max_sessions_per_user > 0,
+                "MAX_SESSIONS_PER_USER must be at least 1",
             ),
             (
                 self.hash_concurrency > 0,

@@ -125,6 +125,11 @@ impl MeteredAuditLog {
 impl AuditLog for MeteredAuditLog {
     async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
         self.inner.record(event).await?;
+        self.observe(event);
+        Ok(())
+    }
+
+    fn observe(&self, event: &AuditEvent) {
         let success = if event.success { "true" } else { "false" };
         counter!("auth_events_total", "event" => event.kind.as_str(), "success" => success)
             .increment(1);
@@ -143,7 +148,6 @@ impl AuditLog for MeteredAuditLog {
             }
             _ => {}
         }
-        Ok(())
     }
 
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {

@@ -5,16 +5,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-async fn patch(app: &TestApp, token: &str, id: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .patch(app.url(&format!("/users/{id}")))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn user_id(app: &TestApp, tokens: &Tokens) -> String {
     let me: Value = app
         .get("/users/me", Some(&tokens.access))
@@ -98,7 +88,11 @@ async fn non_admins_get_403_and_anonymous_callers_401() {
     let id = user_id(&app, &user).await;
     assert_forbidden(app.get("/users", Some(&user.access)).await).await;
     assert_forbidden(app.get(&format!("/users/{id}"), Some(&user.access)).await).await;
-    assert_forbidden(patch(&app, &user.access, &id, &json!({"roles": ["admin"]})).await).await;
+    assert_forbidden(
+        app.patch_user(&user.access, &id, &json!({"roles": ["admin"]}))
+            .await,
+    )
+    .await;
     assert_forbidden(app.get("/admin/audit-events", Some(&user.access)).await).await;
     assert_problem(
         app.get("/users", None).await,
@@ -131,7 +125,9 @@ async fn a_demoted_admin_loses_access_on_the_next_request() {
         app.get("/users", Some(&other.access)).await.status(),
         StatusCode::OK
     );
-    let response = patch(&app, &root.access, &other_id, &json!({"roles": ["user"]})).await;
+    let response = app
+        .patch_user(&root.access, &other_id, &json!({"roles": ["user"]}))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_forbidden(app.get("/users", Some(&other.access)).await).await;
 }
@@ -154,13 +150,13 @@ async fn get_user_finds_by_id_and_404s_otherwise() {
         let response = app.get(&path, Some(&admin.access)).await;
         assert_problem(response, StatusCode::NOT_FOUND, "user_not_found").await;
     }
-    let response = patch(
-        &app,
-        &admin.access,
-        &unknown.to_string(),
-        &json!({"is_active": false}),
-    )
-    .await;
+    let response = app
+        .patch_user(
+            &admin.access,
+            &unknown.to_string(),
+            &json!({"is_active": false}),
+        )
+        .await;
     assert_problem(response, StatusCode::NOT_FOUND, "user_not_found").await;
 }
 
@@ -171,7 +167,9 @@ async fn disabling_a_user_revokes_every_session_at_once_and_enabling_restores_lo
     let bob = app.user_with_tokens("bob").await;
     let bob_again = app.tokens("bob", PASSWORD).await;
     let id = user_id(&app, &bob).await;
-    let response = patch(&app, &admin.access, &id, &json!({"is_active": false})).await;
+    let response = app
+        .patch_user(&admin.access, &id, &json!({"is_active": false}))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["is_active"], false);
@@ -190,7 +188,8 @@ async fn disabling_a_user_revokes_every_session_at_once_and_enabling_restores_lo
     )
     .await;
 
-    patch(&app, &admin.access, &id, &json!({"is_active": true})).await;
+    app.patch_user(&admin.access, &id, &json!({"is_active": true}))
+        .await;
     tokens_of(app.login("bob", PASSWORD).await).await;
 }
 
@@ -203,7 +202,8 @@ async fn roles_email_and_full_name_can_be_changed_and_cleared() {
     app.clock.advance(chrono::Duration::seconds(5));
     let body =
         json!({"roles": ["user", "admin"], "email": "bob@example.com", "full_name": "Bob B."});
-    let changed: Value = patch(&app, &admin.access, &id, &body)
+    let changed: Value = app
+        .patch_user(&admin.access, &id, &body)
         .await
         .json()
         .await
@@ -215,7 +215,8 @@ async fn roles_email_and_full_name_can_be_changed_and_cleared() {
     let promoted = app.tokens("bob", PASSWORD).await;
     assert_eq!(promoted.body["scope"], "user admin");
 
-    let cleared: Value = patch(&app, &admin.access, &id, &json!({"email": null}))
+    let cleared: Value = app
+        .patch_user(&admin.access, &id, &json!({"email": null}))
         .await
         .json()
         .await
@@ -245,7 +246,7 @@ async fn invalid_changes_are_refused_without_touching_the_user() {
         (json!({"password": "sneaky password"}), "password"),
     ];
     for (body, field) in cases {
-        let response = patch(&app, &admin.access, &id, &body).await;
+        let response = app.patch_user(&admin.access, &id, &body).await;
         let problem = assert_problem(
             response,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -254,9 +255,13 @@ async fn invalid_changes_are_refused_without_touching_the_user() {
         .await;
         assert_eq!(problem["errors"][0]["field"], field, "{body}");
     }
-    let response = patch(&app, &admin.access, &id, &json!({"email": "C@EXAMPLE.COM"})).await;
+    let response = app
+        .patch_user(&admin.access, &id, &json!({"email": "C@EXAMPLE.COM"}))
+        .await;
     assert_problem(response, StatusCode::CONFLICT, "email_taken").await;
-    let response = patch(&app, &admin.access, &admin_id, &json!({"is_active": false})).await;
+    let response = app
+        .patch_user(&admin.access, &admin_id, &json!({"is_active": false}))
+        .await;
     let problem = assert_problem(
         response,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -285,7 +290,11 @@ async fn a_non_admin_learns_nothing_from_bad_parameters() {
         assert_forbidden(app.get(path, Some(&user.access)).await).await;
     }
     let id = user_id(&app, &user).await;
-    assert_forbidden(patch(&app, &user.access, &id, &json!([null, null])).await).await;
+    assert_forbidden(
+        app.patch_user(&user.access, &id, &json!([null, null]))
+            .await,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -164,7 +164,12 @@ async fn filters_limit_and_before_page_through_the_log() {
 
 #[tokio::test]
 async fn the_purge_removes_expired_sessions_and_events_past_retention() {
-    let app = spawn_app_with(&[("AUDIT_RETENTION_DAYS", "30")]).await;
+    // Sessions may live 90 days here, so root's outlives the 31 days below.
+    let app = spawn_app_with(&[
+        ("AUDIT_RETENTION_DAYS", "30"),
+        ("SESSION_MAX_LIFETIME_SECONDS", "7776000"),
+    ])
+    .await;
     let admin = app.admin_with_tokens("root").await;
     let old = app.user_with_tokens("alice").await;
     // root keeps its session alive by refreshing every 10 days; alice's expires after 14.

@@ -94,6 +94,11 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     spawn_app_customised(overrides, |_| {}).await
 }
 
+/// An app on the database at `url` (the test keeps it alive and removes it).
+pub async fn spawn_app_on(url: &str, overrides: &[(&str, &str)]) -> TestApp {
+    start(TestDatabase::Shared, url, overrides, |_| {}).await
+}
+
 /// Like [`spawn_app_with`], letting the test swap parts of the state (e.g. a failing probe).
 pub async fn spawn_app_customised(
     overrides: &[(&str, &str)],
@@ -210,6 +215,28 @@ impl TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+
+    /// `PUT /users/me/password` as the holder of `token`.
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Response {
+        self.client
+            .put(self.url("/users/me/password"))
+            .bearer_auth(token)
+            .json(&json!({"current_password": current, "new_password": new}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `PATCH /users/{id}` as the holder of `token`.
+    pub async fn patch_user(&self, token: &str, id: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(&format!("/users/{id}")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn register(&self, username: &str, password: &str) -> Response {

@@ -327,16 +327,6 @@ async fn assert_too_common(response: Response, field: &str) {
     );
 }
 
-async fn change_password(app: &TestApp, token: &str, current: &str, new: &str) -> Response {
-    app.client
-        .put(app.url("/users/me/password"))
-        .bearer_auth(token)
-        .json(&json!({"current_password": current, "new_password": new}))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn common_passwords_are_refused_in_any_case_at_registration_and_on_change() {
     let app = spawn_app().await;
@@ -351,7 +341,7 @@ async fn common_passwords_are_refused_in_any_case_at_registration_and_on_change(
     let tokens = app.user_with_tokens("alice").await;
     for common in ["baseball1", "Football1"] {
         assert_too_common(
-            change_password(&app, &tokens.access, PASSWORD, common).await,
+            app.change_password(&tokens.access, PASSWORD, common).await,
             "new_password",
         )
         .await;
@@ -365,7 +355,7 @@ async fn common_passwords_are_refused_in_any_case_at_registration_and_on_change(
         StatusCode::CREATED
     );
     assert_eq!(
-        change_password(&app, &tokens.access, PASSWORD, "seven quiet otters swim")
+        app.change_password(&tokens.access, PASSWORD, "seven quiet otters swim")
             .await
             .status(),
         StatusCode::NO_CONTENT

@@ -4,7 +4,9 @@
 mod admin;
 mod audit;
 mod auth_token;
+mod crypto_review;
 mod docs;
+mod edge;
 mod errors;
 mod health;
 mod helpers;
@@ -13,8 +15,10 @@ mod interop;
 mod lockout;
 mod metrics;
 mod refresh;
+mod review;
 mod sessions;
 mod token_hygiene;
+mod upgrade;
 mod users;
 
 #[path = "../support/mod.rs"]

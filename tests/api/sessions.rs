@@ -144,11 +144,16 @@ async fn a_bearer_can_open_a_new_session_with_its_own_refresh_token() {
     .await;
     let (_, new_claims) = jwt_parts(&refreshed.access);
     assert_eq!(new_claims["sid"], body["session_id"]);
-    // The new session outlives a logout of the first one.
-    app.post_bearer("/auth/logout", &tokens.access).await;
+    // The new session is the first one's: a logout of the first ends it too, so a stolen
+    // access token cannot mint a session that outlives its victim's logout.
     assert_eq!(
         app.get("/users/me", Some(&refreshed.access)).await.status(),
         StatusCode::OK
+    );
+    app.post_bearer("/auth/logout", &tokens.access).await;
+    assert_eq!(
+        app.get("/users/me", Some(&refreshed.access)).await.status(),
+        StatusCode::UNAUTHORIZED
     );
 }
 

@@ -198,27 +198,14 @@ async fn the_protected_endpoint_greets_the_caller() {
     .await;
 }
 
-async fn change_password(
-    app: &TestApp,
-    token: &str,
-    current: &str,
-    new: &str,
-) -> reqwest::Response {
-    app.client
-        .put(app.url("/users/me/password"))
-        .bearer_auth(token)
-        .json(&json!({"current_password": current, "new_password": new}))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn changing_the_password_revokes_every_other_session() {
     let app = spawn_app().await;
     let mine = app.user_with_tokens("alice").await;
     let other = app.tokens("alice", PASSWORD).await;
-    let response = change_password(&app, &mine.access, PASSWORD, "a brand new passphrase").await;
+    let response = app
+        .change_password(&mine.access, PASSWORD, "a brand new passphrase")
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         app.get("/users/me", Some(&mine.access)).await.status(),
@@ -245,15 +232,11 @@ async fn changing_the_password_revokes_every_other_session() {
 async fn a_wrong_current_password_is_400_and_a_weak_new_one_422() {
     let app = spawn_app().await;
     let tokens = app.user_with_tokens("alice").await;
-    let response = change_password(
-        &app,
-        &tokens.access,
-        "not my password",
-        "a brand new passphrase",
-    )
-    .await;
+    let response = app
+        .change_password(&tokens.access, "not my password", "a brand new passphrase")
+        .await;
     assert_problem(response, StatusCode::BAD_REQUEST, "wrong_password").await;
-    let response = change_password(&app, &tokens.access, PASSWORD, "short").await;
+    let response = app.change_password(&tokens.access, PASSWORD, "short").await;
     let body = assert_problem(
         response,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -36,9 +36,14 @@
 //! user), |t| <= 1.4. The price: a failed login costs ~225 ms of a hashing thread instead of
 //! ~14 ms, so a flood of wrong passwords saturates the hashing threads about 16 times sooner
 //! (the queue timeout then answers "busy", as before); successful logins cost what they did.
-//! Once no bcrypt hash is left (see the README's query), building the hasher with
-//! [`Argon2Hasher::with_legacy_bcrypt`] and `None` removes the padding, and bcrypt hashes are
-//! then refused. Figures: BENCHMARKS.md, "Failed logins and imported bcrypt hashes".
+//!
+//! That price is paid only while it buys something: the padding is on only while the store may
+//! hold a bcrypt hash. The service asks the store at start and at every purge run
+//! ([`PasswordHasher::set_legacy_hashes_present`]), an import through the service turns it on
+//! at once, and so does any bcrypt verification; until the first answer it is on. A deployment
+//! that never imported bcrypt hashes, or whose imported users have all logged in once since,
+//! pays one argon2 verification per failed login. `LEGACY_BCRYPT_COST=off` refuses bcrypt
+//! hashes altogether. Figures: BENCHMARKS.md, "Failed logins and imported bcrypt hashes".
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,6 +141,11 @@ struct Shared {
     limits: Limits,
     dummy: Argon2Hash,
     work: WorkCounters,
+    /// Whether the store may hold bcrypt hashes: failures are padded only then (a deployment
+    /// with none pays one argon2 verification per failed login, not ~16 times that). Starts
+    /// true until the store has been asked ([`PasswordHasher::set_legacy_hashes_present`]), and
+    /// turns true again the moment a bcrypt hash is verified.
+    legacy_present: std::sync::atomic::AtomicBool,
 }
 
 /// argon2id hashing on `concurrency` threads of its own, with at most one more hash queued per
@@ -273,6 +283,7 @@ impl Argon2Hasher {
                 limits,
                 dummy: parsed_dummy,
                 work: WorkCounters::default(),
+                legacy_present: std::sync::atomic::AtomicBool::new(true),
             }),
             // Twice the threads: each thread has its next job waiting when it finishes one, instead
             // of idling while the finished caller's task wakes up and the next caller gets its
@@ -590,11 +601,14 @@ impl Shared {
         let parsed = parse_stored(stored, &self.limits);
         let (outcome, bcrypt_cost, argon2_done) = match &parsed {
             Ok(StoredHash::Argon2(hash)) => (self.verify_argon2(password, hash), None, true),
-            Ok(StoredHash::Bcrypt { cost }) => (
-                self.verify_bcrypt(password, stored, *cost),
-                Some(*cost),
-                false,
-            ),
+            Ok(StoredHash::Bcrypt { cost }) => {
+                self.legacy_present.store(true, Ordering::Relaxed);
+                (
+                    self.verify_bcrypt(password, stored, *cost),
+                    Some(*cost),
+                    false,
+                )
+            }
             Err(reason) => (Err(HashError::Failed(reason.clone())), None, false),
         };
         let matches = match outcome {
@@ -614,7 +628,11 @@ impl Shared {
         if !argon2_done {
             self.verify_argon2(password, &self.dummy)?;
         }
-        if let Some(target) = self.limits.bcrypt_cost {
+        let padded = self
+            .limits
+            .bcrypt_cost
+            .filter(|_| self.legacy_present.load(Ordering::Relaxed));
+        if let Some(target) = padded {
             match bcrypt_cost {
                 // 2^c + (2^c + 2^(c+1) + .. + 2^(C-1)) = 2^C
                 Some(done) => {
@@ -658,6 +676,14 @@ impl PasswordHasher for Argon2Hasher {
 
     fn is_supported(&self, hash: &PasswordHash) -> bool {
         parse_stored(hash.as_str(), &self.shared.limits).is_ok()
+    }
+
+    fn legacy_hash_prefix(&self) -> Option<&'static str> {
+        self.shared.limits.bcrypt_cost.map(|_| "$2")
+    }
+
+    fn set_legacy_hashes_present(&self, present: bool) {
+        self.shared.legacy_present.store(present, Ordering::Relaxed);
     }
 
     fn needs_rehash(&self, hash: &PasswordHash) -> bool {

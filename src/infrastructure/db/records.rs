@@ -24,6 +24,7 @@ pub(crate) struct UserRecord {
     pub password_hash: String,
     pub roles: String,
     pub is_active: bool,
+    pub credential_version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -46,6 +47,7 @@ impl UserRecord {
             roles: Roles::parse_space_separated(&self.roles).map_err(corrupt("roles"))?,
             is_active: self.is_active,
             password_hash: PasswordHash::new(self.password_hash),
+            credential_version: self.credential_version,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -60,6 +62,8 @@ pub(crate) struct SessionRecord {
     pub scope: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    pub parent_id: Option<Uuid>,
 }
 
 impl SessionRecord {
@@ -70,6 +74,8 @@ impl SessionRecord {
             scope: Roles::parse_space_separated(&self.scope).map_err(corrupt("scope"))?,
             created_at: self.created_at,
             expires_at: self.expires_at,
+            not_after: self.not_after,
+            parent_id: self.parent_id.map(SessionId::from_uuid),
         })
     }
 }

@@ -405,6 +405,7 @@ mod tests {
             email: Some(EmailAddress::parse("alice@example.com").unwrap()),
             full_name: Some(FullName::parse("Alice \"Quote\" Liddell").unwrap()),
             password_hash: PasswordHash::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into()),
+            credential_version: 0,
             roles: Roles::new([Role::User, Role::Admin]),
             is_active: true,
             created_at: now,

@@ -6,31 +6,41 @@ use chrono::{DateTime, Utc};
 use super::PgStore;
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::ports::{
-    AuditLog, LockoutPolicy, LoginThrottle, Purge, StoreError, ThrottleState,
+    AuditLog, LockoutPolicy, LoginThrottle, Purge, StoreError, ThrottleEvent, ThrottleOutcome,
+    ThrottleState,
 };
+use crate::domain::user::LoginKey;
 use crate::infrastructure::db::records::AuditRecord;
 use crate::infrastructure::db::store_error;
+
+/// Appends an event on `executor` (the pool, or an open transaction).
+pub(super) async fn insert_event<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, at, event, user_id, username, ip, user_agent, success, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(event.id)
+    .bind(event.at)
+    .bind(event.kind.as_str())
+    .bind(event.user_id.map(|id| id.as_uuid()))
+    .bind(event.username.as_deref())
+    .bind(event.ip.map(|ip| ip.to_string()))
+    .bind(event.user_agent.as_deref())
+    .bind(event.success)
+    .bind(event.detail.as_deref())
+    .execute(executor)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
 
 #[async_trait]
 impl AuditLog for PgStore {
     async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, event, user_id, username, ip, user_agent, success, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(event.id)
-        .bind(event.at)
-        .bind(event.kind.as_str())
-        .bind(event.user_id.map(|id| id.as_uuid()))
-        .bind(event.username.as_deref())
-        .bind(event.ip.map(|ip| ip.to_string()))
-        .bind(event.user_agent.as_deref())
-        .bind(event.success)
-        .bind(event.detail.as_deref())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(())
+        insert_event(&self.pool, event).await
     }
 
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
@@ -56,68 +66,58 @@ impl AuditLog for PgStore {
 
 #[async_trait]
 impl LoginThrottle for PgStore {
-    async fn state(&self, key: &str, now: DateTime<Utc>) -> Result<ThrottleState, StoreError> {
-        let row: Option<(i32, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "SELECT failures, locks, locked_until FROM login_throttle WHERE login_key = $1",
-        )
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(
-            row.map_or_else(ThrottleState::default, |(failures, locks, until)| {
-                ThrottleState {
-                    failures: u32::try_from(failures).unwrap_or_default(),
-                    locks: u32::try_from(locks).unwrap_or_default(),
-                    locked_until: until.filter(|until| *until > now),
-                }
-            }),
-        )
-    }
-
-    async fn record_failure(
+    async fn apply(
         &self,
-        key: &str,
-        now: DateTime<Utc>,
+        key: &LoginKey,
+        event: ThrottleEvent,
         policy: &LockoutPolicy,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        now: DateTime<Utc>,
+    ) -> Result<ThrottleOutcome, StoreError> {
+        type Row = (i32, i32, i32, Option<DateTime<Utc>>, DateTime<Utc>, bool);
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // The upsert locks the row until commit: concurrent failures on other replicas queue.
-        let (failures, locks): (i32, i32) = sqlx::query_as(
-            "INSERT INTO login_throttle (login_key, failures, locks, updated_at) VALUES ($1, 1, 0, $2)
-             ON CONFLICT (login_key) DO UPDATE SET failures = login_throttle.failures + 1, updated_at = $2
-             RETURNING failures, locks",
+        // The no-op upsert locks the key's row (creating it if absent) until commit: calls for
+        // one key from every replica queue here, so read, policy and write are one step.
+        let (failures, pending, locks, locked_until, updated_at, created): Row = sqlx::query_as(
+            "INSERT INTO login_throttle (login_key, failures, pending, locks, updated_at)
+             VALUES ($1, 0, 0, 0, $2)
+             ON CONFLICT (login_key) DO UPDATE SET login_key = excluded.login_key
+             RETURNING failures, pending, locks, locked_until, updated_at, (xmax = 0)",
         )
-        .bind(key)
+        .bind(key.as_str())
         .bind(now)
         .fetch_one(&mut *tx)
         .await
         .map_err(store_error)?;
-        let locked_until = if u32::try_from(failures).unwrap_or_default() >= policy.max_failures {
-            let until = now + policy.lock_length(u32::try_from(locks).unwrap_or_default());
-            sqlx::query(
-                "UPDATE login_throttle SET failures = 0, locks = locks + 1, locked_until = $1 WHERE login_key = $2",
+        let count = |n: i32| u32::try_from(n).unwrap_or_default();
+        let stored = (!created).then_some(ThrottleState {
+            failures: count(failures),
+            pending: count(pending),
+            locks: count(locks),
+            locked_until,
+            updated_at,
+        });
+        let (next, outcome) = policy.apply(stored, event, now);
+        let signed = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        match next {
+            Some(state) => sqlx::query(
+                "UPDATE login_throttle SET failures = $2, pending = $3, locks = $4,
+                 locked_until = $5, updated_at = $6 WHERE login_key = $1",
             )
-            .bind(until)
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-            Some(until)
-        } else {
-            None
-        };
+            .bind(key.as_str())
+            .bind(signed(state.failures))
+            .bind(signed(state.pending))
+            .bind(signed(state.locks))
+            .bind(state.locked_until)
+            .bind(state.updated_at),
+            None => {
+                sqlx::query("DELETE FROM login_throttle WHERE login_key = $1").bind(key.as_str())
+            }
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
-        Ok(locked_until)
-    }
-
-    async fn record_success(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM login_throttle WHERE login_key = $1")
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        Ok(outcome)
     }
 }
 

@@ -20,7 +20,10 @@ use super::{store_error, DbOptions};
 use crate::domain::ports::{HealthProbe, StoreError};
 
 const USER_COLUMNS: &str =
-    "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.created_at, u.updated_at";
+    "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.credential_version, u.created_at, u.updated_at";
+
+/// The `sessions` columns a [`crate::infrastructure::db::records::SessionRecord`] reads.
+const SESSION_COLUMNS: &str = "id, user_id, scope, created_at, expires_at, not_after, parent_id";
 
 /// Every repository in one PostgreSQL database.
 pub struct PgStore {
@@ -61,10 +64,14 @@ impl super::PoolState for PgStore {
 #[async_trait]
 impl HealthProbe for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        // A committed write: a read-only standby or a full disk is not ready.
+        sqlx::query(
+            "INSERT INTO health_probe (id, at) VALUES (1, now())
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(store_error)
     }
 }

@@ -2,136 +2,113 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{PgStore, USER_COLUMNS};
+use super::audit::insert_event;
+use super::{PgStore, SESSION_COLUMNS, USER_COLUMNS};
 use crate::domain::ports::{StoreError, TokenRepository};
 use crate::domain::session::{
-    RefreshTokenHash, RefreshTokenRecord, RevocationReason, RotationOutcome, Session, SessionId,
+    NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome, SessionId,
 };
 use crate::domain::user::UserId;
 use crate::infrastructure::db::records::{SessionRecord, UserRecord};
 use crate::infrastructure::db::store_error;
 
+const INSERT_TOKEN: &str =
+    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+
 #[async_trait]
 impl TokenRepository for PgStore {
-    #[tracing::instrument(skip_all, fields(session_id = %session.id))]
-    async fn create_session(
-        &self,
-        session: &Session,
-        first_token: &RefreshTokenRecord,
-    ) -> Result<(), StoreError> {
+    #[tracing::instrument(skip_all, fields(session_id = %new.session.id))]
+    async fn create_session(&self, new: &NewSession) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let session = &new.session;
         let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // FOR SHARE holds off a password change (its UPDATE waits for this commit, then revokes
+        // this session); a change committed before shows here as a newer credential version.
+        let current: Option<(i64, bool)> = sqlx::query_as(
+            "SELECT credential_version, is_active FROM users WHERE id = $1 FOR SHARE",
+        )
+        .bind(session.user_id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if current != Some((new.credential_version, true)) {
+            return Ok(None);
+        }
+        let mut not_after = session.not_after;
+        if let Some(parent) = session.parent_id {
+            // Likewise, a revocation of the parent either waits for this commit (and then
+            // revokes this session with it) or was committed before (and refuses it).
+            let parent_end: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT not_after FROM sessions
+                 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3
+                 FOR SHARE",
+            )
+            .bind(parent.as_uuid())
+            .bind(session.user_id.as_uuid())
+            .bind(session.created_at)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let Some(parent_end) = parent_end else {
+                return Ok(None);
+            };
+            not_after = not_after.min(parent_end);
+        }
+        let expires_at = session.expires_at.min(not_after);
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(session.id.as_uuid())
         .bind(session.user_id.as_uuid())
         .bind(session.scope.to_space_separated())
         .bind(session.created_at)
-        .bind(session.expires_at)
+        .bind(expires_at)
+        .bind(not_after)
+        .bind(session.parent_id.map(|id| id.as_uuid()))
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
+        let token = &new.first_token;
+        sqlx::query(INSERT_TOKEN)
+            .bind(token.hash.as_str())
+            .bind(session.id.as_uuid())
+            .bind(token.created_at)
+            .bind(token.expires_at.min(not_after))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
         sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+             WHERE id IN (SELECT id FROM sessions
+                          WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1
+                          ORDER BY created_at DESC, id DESC OFFSET $4)",
         )
-        .bind(first_token.hash.as_str())
-        .bind(first_token.session_id.as_uuid())
-        .bind(first_token.created_at)
-        .bind(first_token.expires_at)
+        .bind(session.created_at)
+        .bind(RevocationReason::TooManySessions.as_str())
+        .bind(session.user_id.as_uuid())
+        .bind(i64::from(new.max_live_sessions))
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)
+        tx.commit().await.map_err(store_error)?;
+        Ok(Some(expires_at))
     }
 
     #[tracing::instrument(skip_all)]
     async fn rotate_refresh_token(
         &self,
-        presented: &RefreshTokenHash,
-        next: &RefreshTokenHash,
-        next_expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
+        rotation: &Rotation,
     ) -> Result<RotationOutcome, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // Under READ COMMITTED a concurrent caller blocks on the row lock, then re-checks
-        // `used_at IS NULL` against the committed row and matches nothing: one winner, on any
-        // number of replicas.
-        let claimed: Option<Uuid> = sqlx::query_scalar(
-            "UPDATE refresh_tokens SET used_at = $1
-             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1
-               AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
-                           WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL
-                             AND u.is_active)
-             RETURNING session_id",
-        )
-        .bind(now)
-        .bind(presented.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-
-        if let Some(session_id) = claimed {
-            sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(next.as_str())
-            .bind(session_id)
-            .bind(now)
-            .bind(next_expires_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-            let session: SessionRecord = sqlx::query_as(
-                "UPDATE sessions SET expires_at = $1 WHERE id = $2
-                 RETURNING id, user_id, scope, created_at, expires_at",
-            )
-            .bind(next_expires_at)
-            .bind(session_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(store_error)?;
-            let session = session.into_session()?;
-            let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
-            let user: UserRecord = sqlx::query_as(&sql)
-                .bind(session.user_id.as_uuid())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(store_error)?;
-            let user = user.into_user()?;
-            tx.commit().await.map_err(store_error)?;
-            return Ok(RotationOutcome::Rotated {
-                session,
-                user: Box::new(user),
-            });
+        let outcome = rotate(&mut tx, rotation).await?;
+        if let Some(event) = outcome.audit_event(&rotation.audit) {
+            insert_event(&mut *tx, &event).await?;
         }
-
-        let used: Option<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT t.session_id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-             WHERE t.token_hash = $1 AND t.used_at IS NOT NULL",
-        )
-        .bind(presented.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let Some((session_id, user_id)) = used else {
-            return Ok(RotationOutcome::Invalid);
-        };
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(RevocationReason::RefreshTokenReused.as_str())
-        .bind(session_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
-        Ok(RotationOutcome::Reused {
-            session_id: SessionId::from_uuid(session_id),
-            user_id: UserId::from_uuid(user_id),
-        })
+        Ok(outcome)
     }
 
     async fn find_session_of_refresh_token(
@@ -153,16 +130,10 @@ impl TokenRepository for PgStore {
         reason: RevocationReason,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(reason.as_str())
-        .bind(id.as_uuid())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(done.rows_affected() == 1)
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let changed = revoke_family(&mut tx, id.as_uuid(), reason, now).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(changed)
     }
 
     async fn revoke_user_sessions(
@@ -172,17 +143,133 @@ impl TokenRepository for PgStore {
         reason: RevocationReason,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
-             WHERE user_id = $3 AND revoked_at IS NULL AND id IS DISTINCT FROM $4",
-        )
-        .bind(now)
-        .bind(reason.as_str())
-        .bind(user_id.as_uuid())
-        .bind(except.map(|id| id.as_uuid()))
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(done.rows_affected())
+        let mut connection = self.pool.acquire().await.map_err(store_error)?;
+        revoke_all(&mut connection, user_id, except, reason, now).await
     }
+}
+
+/// Revokes every live session of a user but `except`; returns how many.
+pub(super) async fn revoke_all(
+    connection: &mut PgConnection,
+    user_id: UserId,
+    except: Option<SessionId>,
+    reason: RevocationReason,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+         WHERE user_id = $3 AND revoked_at IS NULL AND id IS DISTINCT FROM $4",
+    )
+    .bind(now)
+    .bind(reason.as_str())
+    .bind(user_id.as_uuid())
+    .bind(except.map(|id| id.as_uuid()))
+    .execute(connection)
+    .await
+    .map_err(store_error)?;
+    Ok(done.rows_affected())
+}
+
+/// Revokes a session and the sessions started from it; returns whether the session itself
+/// was live.
+async fn revoke_family(
+    connection: &mut PgConnection,
+    id: Uuid,
+    reason: RevocationReason,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason.as_str())
+    .bind(id)
+    .execute(&mut *connection)
+    .await
+    .map_err(store_error)?;
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE parent_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason.as_str())
+    .bind(id)
+    .execute(&mut *connection)
+    .await
+    .map_err(store_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The rotation inside the caller's transaction.
+async fn rotate(tx: &mut PgConnection, rotation: &Rotation) -> Result<RotationOutcome, StoreError> {
+    // Under READ COMMITTED a concurrent caller blocks on the row lock, then re-checks
+    // `used_at IS NULL` against the committed row and matches nothing: one winner, on any
+    // number of replicas.
+    let claimed: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE refresh_tokens SET used_at = $1
+         WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1
+           AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+                       WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL
+                         AND u.is_active)
+         RETURNING session_id",
+    )
+    .bind(rotation.now)
+    .bind(rotation.presented.as_str())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(store_error)?;
+
+    if let Some(session_id) = claimed {
+        let sql = format!(
+            "UPDATE sessions SET expires_at = least($1, not_after) WHERE id = $2
+             RETURNING {SESSION_COLUMNS}"
+        );
+        let session: SessionRecord = sqlx::query_as(&sql)
+            .bind(rotation.next_expires_at)
+            .bind(session_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let session = session.into_session()?;
+        sqlx::query(INSERT_TOKEN)
+            .bind(rotation.next.as_str())
+            .bind(session_id)
+            .bind(rotation.now)
+            .bind(session.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+        let user: UserRecord = sqlx::query_as(&sql)
+            .bind(session.user_id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        return Ok(RotationOutcome::Rotated {
+            session,
+            user: Box::new(user.into_user()?),
+        });
+    }
+
+    let used: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT t.session_id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+         WHERE t.token_hash = $1 AND t.used_at IS NOT NULL",
+    )
+    .bind(rotation.presented.as_str())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    let Some((session_id, user_id)) = used else {
+        return Ok(RotationOutcome::Invalid);
+    };
+    revoke_family(
+        tx,
+        session_id,
+        RevocationReason::RefreshTokenReused,
+        rotation.now,
+    )
+    .await?;
+    Ok(RotationOutcome::Reused {
+        session_id: SessionId::from_uuid(session_id),
+        user_id: UserId::from_uuid(user_id),
+    })
 }

@@ -3,13 +3,15 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::{micros, store_error, time, uuid, SqliteStore};
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::ports::{
-    AuditLog, LockoutPolicy, LoginThrottle, Purge, StoreError, ThrottleState,
+    AuditLog, LockoutPolicy, LoginThrottle, Purge, StoreError, ThrottleEvent, ThrottleOutcome,
+    ThrottleState,
 };
+use crate::domain::user::LoginKey;
 use crate::infrastructure::db::records::AuditRecord;
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
@@ -29,33 +31,38 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
     })
 }
 
+/// Appends an event in the open transaction.
+pub(super) fn insert_event(connection: &Connection, event: &AuditEvent) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "INSERT INTO audit_events (id, at, event, user_id, username, ip, user_agent, success, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                event.id.to_string(),
+                micros(event.at),
+                event.kind.as_str(),
+                event.user_id.map(|id| id.to_string()),
+                event.username,
+                event.ip.map(|ip| ip.to_string()),
+                event.user_agent,
+                event.success,
+                event.detail,
+            ])
+        })
+        .map_err(store_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl AuditLog for SqliteStore {
     /// Written through the group-committed queue ([`SqliteStore::write`]): a burst of events,
     /// and the logins or rotations they describe, share one commit.
     async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let row = (
-            event.id.to_string(),
-            micros(event.at),
-            event.kind.as_str(),
-            event.user_id.map(|id| id.to_string()),
-            event.username.clone(),
-            event.ip.map(|ip| ip.to_string()),
-            event.user_agent.clone(),
-            event.success,
-            event.detail.clone(),
-        );
-        self.write(move |connection| {
-            connection
-                .prepare_cached(
-                    "INSERT INTO audit_events (id, at, event, user_id, username, ip, user_agent, success, detail)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .and_then(|mut s| s.execute(row))
-                .map_err(store_error)?;
-            Ok(())
-        })
-        .await
+        let event = event.clone();
+        self.write(move |connection| insert_event(connection, &event))
+            .await
     }
 
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
@@ -78,85 +85,77 @@ impl AuditLog for SqliteStore {
         }
         sql.push_str(" ORDER BY at DESC, id DESC LIMIT ?");
         values.push(Value::Integer(i64::from(filter.limit)));
-        let reader = self.reader().await?;
-        let records = reader
-            .prepare_cached(&sql)
-            .and_then(|mut s| {
-                s.query_map(params_from_iter(values), event_from_row)?
+        let records = self
+            .read(move |reader| {
+                reader
+                    .prepare_cached(&sql)?
+                    .query_map(params_from_iter(values), event_from_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
-            .map_err(store_error)?;
+            .await?;
         records.into_iter().map(AuditRecord::into_event).collect()
     }
 }
 
 #[async_trait]
 impl LoginThrottle for SqliteStore {
-    async fn state(&self, key: &str, now: DateTime<Utc>) -> Result<ThrottleState, StoreError> {
-        let reader = self.reader().await?;
-        let row: Option<(u32, u32, Option<i64>)> = reader
-            .prepare_cached(
-                "SELECT failures, locks, locked_until FROM login_throttle WHERE login_key = ?",
-            )
-            .and_then(|mut s| {
-                s.query_row([key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                    .optional()
-            })
-            .map_err(store_error)?;
-        Ok(
-            row.map_or_else(ThrottleState::default, |(failures, locks, until)| {
-                ThrottleState {
-                    failures,
-                    locks,
-                    locked_until: until
-                        .filter(|until| *until > micros(now))
-                        .and_then(DateTime::from_timestamp_micros),
-                }
-            }),
-        )
-    }
-
-    async fn record_failure(
+    async fn apply(
         &self,
-        key: &str,
-        now: DateTime<Utc>,
+        key: &LoginKey,
+        event: ThrottleEvent,
         policy: &LockoutPolicy,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let (key, policy) = (key.to_owned(), *policy);
+        now: DateTime<Utc>,
+    ) -> Result<ThrottleOutcome, StoreError> {
+        let (key, policy) = (key.as_str().to_owned(), *policy);
+        // On the writer thread, one job at a time: the read, the policy and the write are one
+        // atomic step.
         self.write(move |tx| {
-            let key = key.as_str();
-        let (failures, locks): (u32, u32) = tx
-            .prepare_cached(
-                "INSERT INTO login_throttle (login_key, failures, locks, updated_at) VALUES (?1, 1, 0, ?2)
-                 ON CONFLICT (login_key) DO UPDATE SET failures = failures + 1, updated_at = ?2
-                 RETURNING failures, locks",
-            )
-            .and_then(|mut s| s.query_row(params![key, micros(now)], |row| Ok((row.get(0)?, row.get(1)?))))
-            .map_err(store_error)?;
-        let locked_until = if failures >= policy.max_failures {
-            let until = now + policy.lock_length(locks);
-            tx.prepare_cached(
-                "UPDATE login_throttle SET failures = 0, locks = locks + 1, locked_until = ? WHERE login_key = ?",
-            )
-            .and_then(|mut s| s.execute(params![micros(until), key]))
-            .map_err(store_error)?;
-            Some(until)
-        } else {
-            None
-        };
-        Ok(locked_until)
-        })
-        .await
-    }
-
-    async fn record_success(&self, key: &str) -> Result<(), StoreError> {
-        let key = key.to_owned();
-        self.write(move |connection| {
-            connection
-                .prepare_cached("DELETE FROM login_throttle WHERE login_key = ?")
-                .and_then(|mut s| s.execute([key]))
+            let stored = tx
+                .prepare_cached(
+                    "SELECT failures, pending, locks, locked_until, updated_at
+                     FROM login_throttle WHERE login_key = ?",
+                )
+                .and_then(|mut s| {
+                    s.query_row([&key], |row| {
+                        Ok(ThrottleState {
+                            failures: row.get(0)?,
+                            pending: row.get(1)?,
+                            locks: row.get(2)?,
+                            locked_until: row.get::<_, Option<i64>>(3)?.map(time).transpose()?,
+                            updated_at: time(row.get(4)?)?,
+                        })
+                    })
+                    .optional()
+                })
                 .map_err(store_error)?;
-            Ok(())
+            let (next, outcome) = policy.apply(stored, event, now);
+            if next == stored {
+                return Ok(outcome);
+            }
+            match next {
+                Some(state) => tx
+                    .prepare_cached(
+                        "INSERT INTO login_throttle (login_key, failures, pending, locks, locked_until, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (login_key) DO UPDATE SET failures = ?2, pending = ?3, locks = ?4,
+                             locked_until = ?5, updated_at = ?6",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            key,
+                            state.failures,
+                            state.pending,
+                            state.locks,
+                            state.locked_until.map(micros),
+                            micros(state.updated_at),
+                        ])
+                    }),
+                None => tx
+                    .prepare_cached("DELETE FROM login_throttle WHERE login_key = ?")
+                    .and_then(|mut s| s.execute([&key])),
+            }
+            .map_err(store_error)?;
+            Ok(outcome)
         })
         .await
     }

@@ -150,6 +150,7 @@ mod tests {
             ),
             roles: Roles::default(),
             is_active: true,
+            credential_version: 0,
             created_at: now,
             updated_at: now,
         })

@@ -39,14 +39,14 @@ use crate::domain::user::User;
 /// `concat!`ed at compile time rather than formatted per call.
 macro_rules! user_columns {
     () => {
-        "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.created_at, u.updated_at"
+        "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.credential_version, u.created_at, u.updated_at"
     };
 }
 pub(super) use user_columns;
 
 /// Users, sessions, refresh tokens, lockout counters and the audit log in one SQLite file.
 pub struct SqliteStore {
-    readers: ReaderPool,
+    readers: Arc<ReaderPool>,
     /// The queue of the writer thread (see [`SqliteStore::write`]).
     writes: std::sync::mpsc::Sender<Job>,
     /// Whether the writer thread is running a batch now (for the pool gauges).
@@ -82,20 +82,20 @@ struct ReaderPool {
 }
 
 /// A reader on loan; it goes back to the pool when dropped.
-pub(super) struct Reader<'a> {
-    pool: &'a ReaderPool,
+pub(super) struct Reader {
+    pool: Arc<ReaderPool>,
     connection: Option<Connection>,
     _permit: OwnedSemaphorePermit,
 }
 
-impl std::ops::Deref for Reader<'_> {
+impl std::ops::Deref for Reader {
     type Target = Connection;
     fn deref(&self) -> &Connection {
         self.connection.as_ref().expect("present until dropped")
     }
 }
 
-impl Drop for Reader<'_> {
+impl Drop for Reader {
     fn drop(&mut self) {
         if let (Some(connection), Ok(mut idle)) = (self.connection.take(), self.pool.idle.lock()) {
             idle.push(connection);
@@ -179,12 +179,12 @@ impl SqliteStore {
             Arc::clone(&writer_busy),
         )?;
         Ok(Self {
-            readers: ReaderPool {
+            readers: Arc::new(ReaderPool {
                 path,
                 idle: SyncMutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(options.max_connections as usize)),
                 opened: std::sync::atomic::AtomicUsize::new(0),
-            },
+            }),
             writes,
             writer_busy,
             acquire_timeout: options.acquire_timeout,
@@ -193,7 +193,7 @@ impl SqliteStore {
     }
 
     /// A read-only connection (waiting at most the acquire timeout for one).
-    pub(super) async fn reader(&self) -> Result<Reader<'_>, StoreError> {
+    async fn reader(&self) -> Result<Reader, StoreError> {
         let permit = tokio::time::timeout(
             self.acquire_timeout,
             self.readers.permits.clone().acquire_owned(),
@@ -225,10 +225,36 @@ impl SqliteStore {
             }
         };
         Ok(Reader {
-            pool: &self.readers,
+            pool: Arc::clone(&self.readers),
             connection: Some(connection),
             _permit: permit,
         })
+    }
+
+    /// Runs the read `work` on a reader connection on the blocking pool, and gives up with
+    /// [`StoreError::Unavailable`] after the acquire timeout.
+    ///
+    /// Reads used to run inline on the async workers (a hop to another thread costs more than
+    /// an indexed point query), but a read stuck in the kernel (a frozen disk, a lock held by
+    /// another process past the busy timeout) then blocked a runtime worker: with the disk
+    /// frozen, `/health` and uncached `GET /users/me` hung 36 s and even the request timeout
+    /// could not fire. Now a stuck read holds one reader and one blocking thread (both bounded
+    /// by the reader pool), and the request answers 503. The hot path does not pay the hop:
+    /// live sessions are answered from the cache.
+    pub(super) async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let deadline = tokio::time::Instant::now() + self.acquire_timeout;
+        let reader = self.reader().await?;
+        let task = tokio::task::spawn_blocking(move || work(&reader).map_err(store_error));
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(StoreError::Other("a SQLite read panicked".into())),
+            Err(_) => Err(StoreError::Unavailable(
+                "a SQLite read did not finish in time".into(),
+            )),
+        }
     }
 
     /// Runs `work` in a write transaction on the writer thread and returns its result once that
@@ -491,6 +517,7 @@ pub(super) fn store_error(error: rusqlite::Error) -> StoreError {
             | ErrorCode::DatabaseLocked
             | ErrorCode::CannotOpen
             | ErrorCode::SystemIoFailure
+            | ErrorCode::FileLockingProtocolFailed
             | ErrorCode::DiskFull => StoreError::Unavailable(error.to_string()),
             _ => StoreError::Other(error.to_string()),
         },
@@ -528,8 +555,9 @@ pub(super) fn user_record(row: &Row<'_>, at: usize) -> rusqlite::Result<UserReco
         password_hash: row.get(at + 4)?,
         roles: row.get(at + 5)?,
         is_active: row.get(at + 6)?,
-        created_at: time(row.get(at + 7)?)?,
-        updated_at: time(row.get(at + 8)?)?,
+        credential_version: row.get(at + 7)?,
+        created_at: time(row.get(at + 8)?)?,
+        updated_at: time(row.get(at + 9)?)?,
     })
 }
 
@@ -537,7 +565,11 @@ pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     user_record(row, 0)
 }
 
-/// A `sessions` row: id, user_id, scope, created_at, expires_at.
+/// The `sessions` columns in the order [`session_from_row`] reads them.
+pub(super) const SESSION_COLUMNS: &str =
+    "id, user_id, scope, created_at, expires_at, not_after, parent_id";
+
+/// A `sessions` row in [`SESSION_COLUMNS`] order.
 pub(super) fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
         id: uuid(&row.get::<_, String>(0)?)?,
@@ -545,6 +577,11 @@ pub(super) fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord>
         scope: row.get(2)?,
         created_at: time(row.get(3)?)?,
         expires_at: time(row.get(4)?)?,
+        not_after: time(row.get(5)?)?,
+        parent_id: row
+            .get::<_, Option<String>>(6)?
+            .map(|id| uuid(&id))
+            .transpose()?,
     })
 }
 
@@ -573,12 +610,53 @@ impl super::PoolState for SqliteStore {
 #[async_trait]
 impl HealthProbe for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        let reader = self.reader().await?;
-        reader
-            .prepare_cached("SELECT 1")
-            .and_then(|mut statement| statement.query_row([], |_| Ok(())))
-            .map_err(store_error)
+        self.read(|reader| reader.query_row("SELECT 1", [], |_| Ok(())))
+            .await?;
+        // A committed write through the writer: an unwritable file or a failing disk shows here.
+        let now = micros(Utc::now());
+        self.write(move |connection| {
+            connection
+                .prepare_cached("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)")
+                .and_then(|mut s| s.execute([now]))
+                .map_err(store_error)
+                .map(|_| ())
+        })
+        .await?;
+        // A full disk does not always fail that write (the WAL reuses its own space until it
+        // must grow), but the next checkpoint or growing write fails: ask the file system.
+        let directory = self
+            .readers
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        match free_bytes(&directory) {
+            Some(free) if free < MIN_FREE_BYTES => Err(StoreError::Unavailable(format!(
+                "only {free} bytes free beside the database"
+            ))),
+            _ => Ok(()),
+        }
     }
+}
+
+/// Below this much free space beside the database the store is not ready: a WAL checkpoint
+/// alone may need several pages, and a batch of writes a few more.
+const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
+/// Free bytes (for unprivileged users) on the file system holding `directory`.
+fn free_bytes(directory: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(directory.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid NUL-terminated string and `stats` is written by the call
+    // before it is read (only when it returns 0).
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 #[cfg(test)]

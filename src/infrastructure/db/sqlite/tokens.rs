@@ -4,13 +4,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::audit::insert_event;
 use super::{
-    into_session, micros, session_from_row, store_error, user_columns, user_from_row, uuid,
-    SqliteStore,
+    into_session, micros, session_from_row, store_error, time, user_columns, user_from_row, uuid,
+    SqliteStore, SESSION_COLUMNS,
 };
 use crate::domain::ports::{StoreError, TokenRepository};
 use crate::domain::session::{
-    RefreshTokenHash, RefreshTokenRecord, RevocationReason, RotationOutcome, Session, SessionId,
+    NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome, SessionId,
 };
 use crate::domain::user::UserId;
 
@@ -19,54 +20,31 @@ const INSERT_TOKEN: &str =
 
 #[async_trait]
 impl TokenRepository for SqliteStore {
-    #[tracing::instrument(skip_all, fields(session_id = %session.id))]
-    async fn create_session(
-        &self,
-        session: &Session,
-        first_token: &RefreshTokenRecord,
-    ) -> Result<(), StoreError> {
-        let session_row = (
-            session.id.to_string(),
-            session.user_id.to_string(),
-            session.scope.to_space_separated(),
-            micros(session.created_at),
-            micros(session.expires_at),
-        );
-        let token_row = (
-            first_token.hash.as_str().to_owned(),
-            first_token.session_id.to_string(),
-            micros(first_token.created_at),
-            micros(first_token.expires_at),
-        );
-        self.write(move |connection| {
-            connection
-                .prepare_cached(
-                    "INSERT INTO sessions (id, user_id, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                )
-                .and_then(|mut s| s.execute(session_row))
-                .and_then(|_| connection.prepare_cached(INSERT_TOKEN))
-                .and_then(|mut s| s.execute(token_row))
-                .map_err(store_error)?;
-            Ok(())
-        })
-        .await
+    #[tracing::instrument(skip_all, fields(session_id = %new.session.id))]
+    async fn create_session(&self, new: &NewSession) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let new = new.clone();
+        let user_id = new.session.user_id;
+        let (expiry, capped) = self
+            .write(move |connection| insert_session(connection, &new))
+            .await?;
+        if capped > 0 {
+            self.sessions.forget_user(user_id);
+        }
+        Ok(expiry)
     }
 
     #[tracing::instrument(skip_all)]
     async fn rotate_refresh_token(
         &self,
-        presented: &RefreshTokenHash,
-        next: &RefreshTokenHash,
-        next_expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
+        rotation: &Rotation,
     ) -> Result<RotationOutcome, StoreError> {
-        let (presented, next) = (presented.as_str().to_owned(), next.as_str().to_owned());
+        let rotation = rotation.clone();
         let outcome = self
-            .write(move |connection| rotate(connection, &presented, &next, next_expires_at, now))
+            .write(move |connection| rotate(connection, &rotation))
             .await?;
         match &outcome {
             RotationOutcome::Rotated { session, .. } => self.sessions.forget_session(session.id),
-            RotationOutcome::Reused { session_id, .. } => self.sessions.forget_session(*session_id),
+            RotationOutcome::Reused { user_id, .. } => self.sessions.forget_user(*user_id),
             RotationOutcome::Invalid => {}
         }
         Ok(outcome)
@@ -76,11 +54,15 @@ impl TokenRepository for SqliteStore {
         &self,
         hash: &RefreshTokenHash,
     ) -> Result<Option<SessionId>, StoreError> {
-        let reader = self.reader().await?;
-        let id: Option<String> = reader
-            .prepare_cached("SELECT session_id FROM refresh_tokens WHERE token_hash = ?")
-            .and_then(|mut s| s.query_row([hash.as_str()], |row| row.get(0)).optional())
-            .map_err(store_error)?;
+        let hash = hash.as_str().to_owned();
+        let id: Option<String> = self
+            .read(move |reader| {
+                reader
+                    .prepare_cached("SELECT session_id FROM refresh_tokens WHERE token_hash = ?")?
+                    .query_row([hash], |row| row.get(0))
+                    .optional()
+            })
+            .await?;
         id.map(|id| uuid(&id).map(SessionId::from_uuid).map_err(store_error))
             .transpose()
     }
@@ -91,18 +73,16 @@ impl TokenRepository for SqliteStore {
         reason: RevocationReason,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let changed = self
+        let (changed, user) = self
             .write(move |connection| {
-                connection
-                    .prepare_cached(
-                        "UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL",
-                    )
-                    .and_then(|mut s| s.execute(params![micros(now), reason.as_str(), id.to_string()]))
-                    .map_err(store_error)
+                revoke_family(connection, &id.to_string(), reason, micros(now))
             })
             .await?;
         self.sessions.forget_session(id);
-        Ok(changed == 1)
+        if let Some(user_id) = user {
+            self.sessions.forget_user(user_id);
+        }
+        Ok(changed)
     }
 
     async fn revoke_user_sessions(
@@ -114,37 +94,161 @@ impl TokenRepository for SqliteStore {
     ) -> Result<u64, StoreError> {
         let changed = self
             .write(move |connection| {
-                connection
-                    .prepare_cached(
-                        "UPDATE sessions SET revoked_at = ?, revoked_reason = ?
-                         WHERE user_id = ? AND revoked_at IS NULL AND id IS NOT ?",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            micros(now),
-                            reason.as_str(),
-                            user_id.to_string(),
-                            except.map(|id| id.to_string()),
-                        ])
-                    })
-                    .map_err(store_error)
+                let except = except.map(|id| id.to_string());
+                revoke_all(
+                    connection,
+                    &user_id.to_string(),
+                    except.as_deref(),
+                    reason,
+                    micros(now),
+                )
             })
             .await?;
         self.sessions.forget_user(user_id);
-        Ok(changed as u64)
+        Ok(changed)
     }
 }
 
-/// The rotation, inside a write transaction: the conditional update is the whole race; only a
-/// caller that flips `used_at` from NULL rotates.
-fn rotate(
+/// [`TokenRepository::create_session`] inside the write transaction: the session's expiry (or
+/// `None` when refused) and how many old sessions the cap revoked.
+fn insert_session(
     connection: &Connection,
-    presented: &str,
-    next: &str,
-    next_expires_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<RotationOutcome, StoreError> {
-    let now = micros(now);
+    new: &NewSession,
+) -> Result<(Option<DateTime<Utc>>, u64), StoreError> {
+    let session = &new.session;
+    let user_id = session.user_id.to_string();
+    let now = micros(session.created_at);
+    // The writer runs one job at a time, so nothing changes the user or the parent between
+    // these checks and the insert: a password change committed before refuses the session, one
+    // committed after revokes it.
+    let current: Option<(i64, bool)> = connection
+        .prepare_cached("SELECT credential_version, is_active FROM users WHERE id = ?")
+        .and_then(|mut s| {
+            s.query_row([&user_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(store_error)?;
+    if current != Some((new.credential_version, true)) {
+        return Ok((None, 0));
+    }
+    let mut not_after = micros(session.not_after);
+    if let Some(parent) = session.parent_id {
+        let parent_end: Option<i64> = connection
+            .prepare_cached(
+                "SELECT not_after FROM sessions
+                 WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![parent.to_string(), user_id, now], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(store_error)?;
+        let Some(parent_end) = parent_end else {
+            return Ok((None, 0));
+        };
+        not_after = not_after.min(parent_end);
+    }
+    let expires_at = micros(session.expires_at).min(not_after);
+    connection
+        .prepare_cached(
+            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                session.id.to_string(),
+                user_id,
+                session.scope.to_space_separated(),
+                now,
+                expires_at,
+                not_after,
+                session.parent_id.map(|id| id.to_string()),
+            ])
+        })
+        .and_then(|_| connection.prepare_cached(INSERT_TOKEN))
+        .and_then(|mut s| {
+            s.execute(params![
+                new.first_token.hash.as_str(),
+                session.id.to_string(),
+                micros(new.first_token.created_at),
+                micros(new.first_token.expires_at).min(not_after),
+            ])
+        })
+        .map_err(store_error)?;
+    let capped = connection
+        .prepare_cached(
+            "UPDATE sessions SET revoked_at = ?1, revoked_reason = ?2
+             WHERE id IN (SELECT id FROM sessions
+                          WHERE user_id = ?3 AND revoked_at IS NULL AND expires_at > ?1
+                          ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?4)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                now,
+                RevocationReason::TooManySessions.as_str(),
+                user_id,
+                i64::from(new.max_live_sessions)
+            ])
+        })
+        .map_err(store_error)?;
+    Ok((Some(time(expires_at).map_err(store_error)?), capped as u64))
+}
+
+/// Revokes every live session of a user but `except`; returns how many.
+pub(super) fn revoke_all(
+    connection: &Connection,
+    user_id: &str,
+    except: Option<&str>,
+    reason: RevocationReason,
+    now: i64,
+) -> Result<u64, StoreError> {
+    connection
+        .prepare_cached(
+            "UPDATE sessions SET revoked_at = ?, revoked_reason = ?
+             WHERE user_id = ? AND revoked_at IS NULL AND id IS NOT ?",
+        )
+        .and_then(|mut s| s.execute(params![now, reason.as_str(), user_id, except]))
+        .map(|changed| changed as u64)
+        .map_err(store_error)
+}
+
+/// Revokes a session and the sessions started from it; returns whether the session itself was
+/// live, and the user whose cached sessions to forget when any child went too.
+fn revoke_family(
+    connection: &Connection,
+    id: &str,
+    reason: RevocationReason,
+    now: i64,
+) -> Result<(bool, Option<UserId>), StoreError> {
+    let changed = connection
+        .prepare_cached(
+            "UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .and_then(|mut s| s.execute(params![now, reason.as_str(), id]))
+        .map_err(store_error)?;
+    let child_user: Option<String> = connection
+        .prepare_cached(
+            "UPDATE sessions SET revoked_at = ?, revoked_reason = ?
+             WHERE parent_id = ? AND revoked_at IS NULL RETURNING user_id",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![now, reason.as_str(), id], |row| row.get(0))?
+                .next()
+                .transpose()
+        })
+        .map_err(store_error)?;
+    let child_user = child_user
+        .map(|id| uuid(&id).map(UserId::from_uuid).map_err(store_error))
+        .transpose()?;
+    Ok((changed == 1, child_user))
+}
+
+/// The rotation, inside a write transaction: the conditional update is the whole race; only a
+/// caller that flips `used_at` from NULL rotates. Its audit event is written in the same
+/// transaction.
+fn rotate(connection: &Connection, rotation: &Rotation) -> Result<RotationOutcome, StoreError> {
+    let now = micros(rotation.now);
+    let presented = rotation.presented.as_str();
     let claimed: Option<String> = connection
         .prepare_cached(
             "UPDATE refresh_tokens SET used_at = ?1
@@ -160,59 +264,68 @@ fn rotate(
         })
         .map_err(store_error)?;
 
-    if let Some(session_id) = claimed {
+    let outcome = if let Some(session_id) = claimed {
+        let sql = format!(
+            "UPDATE sessions SET expires_at = min(?, not_after) WHERE id = ? RETURNING {SESSION_COLUMNS}"
+        );
         let session = connection
-            .prepare_cached(INSERT_TOKEN)
-            .and_then(|mut s| s.execute(params![next, session_id, now, micros(next_expires_at)]))
-            .and_then(|_| {
-                connection.prepare_cached(
-                    "UPDATE sessions SET expires_at = ? WHERE id = ?
-                     RETURNING id, user_id, scope, created_at, expires_at",
-                )
-            })
+            .prepare_cached(&sql)
             .and_then(|mut s| {
                 s.query_row(
-                    params![micros(next_expires_at), session_id],
+                    params![micros(rotation.next_expires_at), session_id],
                     session_from_row,
                 )
             })
             .map_err(store_error)?;
         let session = into_session(session)?;
+        connection
+            .prepare_cached(INSERT_TOKEN)
+            .and_then(|mut s| {
+                s.execute(params![
+                    rotation.next.as_str(),
+                    session_id,
+                    now,
+                    micros(session.expires_at)
+                ])
+            })
+            .map_err(store_error)?;
         let sql = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = ?");
         let user = connection
             .prepare_cached(sql)
             .and_then(|mut s| s.query_row([session.user_id.to_string()], user_from_row))
             .map_err(store_error)?
             .into_user()?;
-        return Ok(RotationOutcome::Rotated {
+        RotationOutcome::Rotated {
             session,
             user: Box::new(user),
-        });
-    }
-
-    let used: Option<(String, String)> = connection
-        .prepare_cached(
-            "SELECT t.session_id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-             WHERE t.token_hash = ? AND t.used_at IS NOT NULL",
-        )
-        .and_then(|mut s| {
-            s.query_row([presented], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()
-        })
-        .map_err(store_error)?;
-    let Some((session_id, user_id)) = used else {
-        return Ok(RotationOutcome::Invalid);
+        }
+    } else {
+        let used: Option<(String, String)> = connection
+            .prepare_cached(
+                "SELECT t.session_id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+                 WHERE t.token_hash = ? AND t.used_at IS NOT NULL",
+            )
+            .and_then(|mut s| {
+                s.query_row([presented], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .map_err(store_error)?;
+        let Some((session_id, user_id)) = used else {
+            return Ok(RotationOutcome::Invalid);
+        };
+        revoke_family(
+            connection,
+            &session_id,
+            RevocationReason::RefreshTokenReused,
+            now,
+        )?;
+        RotationOutcome::Reused {
+            session_id: SessionId::from_uuid(uuid(&session_id).map_err(store_error)?),
+            user_id: UserId::from_uuid(uuid(&user_id).map_err(store_error)?),
+        }
     };
-    connection
-        .prepare_cached(
-            "UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL",
-        )
-        .and_then(|mut s| {
-            s.execute(params![now, RevocationReason::RefreshTokenReused.as_str(), session_id])
-        })
-        .map_err(store_error)?;
-    Ok(RotationOutcome::Reused {
-        session_id: SessionId::from_uuid(uuid(&session_id).map_err(store_error)?),
-        user_id: UserId::from_uuid(uuid(&user_id).map_err(store_error)?),
-    })
+    if let Some(event) = outcome.audit_event(&rotation.audit) {
+        insert_event(connection, &event)?;
+    }
+    Ok(outcome)
 }

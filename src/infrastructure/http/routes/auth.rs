@@ -108,13 +108,15 @@ async fn refresh(
 /// Get a refresh token for a new session
 ///
 /// Starts a new session for the authenticated caller, with the caller's scope, and returns its
-/// first refresh token.
+/// first refresh token. The new session ends when the caller's session is revoked and never
+/// outlives its absolute end; it counts toward the per-user session cap (the oldest go).
 #[utoipa::path(
     post, path = "/auth/refresh-token", tag = "auth",
     security(("oauth2" = [])),
     responses(
         (status = 201, description = "A new session and its refresh token", body = IssuedRefreshToken),
         (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client (Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
@@ -123,10 +125,10 @@ async fn issue_refresh_token(
     Client(ctx): Client,
     CurrentUser(principal): CurrentUser,
 ) -> Result<Response, Problem> {
-    let (token, _expires_at, session_id) = state.auth.issue_refresh_token(&principal, &ctx).await?;
+    let (token, lifetime, session_id) = state.auth.issue_refresh_token(&principal, &ctx).await?;
     let body = IssuedRefreshToken {
         refresh_token: token.expose().to_owned(),
-        refresh_expires_in: state.auth.settings().refresh_token_ttl.num_seconds(),
+        refresh_expires_in: lifetime.num_seconds(),
         session_id: session_id.as_uuid(),
     };
     Ok((StatusCode::CREATED, no_store(), Json(body)).into_response())

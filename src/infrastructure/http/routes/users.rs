@@ -104,7 +104,8 @@ async fn me(CurrentUser(principal): CurrentUser) -> Json<UserJson> {
 
 /// Change the password
 ///
-/// Checks the current password, sets the new one, and revokes every other session of the user
+/// Checks the current password (a wrong one counts toward the account's lockout, like a failed
+/// login), sets the new one, and revokes every other session of the user
 /// (this session stays logged in).
 #[utoipa::path(
     put, path = "/users/me/password", tag = "users",
@@ -117,6 +118,7 @@ async fn me(CurrentUser(principal): CurrentUser) -> Json<UserJson> {
         (status = 413, description = "Body over the configured limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The new password breaks the rules (too short, too long, password_too_common)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "account_locked: too many wrong current passwords (they count toward the same lockout as logins), or rate_limited: too many requests from this client (Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing saturated or database unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
