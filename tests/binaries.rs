@@ -688,3 +688,76 @@ async fn with_few_file_descriptors_a_slowloris_flood_does_not_stop_health_checks
         task.abort();
     }
 }
+
+/// The resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// Sends `METHOD path HTTP/1.1` on a raw connection and reads the answer's status line.
+fn raw_request(address: &str, method: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!("{method} /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut status = String::new();
+    let _ = BufReader::new(stream).read_line(&mut status);
+    status
+}
+
+#[test]
+fn made_up_methods_leave_memory_and_metrics_flat() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/methods.db", dir.path().display());
+    let server = ServerProcess::start(dir.path(), &cheap_argon2(&db));
+    let address = server.base_url.trim_start_matches("http://").to_owned();
+    let metrics_size = || {
+        let body = raw_metrics(&address);
+        assert!(!body.contains("ZZZZ"), "a made-up method reached /metrics");
+        body.len()
+    };
+    // Warm up with the same kind of traffic, so allocator pools and the per-thread metric
+    // handles exist before the baseline.
+    for i in 0..50 {
+        raw_request(&address, &format!("W{i}{}", "Z".repeat(60_000)));
+    }
+    metrics_size(); // the scrape's own series exist from here on
+    let (rss_before, metrics_before) = (rss_kib(server.pid()), metrics_size());
+    // What the reviewer sent: 1,000 requests, each with its own 60 KB method, to any path.
+    for i in 0..1_000 {
+        raw_request(&address, &format!("R{i}{}", "Z".repeat(60_000)));
+    }
+    let (rss_after, metrics_after) = (rss_kib(server.pid()), metrics_size());
+    // Before the fix: +147 MB of RSS and a 1.2 GB /metrics.
+    assert!(
+        rss_after < rss_before + 16 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    assert!(
+        metrics_after < metrics_before + 1024,
+        "/metrics grew from {metrics_before} to {metrics_after} bytes"
+    );
+}
+
+/// `GET /metrics` over a raw connection.
+fn raw_metrics(address: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    body
+}

@@ -79,9 +79,60 @@ impl Repositories {
             throttle: store.clone(),
             audit: store.clone(),
             purge: store.clone(),
-            health: store.clone(),
+            health: Arc::new(CachedProbe::new(store.clone(), PROBE_TTL)),
             pool: store,
         }
+    }
+}
+
+/// How long a readiness answer is reused. The probe commits a write, which a load balancer
+/// polling `/health` many times a second must not turn into a write per poll (the health
+/// benchmark measures tens of thousands of requests a second); a second is far below any
+/// readiness period.
+const PROBE_TTL: Duration = Duration::from_secs(1);
+
+/// A [`HealthProbe`] that answers from its last probe while that is younger than `ttl`;
+/// concurrent callers after that share one new probe.
+struct CachedProbe {
+    inner: Arc<dyn HealthProbe>,
+    ttl: Duration,
+    last: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl CachedProbe {
+    fn new(inner: Arc<dyn HealthProbe>, ttl: Duration) -> Self {
+        Self {
+            inner,
+            ttl,
+            last: std::sync::Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn fresh(&self) -> Option<Result<(), StoreError>> {
+        let last = self.last.lock().ok()?;
+        let (at, answer) = last.as_ref()?;
+        (at.elapsed() < self.ttl).then(|| answer.clone().map_err(StoreError::Unavailable))
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthProbe for CachedProbe {
+    async fn ping(&self) -> Result<(), StoreError> {
+        if let Some(answer) = self.fresh() {
+            return answer;
+        }
+        let _refreshing = self.refreshing.lock().await;
+        if let Some(answer) = self.fresh() {
+            return answer; // another caller probed while this one waited
+        }
+        let answer = self.inner.ping().await;
+        if let Ok(mut last) = self.last.lock() {
+            let kept = answer.as_ref().map(|_| ()).map_err(ToString::to_string);
+            *last = Some((std::time::Instant::now(), kept));
+        }
+        answer
     }
 }
 
