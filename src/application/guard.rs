@@ -35,8 +35,9 @@ impl PasswordGuard {
     /// How long a guess waits for a free slot in its key's window; a password check takes
     /// tens of milliseconds, so this outlasts a burst of them.
     const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-    /// How often it looks again meanwhile.
-    const BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+    /// How often it looks again meanwhile (each look is a store round trip, so not too often:
+    /// the per-IP rate limit bounds how many requests of one client can be waiting).
+    const BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
     pub(crate) fn new(ports: Ports, policy: LockoutPolicy) -> Self {
         Self {

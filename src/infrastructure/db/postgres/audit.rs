@@ -97,6 +97,11 @@ impl LoginThrottle for PgStore {
             updated_at,
         });
         let (next, outcome) = policy.apply(stored, event, now);
+        if !created && next == stored {
+            // Refused or busy: nothing changes.
+            tx.commit().await.map_err(store_error)?;
+            return Ok(outcome);
+        }
         let signed = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
         match next {
             Some(state) => sqlx::query(
