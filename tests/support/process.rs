@@ -62,7 +62,14 @@ impl ServerProcess {
             .stdout(Stdio::piped())
             .spawn()
             .expect("the server binary starts");
-        let (address, logs) = follow_logs(&mut child);
+        // A server that never says it listens is killed before the test fails, not left behind.
+        let followed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| follow_logs(&mut child)));
+        let (address, logs) = followed.unwrap_or_else(|panic| {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::panic::resume_unwind(panic)
+        });
         Self {
             base_url: format!("http://{address}"),
             logs,
