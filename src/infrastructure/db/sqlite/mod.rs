@@ -81,6 +81,34 @@ struct ReaderPool {
     opened: std::sync::atomic::AtomicUsize,
 }
 
+impl ReaderPool {
+    /// An idle reader, or a new one while the pool is below its size (the permit says so).
+    fn checkout(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Reader, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let connection = match idle {
+            Some(connection) => connection,
+            None => {
+                let connection = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot open SQLite database: {e}"))
+                })?;
+                tune(&connection)?;
+                self.opened
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                connection
+            }
+        };
+        Ok(Reader {
+            pool: Arc::clone(self),
+            connection: Some(connection),
+            _permit: permit,
+        })
+    }
+}
+
 /// A reader on loan; it goes back to the pool when dropped.
 pub(super) struct Reader {
     pool: Arc<ReaderPool>,
@@ -192,43 +220,15 @@ impl SqliteStore {
         })
     }
 
-    /// A read-only connection (waiting at most the acquire timeout for one).
-    async fn reader(&self) -> Result<Reader, StoreError> {
-        let permit = tokio::time::timeout(
+    /// A reader slot (waiting at most the acquire timeout for one).
+    async fn reader_permit(&self) -> Result<OwnedSemaphorePermit, StoreError> {
+        tokio::time::timeout(
             self.acquire_timeout,
             self.readers.permits.clone().acquire_owned(),
         )
         .await
         .map_err(|_| StoreError::Unavailable("no SQLite reader free in time".into()))?
-        .map_err(|_| StoreError::Unavailable("the SQLite store is closed".into()))?;
-        let idle = self
-            .readers
-            .idle
-            .lock()
-            .ok()
-            .and_then(|mut idle| idle.pop());
-        let connection = match idle {
-            Some(connection) => connection,
-            None => {
-                let connection = Connection::open_with_flags(
-                    &self.readers.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot open SQLite database: {e}"))
-                })?;
-                tune(&connection)?;
-                self.readers
-                    .opened
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                connection
-            }
-        };
-        Ok(Reader {
-            pool: Arc::clone(&self.readers),
-            connection: Some(connection),
-            _permit: permit,
-        })
+        .map_err(|_| StoreError::Unavailable("the SQLite store is closed".into()))
     }
 
     /// Runs the read `work` on a reader connection on the blocking pool, and gives up with
@@ -246,8 +246,13 @@ impl SqliteStore {
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let deadline = tokio::time::Instant::now() + self.acquire_timeout;
-        let reader = self.reader().await?;
-        let task = tokio::task::spawn_blocking(move || work(&reader).map_err(store_error));
+        let permit = self.reader_permit().await?;
+        let pool = Arc::clone(&self.readers);
+        // Opening a connection is file I/O too: it happens on the blocking thread as well.
+        let task = tokio::task::spawn_blocking(move || {
+            let reader = pool.checkout(permit)?;
+            work(&reader).map_err(store_error)
+        });
         match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(StoreError::Other("a SQLite read panicked".into())),
@@ -684,14 +689,14 @@ mod tests {
     }
 
     async fn keys(store: &SqliteStore) -> Vec<String> {
-        let reader = store.reader().await.unwrap();
-        let mut statement = reader
-            .prepare("SELECT login_key FROM login_throttle ORDER BY login_key")
-            .unwrap();
-        statement
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
+        store
+            .read(|reader| {
+                reader
+                    .prepare("SELECT login_key FROM login_throttle ORDER BY login_key")?
+                    .query_map([], |row| row.get(0))?
+                    .collect()
+            })
+            .await
             .unwrap()
     }
 

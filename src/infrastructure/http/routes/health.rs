@@ -20,13 +20,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Readiness
 ///
-/// `ok` when the service can reach its database (checked with a bounded wait), `unavailable`
-/// with 503 otherwise.
+/// `ok` when the service can read and write its database (a probe row is committed; on SQLite
+/// at least 1 MiB must be free beside the file), checked with a bounded wait and reused for one
+/// second; `unavailable` with 503 otherwise.
 #[utoipa::path(
     get, path = "/health", tag = "health",
     responses(
         (status = 200, description = "Ready", body = HealthBody),
-        (status = 503, description = "The database cannot be reached", body = HealthBody,
+        (status = 503, description = "The database cannot be reached or written (down, disk full, read-only)", body = HealthBody,
          example = json!({"status": "unavailable", "version": "0.1.0", "checks": {"database": "unavailable"}})),
     )
 )]
