@@ -128,7 +128,10 @@ pub async fn build_services(
         health: repos.health,
         metrics: Arc::new(MetricsState {
             handle: metrics::handle(),
-            pool: repos.pool,
+            sample: Box::new(move || {
+                let (size, idle) = repos.pool.pool_state();
+                metrics::record_pool(size, idle);
+            }),
         }),
         trust_proxy_headers: settings.trust_proxy_headers,
     });

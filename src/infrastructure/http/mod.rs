@@ -60,10 +60,11 @@ pub struct Services {
     pub trust_proxy_headers: bool,
 }
 
-/// What `/metrics` renders.
+/// What `/metrics` renders. The HTTP adapter knows no storage adapter: the wiring passes
+/// `sample`, which records the gauges read at scrape time (the database pool's size).
 pub struct MetricsState {
     pub handle: metrics_exporter_prometheus::PrometheusHandle,
-    pub pool: Arc<dyn crate::infrastructure::db::PoolState>,
+    pub sample: Box<dyn Fn() + Send + Sync>,
 }
 
 /// `Cache-Control: no-store` and `Pragma: no-cache`, for every response that carries a token.

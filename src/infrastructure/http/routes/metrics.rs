@@ -7,7 +7,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::infrastructure::http::AppState;
-use crate::infrastructure::metrics::record_pool;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -25,8 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
                content_type = "text/plain; version=0.0.4", body = String))
 )]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let (size, idle) = state.metrics.pool.pool_state();
-    record_pool(size, idle);
+    (state.metrics.sample)();
     (
         [(
             header::CONTENT_TYPE,
