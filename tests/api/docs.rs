@@ -153,3 +153,248 @@ async fn every_operation_has_a_summary_a_description_and_examples_for_bodies_and
     }
     assert_eq!(operations, 19, "every route of the contract is documented");
 }
+
+/// The repository's own documents, read from the checkout.
+mod written {
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    pub fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    pub fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Every file below `dir` whose name ends with `extension`, sorted.
+    pub fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.to_string_lossy().ends_with(extension) {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// README.md and every Markdown file under docs/.
+    pub fn documents() -> Vec<PathBuf> {
+        let mut documents = vec![root().join("README.md")];
+        documents.extend(files(&root().join("docs"), ".md"));
+        documents
+    }
+
+    /// The lines of a Markdown text that are outside fenced code blocks.
+    pub fn prose(text: &str) -> impl Iterator<Item = &str> {
+        let mut fenced = false;
+        text.lines().filter(move |line| {
+            if line.trim_start().starts_with("```") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+    }
+
+    /// The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens.
+    pub fn anchor(heading: &str) -> String {
+        heading
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect()
+    }
+
+    /// The anchors of every heading of a Markdown text.
+    pub fn anchors(text: &str) -> BTreeSet<String> {
+        prose(text)
+            .filter(|line| line.starts_with('#'))
+            .map(|line| anchor(line.trim_start_matches('#')))
+            .collect()
+    }
+
+    /// The targets of the inline links `[text](target)` of a Markdown text, outside code.
+    pub fn links(text: &str) -> Vec<String> {
+        let mut targets = Vec::new();
+        for line in prose(text) {
+            let mut rest = line;
+            while let Some(start) = rest.find("](") {
+                rest = &rest[start + 2..];
+                let end = rest.find(')').expect("a link closes on its line");
+                targets.push(rest[..end].to_owned());
+                rest = &rest[end..];
+            }
+        }
+        targets
+    }
+
+    /// The snake_case string literals in the argument list that opens at `text[0]` (a `(`).
+    pub fn literals_in_call(text: &str) -> Vec<String> {
+        let mut depth = 0;
+        let mut end = text.len();
+        for (i, c) in text.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        snake_literals(&text[..end])
+    }
+
+    /// Every string literal of `text` that is a snake_case word (a code or a field name).
+    pub fn snake_literals(text: &str) -> Vec<String> {
+        text.split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| {
+                s.starts_with(|c: char| c.is_ascii_lowercase())
+                    && s.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The `### METHOD /path` headings of docs/api.md, as (path, lower-case method).
+fn api_headings() -> std::collections::BTreeSet<(String, String)> {
+    let text = written::read(&written::root().join("docs/api.md"));
+    written::prose(&text)
+        .filter_map(|line| line.strip_prefix("### "))
+        .filter_map(|heading| {
+            let (method, path) = heading.split_once(' ')?;
+            let known = ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method);
+            (known && path.starts_with('/')).then(|| (path.to_owned(), method.to_lowercase()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_api_reference_has_a_heading_for_every_operation_and_no_other() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let mut operations = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            operations.insert((path.clone(), method.clone()));
+        }
+    }
+    let headings = api_headings();
+    let undocumented: Vec<_> = operations.difference(&headings).collect();
+    assert!(
+        undocumented.is_empty(),
+        "missing from docs/api.md: {undocumented:?}"
+    );
+    let unknown: Vec<_> = headings.difference(&operations).collect();
+    assert!(
+        unknown.is_empty(),
+        "in docs/api.md but not served: {unknown:?}"
+    );
+}
+
+#[test]
+fn every_error_code_the_source_can_answer_is_in_the_api_reference() {
+    let reference = written::read(&written::root().join("docs/api.md"));
+    let mut codes = std::collections::BTreeSet::new();
+    for file in written::files(&written::root().join("src"), ".rs") {
+        if file.to_string_lossy().ends_with("_tests.rs") {
+            continue;
+        }
+        let text = written::read(&file);
+        // Problem documents, OAuth2 errors and validation entries are built by these calls
+        // (`Self::new` inside the HTTP adapter's own error types).
+        let http = text.contains("OAuthError") || text.contains("Problem::");
+        let mut calls = vec!["Problem::new(", "OAuthError::new(", "FieldError::new("];
+        if http {
+            calls.push("Self::new(");
+        }
+        for call in calls {
+            for (at, _) in text.match_indices(call) {
+                codes.extend(written::literals_in_call(&text[at + call.len() - 1..]));
+            }
+        }
+        // Codes chosen by a match arm (the framework's own errors, the OAuth2 mapping).
+        if http {
+            for line in text.lines().filter(|line| line.contains("=> ")) {
+                let arm = line.split_once("=> ").unwrap().1;
+                let first = written::snake_literals(arm).into_iter().next();
+                codes.extend(first.filter(|_| arm.trim_start().starts_with(['"', '('])));
+            }
+        }
+    }
+    for expected in [
+        "validation_failed",
+        "invalid_grant",
+        "not_found",
+        "invalid_length",
+    ] {
+        assert!(codes.contains(expected), "the scan finds {expected}");
+    }
+    let missing: Vec<_> = codes
+        .iter()
+        .filter(|code| !reference.contains(&format!("`{code}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes missing from docs/api.md: {missing:?}"
+    );
+}
+
+#[test]
+fn the_documents_link_only_to_files_of_the_repository_that_exist() {
+    let documents = written::documents();
+    assert!(documents.len() > 5, "{documents:?}");
+    for document in &documents {
+        let text = written::read(document);
+        let name = document.strip_prefix(written::root()).unwrap().display();
+        assert!(!text.contains("../"), "{name} points above its folder");
+        assert!(
+            !text.contains("shared/"),
+            "{name} names a folder outside the repository"
+        );
+        for target in written::links(&text) {
+            if target.starts_with("http://") || target.starts_with("https://") {
+                continue;
+            }
+            let (path, anchor) = target.split_once('#').unwrap_or((&target, ""));
+            let file = if path.is_empty() {
+                document.clone()
+            } else {
+                document.parent().unwrap().join(path)
+            };
+            assert!(
+                file.is_file(),
+                "{name}: {target} is not a file of the repository"
+            );
+            if !anchor.is_empty() && file.extension().is_some_and(|e| e == "md") {
+                let anchors = written::anchors(&written::read(&file));
+                assert!(anchors.contains(anchor), "{name}: no heading for {target}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_readme_stays_a_short_guide() {
+    let lines = written::read(&written::root().join("README.md"))
+        .lines()
+        .count();
+    assert!(lines < 300, "README.md has {lines} lines");
+}
