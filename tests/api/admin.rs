@@ -5,28 +5,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-async fn user_id(app: &TestApp, tokens: &Tokens) -> String {
-    let me: Value = app
-        .get("/users/me", Some(&tokens.access))
-        .await
-        .json()
-        .await
-        .unwrap();
-    me["id"].as_str().unwrap().to_owned()
-}
-
-async fn assert_forbidden(response: reqwest::Response) {
-    let challenge = response.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        challenge.contains("error=\"insufficient_scope\""),
-        "{challenge}"
-    );
-    assert_problem(response, StatusCode::FORBIDDEN, "insufficient_scope").await;
-}
-
 #[tokio::test]
 async fn admins_list_users_a_page_at_a_time() {
     let app = spawn_app().await;
@@ -34,12 +12,7 @@ async fn admins_list_users_a_page_at_a_time() {
     for name in ["bob", "carol", "dave"] {
         app.register(name, PASSWORD).await;
     }
-    let page: Value = app
-        .get("/users?limit=2&offset=1", Some(&admin.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page = app.get_json("/users?limit=2&offset=1", &admin.access).await;
     assert_eq!(page["total"], 4);
     assert_eq!(
         (page["limit"].as_u64(), page["offset"].as_u64()),
@@ -52,12 +25,7 @@ async fn admins_list_users_a_page_at_a_time() {
         .map(|u| u["username"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["bob", "carol"]);
-    let default: Value = app
-        .get("/users", Some(&admin.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let default = app.get_json("/users", &admin.access).await;
     assert_eq!(default["limit"], 20);
     assert_eq!(default["items"].as_array().unwrap().len(), 4);
     assert!(default["items"][0].get("password_hash").is_none());
@@ -71,12 +39,7 @@ async fn bad_paging_parameters_are_422() {
         let response = app
             .get(&format!("/users?{query}"), Some(&admin.access))
             .await;
-        let body = assert_problem(
-            response,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
+        let body = assert_validation_failed(response).await;
         assert!(body["errors"][0]["field"].is_string(), "{query}: {body}");
     }
 }
@@ -85,7 +48,7 @@ async fn bad_paging_parameters_are_422() {
 async fn non_admins_get_403_and_anonymous_callers_401() {
     let app = spawn_app().await;
     let user = app.user_with_tokens("bob").await;
-    let id = user_id(&app, &user).await;
+    let id = app.user_id(&user).await;
     assert_forbidden(app.get("/users", Some(&user.access)).await).await;
     assert_forbidden(app.get(&format!("/users/{id}"), Some(&user.access)).await).await;
     assert_forbidden(
@@ -94,24 +57,14 @@ async fn non_admins_get_403_and_anonymous_callers_401() {
     )
     .await;
     assert_forbidden(app.get("/admin/audit-events", Some(&user.access)).await).await;
-    assert_problem(
-        app.get("/users", None).await,
-        StatusCode::UNAUTHORIZED,
-        "missing_token",
-    )
-    .await;
+    assert_missing_token(app.get("/users", None).await).await;
 }
 
 #[tokio::test]
 async fn an_admin_token_narrowed_to_user_scope_is_not_an_admin() {
     let app = spawn_app().await;
     app.admin_with_tokens("root").await;
-    let form = form(&[
-        ("username", "root"),
-        ("password", PASSWORD),
-        ("scope", "user"),
-    ]);
-    let narrowed = tokens_of(app.post_form("/auth/token", &form).await).await;
+    let narrowed = tokens_of(app.login_with_scope("root", PASSWORD, "user").await).await;
     assert_forbidden(app.get("/users", Some(&narrowed.access)).await).await;
 }
 
@@ -120,7 +73,7 @@ async fn a_demoted_admin_loses_access_on_the_next_request() {
     let app = spawn_app().await;
     let root = app.admin_with_tokens("root").await;
     let other = app.admin_with_tokens("other").await;
-    let other_id = user_id(&app, &other).await;
+    let other_id = app.user_id(&other).await;
     assert_eq!(
         app.get("/users", Some(&other.access)).await.status(),
         StatusCode::OK
@@ -137,13 +90,8 @@ async fn get_user_finds_by_id_and_404s_otherwise() {
     let app = spawn_app().await;
     let admin = app.admin_with_tokens("root").await;
     let bob = app.user_with_tokens("bob").await;
-    let id = user_id(&app, &bob).await;
-    let user: Value = app
-        .get(&format!("/users/{id}"), Some(&admin.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let id = app.user_id(&bob).await;
+    let user = app.get_json(&format!("/users/{id}"), &admin.access).await;
     assert_eq!(user["username"], "bob");
     let unknown = uuid::Uuid::now_v7();
     for path in [format!("/users/{unknown}"), "/users/not-a-uuid".to_owned()] {
@@ -166,7 +114,7 @@ async fn disabling_a_user_revokes_every_session_at_once_and_enabling_restores_lo
     let admin = app.admin_with_tokens("root").await;
     let bob = app.user_with_tokens("bob").await;
     let bob_again = app.tokens("bob", PASSWORD).await;
-    let id = user_id(&app, &bob).await;
+    let id = app.user_id(&bob).await;
     let response = app
         .patch_user(&admin.access, &id, &json!({"is_active": false}))
         .await;
@@ -175,12 +123,7 @@ async fn disabling_a_user_revokes_every_session_at_once_and_enabling_restores_lo
     assert_eq!(body["is_active"], false);
     assert_invalid_token(app.get("/users/me", Some(&bob.access)).await).await;
     assert_invalid_token(app.get("/users/me", Some(&bob_again.access)).await).await;
-    assert_oauth_error(
-        app.refresh_grant(&bob.refresh).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    app.assert_refresh_refused(&bob.refresh).await;
     assert_oauth_error(
         app.login("bob", PASSWORD).await,
         StatusCode::BAD_REQUEST,
@@ -198,7 +141,7 @@ async fn roles_email_and_full_name_can_be_changed_and_cleared() {
     let app = spawn_app().await;
     let admin = app.admin_with_tokens("root").await;
     let bob = app.user_with_tokens("bob").await;
-    let id = user_id(&app, &bob).await;
+    let id = app.user_id(&bob).await;
     app.clock.advance(chrono::Duration::seconds(5));
     let body =
         json!({"roles": ["user", "admin"], "email": "bob@example.com", "full_name": "Bob B."});
@@ -229,14 +172,14 @@ async fn roles_email_and_full_name_can_be_changed_and_cleared() {
 async fn invalid_changes_are_refused_without_touching_the_user() {
     let app = spawn_app().await;
     let admin = app.admin_with_tokens("root").await;
-    let admin_id = user_id(&app, &admin).await;
+    let admin_id = app.user_id(&admin).await;
     app.post_json(
         "/users",
         &json!({"username": "carol", "password": PASSWORD, "email": "c@example.com"}),
     )
     .await;
     let bob = app.user_with_tokens("bob").await;
-    let id = user_id(&app, &bob).await;
+    let id = app.user_id(&bob).await;
     let cases = [
         (json!({"email": "not-an-email"}), "email"),
         (json!({"roles": ["root"]}), "roles"),
@@ -247,12 +190,7 @@ async fn invalid_changes_are_refused_without_touching_the_user() {
     ];
     for (body, field) in cases {
         let response = app.patch_user(&admin.access, &id, &body).await;
-        let problem = assert_problem(
-            response,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
+        let problem = assert_validation_failed(response).await;
         assert_eq!(problem["errors"][0]["field"], field, "{body}");
     }
     let response = app
@@ -262,19 +200,9 @@ async fn invalid_changes_are_refused_without_touching_the_user() {
     let response = app
         .patch_user(&admin.access, &admin_id, &json!({"is_active": false}))
         .await;
-    let problem = assert_problem(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
+    let problem = assert_validation_failed(response).await;
     assert_eq!(problem["errors"][0]["code"], "self_lockout");
-    let bob_now: Value = app
-        .get(&format!("/users/{id}"), Some(&admin.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let bob_now = app.get_json(&format!("/users/{id}"), &admin.access).await;
     assert!(bob_now["email"].is_null() && bob_now["roles"] == json!(["user"]));
 }
 
@@ -289,7 +217,7 @@ async fn a_non_admin_learns_nothing_from_bad_parameters() {
     ] {
         assert_forbidden(app.get(path, Some(&user.access)).await).await;
     }
-    let id = user_id(&app, &user).await;
+    let id = app.user_id(&user).await;
     assert_forbidden(
         app.patch_user(&user.access, &id, &json!([null, null]))
             .await,
@@ -304,12 +232,7 @@ async fn an_offset_beyond_the_signed_64_bit_range_is_422() {
     let response = app
         .get("/users?offset=9223372036854775808", Some(&admin.access))
         .await;
-    let body = assert_problem(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
+    let body = assert_validation_failed(response).await;
     assert_eq!(body["errors"][0]["field"], "offset");
     let response = app
         .get("/users?offset=9223372036854775807", Some(&admin.access))

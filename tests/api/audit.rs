@@ -41,13 +41,8 @@ async fn every_contract_event_is_recorded_with_who_when_and_from_where() {
     app.refresh_grant(&first.refresh).await; // reuse
     let third = app.tokens("alice", PASSWORD).await;
     let response = app
-        .client
-        .put(app.url("/users/me/password"))
-        .bearer_auth(&third.access)
-        .json(&serde_json::json!({"current_password": PASSWORD, "new_password": "a fresh passphrase"}))
-        .send()
-        .await
-        .unwrap();
+        .change_password(&third.access, PASSWORD, "a fresh passphrase")
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     app.post_bearer("/auth/logout", &third.access).await;
     let fourth = app.tokens("alice", "a fresh passphrase").await;
@@ -153,12 +148,7 @@ async fn filters_limit_and_before_page_through_the_log() {
         let response = app
             .get(&format!("/admin/audit-events{query}"), Some(&admin.access))
             .await;
-        assert_problem(
-            response,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
+        assert_validation_failed(response).await;
     }
 }
 
@@ -181,17 +171,9 @@ async fn the_purge_removes_expired_sessions_and_events_past_retention() {
     // Now alice's events are 31 days old, past the 30-day retention.
     let removed = app.services.maintenance.purge_once().await.unwrap();
     assert!(removed >= 3, "{removed}");
-    assert_oauth_error(
-        app.refresh_grant(&old.refresh).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    app.assert_refresh_refused(&old.refresh).await;
     let left = events(&app, &admin.access, "?limit=200").await;
     assert!(left.iter().all(|e| e["username"] != "alice"), "{left:?}");
     assert!(left.iter().any(|e| e["event"] == "token_refreshed"));
-    assert_eq!(
-        app.get("/users/me", Some(&admin.access)).await.status(),
-        StatusCode::OK
-    );
+    app.assert_signed_in(&admin.access).await;
 }

@@ -46,12 +46,7 @@ async fn the_access_token_is_an_rfc_9068_jwt_with_every_contract_claim() {
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         900
     );
-    let me: Value = app
-        .get("/users/me", Some(&tokens.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/users/me", &tokens.access).await;
     assert_eq!(claims["sub"], me["id"]);
 }
 
@@ -85,12 +80,7 @@ async fn unknown_users_and_wrong_passwords_get_the_same_invalid_grant() {
 async fn a_disabled_user_cannot_log_in() {
     let app = spawn_app().await;
     let tokens = app.user_with_tokens("alice").await;
-    let me: Value = app
-        .get("/users/me", Some(&tokens.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/users/me", &tokens.access).await;
     disable_user(&app, me["id"].as_str().unwrap()).await;
     assert_oauth_error(
         app.login("alice", PASSWORD).await,
@@ -206,12 +196,7 @@ async fn a_scope_narrows_the_token_to_a_subset_of_the_users_roles() {
     let (_, claims) = jwt_parts(&all.access);
     assert_eq!(claims["roles"], serde_json::json!(["user", "admin"]));
 
-    let form = form(&[
-        ("username", "root"),
-        ("password", PASSWORD),
-        ("scope", "user"),
-    ]);
-    let narrowed = tokens_of(app.post_form("/auth/token", &form).await).await;
+    let narrowed = tokens_of(app.login_with_scope("root", PASSWORD, "user").await).await;
     assert_eq!(narrowed.body["scope"], "user");
     let (_, claims) = jwt_parts(&narrowed.access);
     assert_eq!(claims["scope"], "user");
@@ -221,20 +206,10 @@ async fn a_scope_narrows_the_token_to_a_subset_of_the_users_roles() {
 async fn a_role_the_user_lacks_is_left_out_and_an_unknown_scope_is_refused() {
     let app = spawn_app().await;
     app.register("alice", PASSWORD).await;
-    let asked = form(&[
-        ("username", "alice"),
-        ("password", PASSWORD),
-        ("scope", "user admin"),
-    ]);
-    let tokens = tokens_of(app.post_form("/auth/token", &asked).await).await;
+    let tokens = tokens_of(app.login_with_scope("alice", PASSWORD, "user admin").await).await;
     assert_eq!(tokens.body["scope"], "user");
-    let unknown = form(&[
-        ("username", "alice"),
-        ("password", PASSWORD),
-        ("scope", "superuser"),
-    ]);
     let description = assert_oauth_error(
-        app.post_form("/auth/token", &unknown).await,
+        app.login_with_scope("alice", PASSWORD, "superuser").await,
         StatusCode::BAD_REQUEST,
         "invalid_scope",
     )

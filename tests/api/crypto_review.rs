@@ -162,29 +162,8 @@ async fn malformed_imported_hashes_are_a_validation_error_and_never_stored() {
 
 /// Overwrites a user's stored hash behind the service's back (a corrupt row).
 async fn corrupt_stored_hash(app: &TestApp, username: &str, hash: &str) {
-    let url = app.settings.database_url.expose_secret().to_owned();
     let sql = "UPDATE users SET password_hash = $1 WHERE username = $2";
-    let updated = if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let done = sqlx::query(sql)
-            .bind(hash)
-            .bind(username)
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        done.rows_affected()
-    } else {
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        let done = sqlx::query(sql)
-            .bind(hash)
-            .bind(username)
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        done.rows_affected()
-    };
+    let updated = app.execute_sql(sql, &[hash, username]).await;
     assert_eq!(updated, 1);
 }
 

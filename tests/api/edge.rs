@@ -425,13 +425,8 @@ async fn password_change_guesses_are_rate_limited_per_client() {
     let app = spawn_app_with(&RATE_LIMITED).await;
     let alice = app.admin_with_tokens("alice").await;
     let response = first_429(|| async {
-        app.client
-            .put(app.url("/users/me/password"))
-            .bearer_auth(&alice.access)
-            .json(&json!({"current_password": "a wrong guess", "new_password": "another long password"}))
-            .send()
+        app.change_password(&alice.access, "a wrong guess", "another long password")
             .await
-            .unwrap()
     })
     .await;
     assert_rate_limited(response).await;

@@ -16,7 +16,27 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+pub use crate::asserts::*;
+
 pub const PASSWORD: &str = "correct horse battery";
+
+/// Runs `$body` with `$pool` connected to the SQLite or PostgreSQL database at `$url`, then
+/// closes the pool: the two pool types share no trait a plain function could take.
+macro_rules! on_either_pool {
+    ($url:expr, |$pool:ident| $body:expr) => {
+        if $url.starts_with("sqlite:") {
+            let $pool = sqlx::SqlitePool::connect($url).await.unwrap();
+            let result = $body;
+            $pool.close().await;
+            result
+        } else {
+            let $pool = sqlx::PgPool::connect($url).await.unwrap();
+            let result = $body;
+            $pool.close().await;
+            result
+        }
+    };
+}
 
 /// A clock the test moves by hand; starts at the real time.
 pub struct TestClock(Mutex<DateTime<Utc>>);
@@ -189,25 +209,57 @@ impl TestApp {
     async fn stored_text(&self, sql: &str, value: &str) -> Option<String> {
         use secrecy::ExposeSecret;
         let url = self.settings.database_url.expose_secret();
-        if url.starts_with("sqlite:") {
-            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-            let found = sqlx::query_scalar(sql)
-                .bind(value)
-                .fetch_optional(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-            found
-        } else {
-            let pool = sqlx::PgPool::connect(url).await.unwrap();
-            let found = sqlx::query_scalar(sql)
-                .bind(value)
-                .fetch_optional(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-            found
-        }
+        on_either_pool!(url, |pool| sqlx::query_scalar(sql)
+            .bind(value)
+            .fetch_optional(&pool)
+            .await
+            .unwrap())
+    }
+
+    /// Runs one statement with text parameters on the database, behind the service's back;
+    /// returns the rows it changed.
+    pub async fn execute_sql(&self, sql: &str, values: &[&str]) -> u64 {
+        use secrecy::ExposeSecret;
+        let url = self.settings.database_url.expose_secret();
+        on_either_pool!(url, |pool| {
+            let mut query = sqlx::query(sql);
+            for value in values {
+                query = query.bind(*value);
+            }
+            query.execute(&pool).await.unwrap().rows_affected()
+        })
+    }
+
+    /// `GET path` as the holder of `token`; expects 200 and returns the JSON body.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let response = self.get(path, Some(token)).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    /// The id of the user `tokens` belong to, from `GET /users/me`.
+    pub async fn user_id(&self, tokens: &Tokens) -> String {
+        let me = self.get_json("/users/me", &tokens.access).await;
+        me["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Expects `access` to be accepted: `GET /users/me` answers 200.
+    pub async fn assert_signed_in(&self, access: &str) {
+        let response = self.get("/users/me", Some(access)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    /// Expects `refresh` to be refused with 400 `invalid_grant`; returns the description.
+    pub async fn assert_refresh_refused(&self, refresh: &str) -> String {
+        let response = self.refresh_grant(refresh).await;
+        assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await
+    }
+
+    /// Expects the session of `tokens` to be over: its access token is a 401 `invalid_token`
+    /// and its refresh token `invalid_grant`.
+    pub async fn assert_session_ended(&self, tokens: &Tokens) {
+        assert_invalid_token(self.get("/users/me", Some(&tokens.access)).await).await;
+        self.assert_refresh_refused(&tokens.refresh).await;
     }
 
     /// Starts a graceful shutdown.
@@ -219,13 +271,17 @@ impl TestApp {
 
     /// `PUT /users/me/password` as the holder of `token`.
     pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Response {
-        self.client
-            .put(self.url("/users/me/password"))
-            .bearer_auth(token)
-            .json(&json!({"current_password": current, "new_password": new}))
-            .send()
-            .await
-            .unwrap()
+        let body = json!({"current_password": current, "new_password": new});
+        self.put_password_body(Some(token), &body).await
+    }
+
+    /// `PUT /users/me/password` with any JSON body, with or without a bearer token.
+    pub async fn put_password_body(&self, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self.client.put(self.url("/users/me/password")).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
     }
 
     /// `PATCH /users/{id}` as the holder of `token`.
@@ -272,6 +328,16 @@ impl TestApp {
             ("grant_type", "password"),
             ("username", username),
             ("password", password),
+        ]);
+        self.post_form("/auth/token", &form).await
+    }
+
+    /// A password grant (without `grant_type`, which defaults to it) asking for `scope`.
+    pub async fn login_with_scope(&self, username: &str, password: &str, scope: &str) -> Response {
+        let form = form(&[
+            ("username", username),
+            ("password", password),
+            ("scope", scope),
         ]);
         self.post_form("/auth/token", &form).await
     }
@@ -349,63 +415,6 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
         serializer.append_pair(k, v);
     }
     serializer.finish()
-}
-
-/// Expects a 200 token response and returns its tokens.
-pub async fn tokens_of(response: Response) -> Tokens {
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "expected a token response"
-    );
-    let body: Value = response.json().await.unwrap();
-    Tokens {
-        access: body["access_token"].as_str().unwrap().to_owned(),
-        refresh: body["refresh_token"].as_str().unwrap().to_owned(),
-        body,
-    }
-}
-
-/// Asserts an RFC 6749 error response and returns its description.
-pub async fn assert_oauth_error(response: Response, status: StatusCode, error: &str) -> String {
-    assert_eq!(response.status(), status);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"),
-        "OAuth2 errors are application/json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], error, "{body}");
-    body["error_description"].as_str().unwrap().to_owned()
-}
-
-/// Asserts an RFC 9457 problem response with `code` and returns its body.
-pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], code, "{body}");
-    assert_eq!(body["status"], status.as_u16());
-    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
-    body
-}
-
-/// Asserts a 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
-pub async fn assert_invalid_token(response: Response) {
-    let challenge = response.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        challenge.starts_with("Bearer error=\"invalid_token\""),
-        "{challenge}"
-    );
-    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 
 /// Decodes a JWT's header and payload (no verification: the test reads what the server wrote).

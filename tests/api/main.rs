@@ -2,6 +2,7 @@
 //! test, driven with reqwest as a client would.
 
 mod admin;
+mod asserts;
 mod audit;
 mod auth_token;
 mod crypto_review;

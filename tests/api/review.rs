@@ -6,7 +6,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_oauth_error, assert_problem, jwt_parts, spawn_app_with, tokens_of, TestApp, PASSWORD,
+    assert_oauth_error, assert_problem, assert_validation_failed, jwt_parts, spawn_app_with,
+    tokens_of, TestApp, PASSWORD,
 };
 
 const OTHER_PASSWORD: &str = "another horse battery";
@@ -78,20 +79,12 @@ async fn no_login_racing_a_password_change_survives_it() {
                 StatusCode::UNAUTHORIZED,
                 "round {round}: a session started with the old password works after the change"
             );
-            assert_oauth_error(
-                app.refresh_grant(&tokens.refresh).await,
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-            )
-            .await;
+            app.assert_refresh_refused(&tokens.refresh).await;
         }
         current = next;
     }
     // The owner's own session stays, and the new password works.
-    assert_eq!(
-        app.get("/users/me", Some(&owner.access)).await.status(),
-        StatusCode::OK
-    );
+    app.assert_signed_in(&owner.access).await;
     app.tokens("victim", current).await;
 }
 
@@ -233,12 +226,7 @@ async fn a_lock_holds_for_every_spelling_and_unicode_look_alikes_are_not_usernam
         .await;
         assert_eq!(text, wrong, "the same text as a wrong password");
         let registered = app.register(look_alike, PASSWORD).await;
-        assert_problem(
-            registered,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
+        assert_validation_failed(registered).await;
     }
 }
 
@@ -339,12 +327,7 @@ async fn a_demoted_admin_cannot_undo_its_demotion_by_racing_it() {
         let demote = app.patch_user(&good.access, &id, &demotion);
         let ((), demoted) = tokio::join!(loop_renames, demote);
         assert_eq!(demoted.status(), StatusCode::OK);
-        let user: Value = app
-            .get(&format!("/users/{id}"), Some(&good.access))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let user = app.get_json(&format!("/users/{id}"), &good.access).await;
         assert_eq!(user["roles"], json!(["user"]), "round {round}: {user}");
         assert_eq!(user["is_active"], false, "round {round}: {user}");
     }
@@ -377,32 +360,17 @@ async fn minted_sessions_are_capped_and_end_with_the_session_that_minted_them() 
         app.get("/users/me", Some(&login.access)).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    assert_oauth_error(
-        app.refresh_grant(&login.refresh).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    app.assert_refresh_refused(&login.refresh).await;
     let first = tokens_of(app.refresh_grant(&minted[0]).await).await;
 
     // A new login revokes the oldest minted session; a session minted from the new login dies
     // with it at logout, while an unrelated one stays.
     let fresh = app.tokens("minter", PASSWORD).await;
-    assert_oauth_error(
-        app.refresh_grant(&first.refresh).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    app.assert_refresh_refused(&first.refresh).await;
     let child = mint(&app, &fresh.access).await;
     let response = app.post_bearer("/auth/logout", &fresh.access).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_oauth_error(
-        app.refresh_grant(&child).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    app.assert_refresh_refused(&child).await;
     tokens_of(app.refresh_grant(&minted[3]).await).await;
 }
 

@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 
 use reqwest::StatusCode;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{spawn_app_on, tokens_of, PASSWORD};
@@ -190,12 +189,7 @@ async fn a_database_of_the_previous_release_keeps_its_users_sessions_and_audit_t
     let rotated = tokens_of(app.refresh_grant(OLD_REFRESH_TOKEN).await).await;
     assert_eq!(rotated.body["scope"], "user admin");
     let rotated = tokens_of(app.refresh_grant(&rotated.refresh).await).await;
-    let me: Value = app
-        .get("/users/me", Some(&rotated.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/users/me", &rotated.access).await;
     assert_eq!(me["username"], "oldtimer");
     assert_eq!(me["full_name"], "Old Timer");
 
@@ -203,12 +197,9 @@ async fn a_database_of_the_previous_release_keeps_its_users_sessions_and_audit_t
     let login = tokens_of(app.login("OldTimer", PASSWORD).await).await;
 
     // The audit trail of the old release is still there, beside the new events.
-    let events: Value = app
-        .get("/admin/audit-events?limit=100", Some(&login.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let events = app
+        .get_json("/admin/audit-events?limit=100", &login.access)
+        .await;
     let events = events["items"].as_array().unwrap();
     assert!(events
         .iter()
