@@ -50,12 +50,17 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
     body
 }
 
-/// Asserts a 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
-pub async fn assert_invalid_token(response: Response) {
-    let challenge = response.headers()["www-authenticate"]
+/// The `WWW-Authenticate` challenge of a response.
+fn challenge(response: &Response) -> String {
+    response.headers()["www-authenticate"]
         .to_str()
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+/// Asserts a 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+pub async fn assert_invalid_token(response: Response) {
+    let challenge = challenge(&response);
     assert!(
         challenge.starts_with("Bearer error=\"invalid_token\""),
         "{challenge}"
@@ -81,10 +86,7 @@ pub async fn assert_missing_token(response: Response) {
 
 /// Asserts a 403 `insufficient_scope` problem with its `WWW-Authenticate` challenge.
 pub async fn assert_forbidden(response: Response) {
-    let challenge = response.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let challenge = challenge(&response);
     assert!(
         challenge.contains("error=\"insufficient_scope\""),
         "{challenge}"

@@ -49,6 +49,16 @@ struct OurClaims {
     scope: String,
 }
 
+/// A service signing with `algorithm` and the private key in the PEM file `private`.
+async fn signing_with(algorithm: &str, private: &Path) -> TestApp {
+    let private = private.to_str().unwrap();
+    spawn_app_with(&[
+        ("JWT_ALGORITHM", algorithm),
+        ("JWT_PRIVATE_KEY_FILE", private),
+    ])
+    .await
+}
+
 async fn jwks(app: &TestApp) -> Vec<Value> {
     let response = app.get("/.well-known/jwks.json", None).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -108,11 +118,7 @@ async fn an_independent_verifier_accepts_our_tokens_for_each_algorithm_from_the_
     let dir = tempfile::tempdir().unwrap();
     for algorithm in ["EdDSA", "ES256", "RS256"] {
         let (private, _) = openssl_key(dir.path(), algorithm);
-        let app = spawn_app_with(&[
-            ("JWT_ALGORITHM", algorithm),
-            ("JWT_PRIVATE_KEY_FILE", private.to_str().unwrap()),
-        ])
-        .await;
+        let app = signing_with(algorithm, &private).await;
         let tokens = app.user_with_tokens("alice").await;
         let (header, _) = jwt_parts(&tokens.access);
         assert_eq!(header["alg"], algorithm);
@@ -137,11 +143,7 @@ async fn tokens_signed_before_a_rotation_stay_valid_and_verifiable() {
     let dir = tempfile::tempdir().unwrap();
     let (old_private, old_public) = openssl_key(dir.path(), "RS256");
     let (new_private, _) = openssl_key(dir.path(), "EdDSA");
-    let before = spawn_app_with(&[
-        ("JWT_ALGORITHM", "RS256"),
-        ("JWT_PRIVATE_KEY_FILE", old_private.to_str().unwrap()),
-    ])
-    .await;
+    let before = signing_with("RS256", &old_private).await;
     let old_token = before.user_with_tokens("alice").await;
     let old_kid = jwt_parts(&old_token.access).0["kid"].clone();
 
@@ -156,13 +158,7 @@ async fn tokens_signed_before_a_rotation_stay_valid_and_verifiable() {
         .await;
     let keys = jwks(&after).await;
     assert_eq!(keys.len(), 2);
-    assert_eq!(
-        after
-            .get("/users/me", Some(&old_token.access))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    after.assert_signed_in(&old_token.access).await;
     verify_independently(&old_token.access, &keys);
     let new_token = after.tokens("alice", PASSWORD).await;
     assert_ne!(jwt_parts(&new_token.access).0["kid"], old_kid);
@@ -200,11 +196,7 @@ async fn a_token_of_one_algorithm_is_refused_by_a_server_configured_for_another(
 async fn an_hs256_token_keyed_with_our_rsa_public_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (private, public) = openssl_key(dir.path(), "RS256");
-    let app = spawn_app_with(&[
-        ("JWT_ALGORITHM", "RS256"),
-        ("JWT_PRIVATE_KEY_FILE", private.to_str().unwrap()),
-    ])
-    .await;
+    let app = signing_with("RS256", &private).await;
     let real = app.user_with_tokens("alice").await;
     let (mut header, claims) = jwt_parts(&real.access);
     // The classic confusion: same kid, alg switched to HS256, the public key as the HMAC secret.
@@ -276,13 +268,7 @@ async fn development_generates_a_signing_key_once_and_keeps_it_across_restarts()
     assert!(key_dir.join("es256.pem").exists());
     let restarted = first.sibling(&overrides).await;
     assert_eq!(jwks(&first).await, jwks(&restarted).await);
-    assert_eq!(
-        restarted
-            .get("/users/me", Some(&token.access))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    restarted.assert_signed_in(&token.access).await;
 }
 
 #[tokio::test]

@@ -102,6 +102,15 @@ async fn burst(app: &TestApp, right: Option<usize>) -> Vec<reqwest::Response> {
     futures::future::join_all(guesses).await
 }
 
+/// How many wrong passwords were checked, by the audit log.
+async fn wrong_passwords_checked(app: &TestApp, admin: &str) -> usize {
+    audit_events(app, admin, "login_failed")
+        .await
+        .iter()
+        .filter(|e| e["detail"] == "wrong password")
+        .count()
+}
+
 fn retry_after(responses: &[reqwest::Response]) -> Vec<u64> {
     responses
         .iter()
@@ -129,11 +138,7 @@ async fn a_burst_of_guesses_checks_at_most_the_limit_and_locks_once() {
     // Three bursts: each checks five guesses and locks once, for 300, 600, then 1,200 s.
     for round in 0..3 {
         let responses = burst(&app, None).await;
-        let checked = audit_events(&app, &admin.access, "login_failed")
-            .await
-            .iter()
-            .filter(|e| e["detail"] == "wrong password")
-            .count();
+        let checked = wrong_passwords_checked(&app, &admin.access).await;
         assert_eq!(checked, 5 * (round + 1), "round {round}: guesses checked");
         let locks = audit_events(&app, &admin.access, "account_locked").await;
         assert_eq!(locks.len(), round + 1, "round {round}: one lock per burst");
@@ -169,11 +174,7 @@ async fn the_right_password_in_a_burst_never_gets_tokens_after_a_lock() {
         .filter(|r| r.status() == StatusCode::OK)
         .count();
     let locks = audit_events(&app, &admin.access, "account_locked").await;
-    let checked = audit_events(&app, &admin.access, "login_failed")
-        .await
-        .iter()
-        .filter(|e| e["detail"] == "wrong password")
-        .count();
+    let checked = wrong_passwords_checked(&app, &admin.access).await;
     assert!(locks.len() <= 1, "one burst, at most one lock: {locks:?}");
     if succeeded == 1 {
         // A success ends the window: at most one window of guesses before it, one after.
