@@ -25,10 +25,7 @@ pub async fn tokens_of(response: Response) -> Tokens {
 pub async fn assert_oauth_error(response: Response, status: StatusCode, error: &str) -> String {
     assert_eq!(response.status(), status);
     assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"),
+        header_text(&response, "content-type").starts_with("application/json"),
         "OAuth2 errors are application/json"
     );
     let body: Value = response.json().await.unwrap();
@@ -50,12 +47,14 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
     body
 }
 
+/// The text of header `name` of a response, which must be there.
+pub fn header_text<'a>(response: &'a Response, name: &str) -> &'a str {
+    response.headers()[name].to_str().unwrap()
+}
+
 /// The `WWW-Authenticate` challenge of a response.
 fn challenge(response: &Response) -> String {
-    response.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned()
+    header_text(response, "www-authenticate").to_owned()
 }
 
 /// Asserts a 401 with `WWW-Authenticate: Bearer error="invalid_token"`.

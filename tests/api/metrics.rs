@@ -8,10 +8,7 @@ use crate::helpers::*;
 async fn scrape(app: &TestApp) -> String {
     let response = app.get("/metrics", None).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
+    assert!(header_text(&response, "content-type").starts_with("text/plain; version=0.0.4"));
     response.text().await.unwrap()
 }
 
