@@ -17,15 +17,33 @@ use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-use super::config::LogFormat;
+use super::config::{LogFormat, LOG_FILTER_VARIABLE};
 
-/// Installs the global subscriber. The level comes from `RUST_LOG`, else `default_level`.
-pub fn init(format: LogFormat, default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let ansi = std::io::stdout().is_terminal();
-    // `try_init`: a second call (tests, the seed binary) keeps the first subscriber.
-    let _ = subscriber(format, filter, ansi, std::io::stdout).try_init();
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    /// Standard output: the server, whose only output is its log.
+    Stdout,
+    /// Standard error: commands whose standard output is for the user (`seed`, `migrate`).
+    Stderr,
+}
+
+/// Installs the global subscriber, writing to `stream`, in colour only when that stream is a
+/// terminal (never in a file or a pipe). The level comes from `RUST_LOG`, else `default_level`.
+pub fn init(format: LogFormat, default_level: &str, stream: LogStream) {
+    let filter = EnvFilter::try_from_env(LOG_FILTER_VARIABLE)
+        .unwrap_or_else(|_| EnvFilter::new(default_level));
+    // `try_init`: a second call (tests) keeps the first subscriber.
+    let _ = match stream {
+        LogStream::Stdout => {
+            let ansi = std::io::stdout().is_terminal();
+            subscriber(format, filter, ansi, std::io::stdout).try_init()
+        }
+        LogStream::Stderr => {
+            let ansi = std::io::stderr().is_terminal();
+            subscriber(format, filter, ansi, std::io::stderr).try_init()
+        }
+    };
 }
 
 /// The subscriber of `format`, writing to `writer`.

@@ -158,14 +158,14 @@ impl TestApp {
     /// service restarted with a new configuration (a key rotation, say). Keep `self` alive.
     pub async fn sibling(&self, overrides: &[(&str, &str)]) -> TestApp {
         use secrecy::ExposeSecret;
-        let url = self.settings.database_url.expose_secret().to_owned();
+        let url = self.settings.database.url.expose_secret().to_owned();
         start(TestDatabase::Shared, &url, overrides, |_| {}).await
     }
 
     /// Settings for another service on this app's database (another replica, a config change).
     pub fn settings_with(&self, overrides: &[(&str, &str)]) -> Settings {
         use secrecy::ExposeSecret;
-        test_settings(self.settings.database_url.expose_secret(), overrides)
+        test_settings(self.settings.database.url.expose_secret(), overrides)
     }
 
     /// The stored password hash of user `id`, read straight from the database.
@@ -188,7 +188,7 @@ impl TestApp {
     /// One text value from the database (`$1` placeholders work on both backends).
     async fn stored_text(&self, sql: &str, value: &str) -> Option<String> {
         use secrecy::ExposeSecret;
-        let url = self.settings.database_url.expose_secret();
+        let url = self.settings.database.url.expose_secret();
         if url.starts_with("sqlite:") {
             let pool = sqlx::SqlitePool::connect(url).await.unwrap();
             let found = sqlx::query_scalar(sql)
