@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use secrecy::ExposeSecret;
 
+use super::table::Fallback;
 use super::*;
 
 fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
@@ -194,4 +195,108 @@ fn a_refused_database_url_never_shows_its_password() {
     ] {
         assert!(load(&[("DATABASE_URL", url)]).is_ok(), "{url}");
     }
+}
+
+/// The variables a file names: `NAME=value` lines and commented-out `# NAME=` lines.
+fn named_in(text: &str) -> Vec<(&str, bool, &str)> {
+    text.lines()
+        .filter_map(|line| {
+            let (commented, rest) = match line.strip_prefix("# ") {
+                Some(rest) => (true, rest),
+                None => (false, line),
+            };
+            let (name, value) = rest.split_once('=')?;
+            let is_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            is_name.then_some((name, commented, value))
+        })
+        .collect()
+}
+
+fn read(file: &str) -> String {
+    std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn sorted(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn env_example_and_the_reference_list_exactly_the_variables_the_code_reads() {
+    let code = sorted(variables().iter().map(|v| v.name.to_owned()));
+    let mut unique = code.clone();
+    unique.dedup();
+    assert_eq!(unique, code, "a variable is read by two rows");
+
+    let example = read(".env.example");
+    let in_example = sorted(named_in(&example).iter().map(|(n, _, _)| (*n).to_owned()));
+    assert_eq!(in_example, code, ".env.example, each variable once");
+
+    let reference = read("docs/configuration.md");
+    let in_reference = sorted(reference.lines().filter_map(|line| {
+        let name = line.strip_prefix("### `")?.strip_suffix('`')?;
+        Some(name.to_owned())
+    }));
+    assert_eq!(
+        in_reference, code,
+        "docs/configuration.md, one `### `NAME`` heading each"
+    );
+}
+
+#[test]
+fn every_line_of_env_example_is_the_default_with_one_line_of_comment() {
+    let example = read(".env.example");
+    let lines: Vec<&str> = example.lines().collect();
+    for variable in variables() {
+        let at = lines
+            .iter()
+            .position(|line| named_in(line).first().map(|(n, _, _)| *n) == Some(variable.name))
+            .unwrap();
+        let (_, commented, value) = named_in(lines[at])[0];
+        let expected = match variable.default {
+            Fallback::Fixed(default) => (false, default),
+            Fallback::Unset => (false, ""),
+            Fallback::Computed(_) => (true, ""),
+        };
+        assert_eq!((commented, value), expected, "{}", lines[at]);
+        let comment = lines[at - 1];
+        assert!(
+            comment.starts_with("# ") && named_in(comment).is_empty(),
+            "{} needs its line of comment above it",
+            variable.name
+        );
+    }
+}
+
+#[test]
+fn a_copied_env_example_changes_nothing_in_development_or_production() {
+    let path = format!("{}/.env.example", env!("CARGO_MANIFEST_DIR"));
+    let example: HashMap<String, String> = dotenvy::from_path_iter(path)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let secret = "k".repeat(40);
+    for environment in [
+        vec![("APP_ENV", "development")],
+        vec![("APP_ENV", "production"), ("JWT_SECRET", secret.as_str())],
+    ] {
+        let without = load(&environment).unwrap();
+        // The process environment wins over the file, as in `Settings::load`.
+        let mut with = example.clone();
+        with.extend(
+            environment
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let with = Settings::from_lookup(|key| with.get(key).cloned()).unwrap();
+        assert_eq!(with.entries(), without.entries());
+    }
+    assert!(
+        !example.contains_key(LOG_FILTER_VARIABLE) && !example.contains_key("LOG_FORMAT"),
+        "the log format and filter are left to their defaults"
+    );
 }
