@@ -1,11 +1,10 @@
 //! What protects accounts: registration and password rules, sessions per user, the lockout
 //! after failed password checks and the per-IP rate limit.
 
-use super::table::{first_failure, row, Fallback::*, Group, Var};
-use super::ConfigError;
+use super::table::{row, Check, Fallback::*, Group, Var};
 
 /// Who may register and what a new password needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AccountSettings {
     /// Self-service registration; `false`: `POST /users` needs an admin bearer token.
     pub registration_open: bool,
@@ -26,23 +25,14 @@ impl Group for AccountSettings {
         ),
     ];
 
-    fn initial() -> Self {
-        Self {
-            registration_open: false,
-            password_min_length: 0,
-        }
-    }
-
-    fn check(&self) -> Result<(), ConfigError> {
-        first_failure(&[(
-            (1..=128).contains(&self.password_min_length),
-            "PASSWORD_MIN_LENGTH must be between 1 and 128",
-        )])
-    }
+    const CHECKS: &'static [Check<Self>] = &[(
+        |s| (1..=128).contains(&s.password_min_length),
+        "PASSWORD_MIN_LENGTH must be between 1 and 128",
+    )];
 }
 
 /// How long a session may live and how many one user keeps.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionSettings {
     /// No rotation extends a session past its login plus this (the absolute lifetime).
     pub max_lifetime_seconds: u64,
@@ -64,29 +54,20 @@ impl Group for SessionSettings {
         ),
     ];
 
-    fn initial() -> Self {
-        Self {
-            max_lifetime_seconds: 0,
-            max_per_user: 0,
-        }
-    }
-
-    fn check(&self) -> Result<(), ConfigError> {
-        first_failure(&[
-            (
-                self.max_lifetime_seconds > 0,
-                "SESSION_MAX_LIFETIME_SECONDS must be positive",
-            ),
-            (
-                self.max_per_user > 0,
-                "MAX_SESSIONS_PER_USER must be at least 1",
-            ),
-        ])
-    }
+    const CHECKS: &'static [Check<Self>] = &[
+        (
+            |s| s.max_lifetime_seconds > 0,
+            "SESSION_MAX_LIFETIME_SECONDS must be positive",
+        ),
+        (
+            |s| s.max_per_user > 0,
+            "MAX_SESSIONS_PER_USER must be at least 1",
+        ),
+    ];
 }
 
 /// The lock of a username after consecutive failed password checks.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LockoutSettings {
     pub max_failures: u32,
     /// The first lock; each further one doubles, up to `max_seconds`.
@@ -105,31 +86,21 @@ impl Group for LockoutSettings {
         ),
     ];
 
-    fn initial() -> Self {
-        Self {
-            max_failures: 0,
-            seconds: 0,
-            max_seconds: 0,
-        }
-    }
-
-    fn check(&self) -> Result<(), ConfigError> {
-        first_failure(&[
-            (
-                self.max_failures > 0,
-                "LOGIN_MAX_FAILURES must be at least 1",
-            ),
-            (self.seconds > 0, "LOGIN_LOCKOUT_SECONDS must be positive"),
-            (
-                self.max_seconds >= self.seconds,
-                "LOGIN_LOCKOUT_MAX_SECONDS must be at least LOGIN_LOCKOUT_SECONDS",
-            ),
-        ])
-    }
+    const CHECKS: &'static [Check<Self>] = &[
+        (
+            |s| s.max_failures > 0,
+            "LOGIN_MAX_FAILURES must be at least 1",
+        ),
+        (|s| s.seconds > 0, "LOGIN_LOCKOUT_SECONDS must be positive"),
+        (
+            |s| s.max_seconds >= s.seconds,
+            "LOGIN_LOCKOUT_MAX_SECONDS must be at least LOGIN_LOCKOUT_SECONDS",
+        ),
+    ];
 }
 
 /// The per-client-IP rate limit of the credential endpoints.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RateLimitSettings {
     pub enabled: bool,
     pub per_second: u32,
@@ -143,18 +114,8 @@ impl Group for RateLimitSettings {
         row!("RATE_LIMIT_BURST", Fixed("20"), burst = number()),
     ];
 
-    fn initial() -> Self {
-        Self {
-            enabled: false,
-            per_second: 0,
-            burst: 0,
-        }
-    }
-
-    fn check(&self) -> Result<(), ConfigError> {
-        first_failure(&[(
-            self.per_second > 0 && self.burst > 0,
-            "RATE_LIMIT_PER_SECOND and RATE_LIMIT_BURST must be at least 1",
-        )])
-    }
+    const CHECKS: &'static [Check<Self>] = &[(
+        |s| s.per_second > 0 && s.burst > 0,
+        "RATE_LIMIT_PER_SECOND and RATE_LIMIT_BURST must be at least 1",
+    )];
 }

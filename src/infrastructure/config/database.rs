@@ -2,7 +2,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::table::{first_failure, row, Fallback::*, Group, Value, Var};
+use super::table::{row, Check, Fallback::*, Group, Value, Var};
 use super::{mask_url, ConfigError};
 
 /// The database and its pool.
@@ -18,7 +18,7 @@ pub struct DatabaseSettings {
 /// The schemes the storage adapters open.
 const SCHEMES: [&str; 3] = ["sqlite:", "postgres:", "postgresql:"];
 
-fn url(value: &Value<'_>) -> Result<SecretString, ConfigError> {
+fn url(_: &DatabaseSettings, value: &Value<'_>) -> Result<SecretString, ConfigError> {
     let raw = value.raw.unwrap_or_default();
     if SCHEMES.iter().any(|scheme| raw.starts_with(scheme)) {
         return Ok(SecretString::from(raw.to_owned()));
@@ -35,17 +35,25 @@ fn url(value: &Value<'_>) -> Result<SecretString, ConfigError> {
     )))
 }
 
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from(""),
+            max_connections: 0,
+            acquire_timeout_ms: 0,
+            statement_timeout_ms: 0,
+        }
+    }
+}
+
 impl Group for DatabaseSettings {
     const VARS: &'static [Var<Self>] = &[
-        Var {
-            name: "DATABASE_URL",
-            default: Fixed("sqlite://auth.db"),
-            read: |s, v| {
-                s.url = url(v)?;
-                Ok(())
-            },
-            show: |s| mask_url(s.url.expose_secret()),
-        },
+        row!(
+            "DATABASE_URL",
+            Fixed("sqlite://auth.db"),
+            url <- url,
+            show = |s| mask_url(s.url.expose_secret())
+        ),
         row!(
             "DATABASE_MAX_CONNECTIONS",
             Fixed("8"),
@@ -63,25 +71,14 @@ impl Group for DatabaseSettings {
         ),
     ];
 
-    fn initial() -> Self {
-        Self {
-            url: SecretString::from(""),
-            max_connections: 0,
-            acquire_timeout_ms: 0,
-            statement_timeout_ms: 0,
-        }
-    }
-
-    fn check(&self) -> Result<(), ConfigError> {
-        first_failure(&[
-            (
-                self.acquire_timeout_ms > 0 && self.statement_timeout_ms > 0,
-                "DATABASE_ACQUIRE_TIMEOUT_MS and DATABASE_STATEMENT_TIMEOUT_MS must be positive",
-            ),
-            (
-                self.max_connections > 0,
-                "DATABASE_MAX_CONNECTIONS must be at least 1",
-            ),
-        ])
-    }
+    const CHECKS: &'static [Check<Self>] = &[
+        (
+            |s| s.acquire_timeout_ms > 0 && s.statement_timeout_ms > 0,
+            "DATABASE_ACQUIRE_TIMEOUT_MS and DATABASE_STATEMENT_TIMEOUT_MS must be positive",
+        ),
+        (
+            |s| s.max_connections > 0,
+            "DATABASE_MAX_CONNECTIONS must be at least 1",
+        ),
+    ];
 }

@@ -1,10 +1,10 @@
 //! Password hashing: the argon2id cost, the hashing threads and imported bcrypt hashes.
 
-use super::table::{first_failure, row, Fallback::*, Group, Value, Var};
+use super::table::{row, Check, Fallback::*, Group, Value, Var};
 use super::ConfigError;
 
 /// How passwords are hashed and how many hashes run at once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HashingSettings {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -19,10 +19,18 @@ pub struct HashingSettings {
 
 const BCRYPT_COST: &str = "a bcrypt cost from 4 to 31, or off";
 
-fn legacy_bcrypt_cost(value: &Value<'_>) -> Result<Option<u32>, ConfigError> {
+fn legacy_bcrypt_cost(_: &HashingSettings, value: &Value<'_>) -> Result<Option<u32>, ConfigError> {
     match value.raw.map(str::trim) {
         Some("off") => Ok(None),
         _ => value.parse(BCRYPT_COST).map(Some),
+    }
+}
+
+/// The number of cores unless set.
+fn concurrency(_: &HashingSettings, value: &Value<'_>) -> Result<usize, ConfigError> {
+    match value.raw {
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        Some(_) => value.number(),
     }
 }
 
@@ -43,63 +51,38 @@ impl Group for HashingSettings {
             Fixed("1"),
             argon2_parallelism = number()
         ),
-        Var {
-            name: "HASH_CONCURRENCY",
-            default: Computed("the number of cores"),
-            read: |s, v| {
-                s.concurrency = match v.raw {
-                    None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                    Some(_) => v.number()?,
-                };
-                Ok(())
-            },
-            show: |s| s.concurrency.to_string(),
-        },
+        row!(
+            "HASH_CONCURRENCY",
+            Computed("the number of cores"),
+            concurrency <- concurrency,
+            show = |s| s.concurrency.to_string()
+        ),
         row!(
             "HASH_QUEUE_TIMEOUT_MS",
             Fixed("2000"),
             queue_timeout_ms = number()
         ),
-        Var {
-            name: "LEGACY_BCRYPT_COST",
-            default: Fixed("12"),
-            read: |s, v| {
-                s.legacy_bcrypt_cost = legacy_bcrypt_cost(v)?;
-                Ok(())
-            },
-            show: |s| {
-                s.legacy_bcrypt_cost
-                    .map_or_else(|| "off".to_owned(), |cost| cost.to_string())
-            },
-        },
+        row!(
+            "LEGACY_BCRYPT_COST",
+            Fixed("12"),
+            legacy_bcrypt_cost <- legacy_bcrypt_cost,
+            show = |s| s.legacy_bcrypt_cost.map_or("off".to_owned(), |cost| cost.to_string())
+        ),
     ];
 
-    fn initial() -> Self {
-        Self {
-            argon2_memory_kib: 0,
-            argon2_iterations: 0,
-            argon2_parallelism: 0,
-            concurrency: 0,
-            queue_timeout_ms: 0,
-            legacy_bcrypt_cost: None,
-        }
-    }
-
-    fn check(&self) -> Result<(), ConfigError> {
-        first_failure(&[
-            (
-                !matches!(self.legacy_bcrypt_cost, Some(cost) if !(4..=31).contains(&cost)),
-                "LEGACY_BCRYPT_COST must be a bcrypt cost from 4 to 31, or off",
-            ),
-            (self.concurrency > 0, "HASH_CONCURRENCY must be at least 1"),
-            (
-                self.argon2_parallelism >= 1 && self.argon2_iterations >= 1,
-                "ARGON2_ITERATIONS and ARGON2_PARALLELISM must be at least 1",
-            ),
-            (
-                self.argon2_memory_kib >= 8 * self.argon2_parallelism,
-                "ARGON2_MEMORY_KIB must be at least 8 x ARGON2_PARALLELISM",
-            ),
-        ])
-    }
+    const CHECKS: &'static [Check<Self>] = &[
+        (
+            |s| !matches!(s.legacy_bcrypt_cost, Some(cost) if !(4..=31).contains(&cost)),
+            "LEGACY_BCRYPT_COST must be a bcrypt cost from 4 to 31, or off",
+        ),
+        (|s| s.concurrency > 0, "HASH_CONCURRENCY must be at least 1"),
+        (
+            |s| s.argon2_parallelism >= 1 && s.argon2_iterations >= 1,
+            "ARGON2_ITERATIONS and ARGON2_PARALLELISM must be at least 1",
+        ),
+        (
+            |s| s.argon2_memory_kib >= 8 * s.argon2_parallelism,
+            "ARGON2_MEMORY_KIB must be at least 8 x ARGON2_PARALLELISM",
+        ),
+    ];
 }

@@ -1,11 +1,12 @@
 //! Logs and the purge of expired data.
 
-use super::table::{first_failure, row, Fallback::*, Group, Value, Var};
+use super::table::{row, Check, Fallback::*, Group, Value, Var};
 use super::{AppEnv, ConfigError};
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
+    #[default]
     Pretty,
     Json,
 }
@@ -28,12 +29,12 @@ impl LogFormat {
 pub const LOG_FILTER_VARIABLE: &str = "RUST_LOG";
 
 /// How the service logs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoggingSettings {
     pub format: LogFormat,
 }
 
-fn log_format(value: &Value<'_>) -> Result<LogFormat, ConfigError> {
+fn log_format(_: &LoggingSettings, value: &Value<'_>) -> Result<LogFormat, ConfigError> {
     match value.raw {
         None if value.context.app_env == AppEnv::Production => Ok(LogFormat::Json),
         None => Ok(LogFormat::Pretty),
@@ -42,25 +43,16 @@ fn log_format(value: &Value<'_>) -> Result<LogFormat, ConfigError> {
 }
 
 impl Group for LoggingSettings {
-    const VARS: &'static [Var<Self>] = &[Var {
-        name: "LOG_FORMAT",
-        default: Computed("pretty; json in production"),
-        read: |s, v| {
-            s.format = log_format(v)?;
-            Ok(())
-        },
-        show: |s| s.format.as_str().to_owned(),
-    }];
-
-    fn initial() -> Self {
-        Self {
-            format: LogFormat::Pretty,
-        }
-    }
+    const VARS: &'static [Var<Self>] = &[row!(
+        "LOG_FORMAT",
+        Computed("pretty; json in production"),
+        format <- log_format,
+        show = |s| s.format.as_str().to_owned()
+    )];
 }
 
 /// How long audit events are kept and how often expired data is purged.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RetentionSettings {
     pub audit_retention_days: u32,
     pub purge_interval_seconds: u64,
@@ -80,17 +72,8 @@ impl Group for RetentionSettings {
         ),
     ];
 
-    fn initial() -> Self {
-        Self {
-            audit_retention_days: 0,
-            purge_interval_seconds: 0,
-        }
-    }
-
-    fn check(&self) -> Result<(), ConfigError> {
-        first_failure(&[(
-            self.purge_interval_seconds > 0,
-            "PURGE_INTERVAL_SECONDS must be positive",
-        )])
-    }
+    const CHECKS: &'static [Check<Self>] = &[(
+        |s| s.purge_interval_seconds > 0,
+        "PURGE_INTERVAL_SECONDS must be positive",
+    )];
 }

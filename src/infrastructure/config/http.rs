@@ -1,8 +1,8 @@
 //! `HOST`, `PORT` and the limits of the HTTP server.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv6Addr};
 
-use super::table::{first_failure, row, show_list, Fallback::*, Group, Var};
+use super::table::{row, show_list, Check, Fallback::*, Group, Value, Var};
 use super::ConfigError;
 
 /// Where the service listens and how much it takes from a client.
@@ -24,6 +24,32 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// Origins allowed by CORS; empty: CORS off (no header is sent).
     pub cors_allowed_origins: Vec<String>,
+}
+
+/// The listed origins without a trailing `/`.
+fn origins(_: &HttpSettings, value: &Value<'_>) -> Result<Vec<String>, ConfigError> {
+    Ok(value
+        .list()
+        .into_iter()
+        .map(|o| o.trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect())
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            port: 0,
+            trust_proxy_headers: false,
+            body_limit_bytes: 0,
+            request_timeout_seconds: 0,
+            header_read_timeout_seconds: 0,
+            idle_timeout_seconds: 0,
+            max_connections: 0,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
 }
 
 impl Group for HttpSettings {
@@ -68,55 +94,35 @@ impl Group for HttpSettings {
             Fixed("10000"),
             max_connections = number()
         ),
-        Var {
-            name: "CORS_ALLOWED_ORIGINS",
-            default: Unset,
-            read: |s, v| {
-                s.cors_allowed_origins = v
-                    .list()
-                    .into_iter()
-                    .map(|o| o.trim_end_matches('/').to_owned())
-                    .filter(|o| !o.is_empty())
-                    .collect();
-                Ok(())
-            },
-            show: |s| show_list(&s.cors_allowed_origins),
-        },
+        row!(
+            "CORS_ALLOWED_ORIGINS",
+            Unset,
+            cors_allowed_origins <- origins,
+            show = |s| show_list(&s.cors_allowed_origins)
+        ),
     ];
 
-    fn initial() -> Self {
-        Self {
-            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 0,
-            trust_proxy_headers: false,
-            body_limit_bytes: 0,
-            request_timeout_seconds: 0,
-            header_read_timeout_seconds: 0,
-            idle_timeout_seconds: 0,
-            max_connections: 0,
-            cors_allowed_origins: Vec::new(),
-        }
-    }
+    const CHECKS: &'static [Check<Self>] = &[
+        (
+            |s| s.request_timeout_seconds > 0,
+            "REQUEST_TIMEOUT_SECONDS must be positive",
+        ),
+        (
+            |s| s.header_read_timeout_seconds > 0 && s.idle_timeout_seconds > 0,
+            "HTTP_HEADER_READ_TIMEOUT_SECONDS and HTTP_IDLE_TIMEOUT_SECONDS must be positive",
+        ),
+        (
+            |s| s.max_connections > 0,
+            "HTTP_MAX_CONNECTIONS must be at least 1",
+        ),
+        (
+            |s| s.body_limit_bytes >= 1024,
+            "BODY_LIMIT_BYTES must be at least 1024",
+        ),
+    ];
 
     fn check(&self) -> Result<(), ConfigError> {
-        first_failure(&[
-            (
-                self.request_timeout_seconds > 0,
-                "REQUEST_TIMEOUT_SECONDS must be positive",
-            ),
-            (
-                self.header_read_timeout_seconds > 0 && self.idle_timeout_seconds > 0,
-                "HTTP_HEADER_READ_TIMEOUT_SECONDS and HTTP_IDLE_TIMEOUT_SECONDS must be positive",
-            ),
-            (
-                self.max_connections > 0,
-                "HTTP_MAX_CONNECTIONS must be at least 1",
-            ),
-            (
-                self.body_limit_bytes >= 1024,
-                "BODY_LIMIT_BYTES must be at least 1024",
-            ),
-        ])?;
+        self.check_table()?;
         match self
             .cors_allowed_origins
             .iter()

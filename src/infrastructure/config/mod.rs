@@ -28,8 +28,9 @@ pub use self::tokens::{TokenSettings, DEVELOPMENT_JWT_SECRET};
 pub use crate::infrastructure::crypto::keys::JwtAlgorithm;
 
 /// The deployment environment, from `APP_ENV`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AppEnv {
+    #[default]
     Development,
     Testing,
     Production,
@@ -58,10 +59,6 @@ impl Group for AppEnv {
         },
         show: |s| s.as_str().to_owned(),
     }];
-
-    fn initial() -> Self {
-        Self::Development
-    }
 }
 
 /// A configuration value that cannot be used; the message names the variable.

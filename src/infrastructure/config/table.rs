@@ -33,6 +33,9 @@ pub struct Context {
     pub listen: Option<(IpAddr, u16)>,
 }
 
+/// A check of a group's values and the message when it fails.
+pub type Check<G> = (fn(&G) -> bool, &'static str);
+
 /// One row of a group's table.
 pub struct Var<G> {
     pub name: &'static str,
@@ -53,18 +56,27 @@ impl<G> Var<G> {
     }
 }
 
-/// A group of settings read from one table.
-pub trait Group: Sized + 'static {
+/// A group of settings read from one table, starting from `Default` (which no row leaves in
+/// place: every row sets its field).
+pub trait Group: Default + 'static {
     /// The rows, in the order they are read and printed.
     const VARS: &'static [Var<Self>];
 
-    /// The group before its rows are read; every row with a [`Fallback::Value`] overwrites its
-    /// field.
-    fn initial() -> Self;
+    /// The checks of the group's values once every row is read: each a test and the message
+    /// when it fails (the first failure is reported).
+    const CHECKS: &'static [Check<Self>] = &[];
 
-    /// Checks between values of the group, once every row is read.
+    /// [`Group::CHECKS`]; groups with a check that builds its message override this.
     fn check(&self) -> Result<(), ConfigError> {
-        Ok(())
+        self.check_table()
+    }
+
+    /// The first of [`Group::CHECKS`] that fails, as an error.
+    fn check_table(&self) -> Result<(), ConfigError> {
+        match Self::CHECKS.iter().find(|(passes, _)| !passes(self)) {
+            Some((_, message)) => Err(ConfigError((*message).to_owned())),
+            None => Ok(()),
+        }
     }
 
     /// Reads every row through `lookup`, then [`Group::check`].
@@ -72,7 +84,8 @@ pub trait Group: Sized + 'static {
         lookup: &dyn Fn(&str) -> Option<String>,
         context: &Context,
     ) -> Result<Self, ConfigError> {
-        let mut group = Self::initial();
+        // Every row sets its field, so the default values are never seen.
+        let mut group = Self::default();
         for var in Self::VARS {
             let raw = lookup(var.name).filter(|v| !v.trim().is_empty());
             let raw = match (raw, var.default) {
@@ -185,16 +198,9 @@ pub fn show_list<T: ToString>(items: &[T]) -> String {
     }
 }
 
-/// The first failed check's message, if any.
-pub fn first_failure(checks: &[(bool, &str)]) -> Result<(), ConfigError> {
-    match checks.iter().find(|(ok, _)| !ok) {
-        Some((_, message)) => Err(ConfigError((*message).to_owned())),
-        None => Ok(()),
-    }
-}
-
-/// A [`Var`] row storing `v.method(args)` into `field`, shown with `to_string()` unless a
-/// `show` function is given.
+/// A [`Var`] row. `field = method(args)` stores `v.method(args)` (a [`Value`] parser) into the
+/// field; `field <- function` stores `function(&group, v)`, for values that depend on rows read
+/// before. The value is shown with `to_string()` unless a `show` function is given.
 macro_rules! row {
     ($name:literal, $default:expr, $field:ident = $method:ident ( $($arg:expr),* )) => {
         row!($name, $default, $field = $method($($arg),*), show = |s| s.$field.to_string())
@@ -205,6 +211,17 @@ macro_rules! row {
             default: $default,
             read: |s, v| {
                 s.$field = v.$method($($arg),*)?;
+                Ok(())
+            },
+            show: $show,
+        }
+    };
+    ($name:literal, $default:expr, $field:ident <- $function:expr, show = $show:expr) => {
+        $crate::infrastructure::config::table::Var {
+            name: $name,
+            default: $default,
+            read: |s, v| {
+                s.$field = $function(&*s, v)?;
                 Ok(())
             },
             show: $show,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::table::{first_failure, row, show_list, Fallback::*, Group, Value, Var};
+use super::table::{row, show_list, Check, Fallback::*, Group, Value, Var};
 use super::{AppEnv, ConfigError};
 use crate::infrastructure::crypto::keys::JwtAlgorithm;
 
@@ -38,7 +38,7 @@ impl TokenSettings {
     }
 }
 
-fn algorithm(value: &Value<'_>) -> Result<JwtAlgorithm, ConfigError> {
+fn algorithm(_: &TokenSettings, value: &Value<'_>) -> Result<JwtAlgorithm, ConfigError> {
     let choices = JwtAlgorithm::ALL.map(|a| (a.name(), a));
     value.one_of(&choices)
 }
@@ -87,17 +87,31 @@ fn shown_secret(secret: &SecretString) -> String {
     }
 }
 
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            algorithm: JwtAlgorithm::default(),
+            secret: SecretString::from(DEVELOPMENT_JWT_SECRET),
+            private_key_file: None,
+            verify_key_files: Vec::new(),
+            dev_key_dir: PathBuf::new(),
+            issuer: String::new(),
+            audience: String::new(),
+            leeway_seconds: 0,
+            access_token_ttl_seconds: 0,
+            refresh_token_ttl_seconds: 0,
+        }
+    }
+}
+
 impl Group for TokenSettings {
     const VARS: &'static [Var<Self>] = &[
-        Var {
-            name: "JWT_ALGORITHM",
-            default: Fixed("HS256"),
-            read: |s, v| {
-                s.algorithm = algorithm(v)?;
-                Ok(())
-            },
-            show: |s| s.algorithm.name().to_owned(),
-        },
+        row!(
+            "JWT_ALGORITHM",
+            Fixed("HS256"),
+            algorithm <- algorithm,
+            show = |s| s.algorithm.name().to_owned()
+        ),
         Var {
             name: "JWT_PRIVATE_KEY_FILE",
             default: Unset,
@@ -111,15 +125,12 @@ impl Group for TokenSettings {
                     .map_or("(none)".into(), |p| p.display().to_string())
             },
         },
-        Var {
-            name: "JWT_SECRET",
-            default: Computed("the public development value outside production; required in production with HS256"),
-            read: |s, v| {
-                s.secret = secret(s, v)?;
-                Ok(())
-            },
-            show: |s| shown_secret(&s.secret),
-        },
+        row!(
+            "JWT_SECRET",
+            Computed("the public development value outside production; required in production with HS256"),
+            secret <- secret,
+            show = |s| shown_secret(&s.secret)
+        ),
         Var {
             name: "JWT_VERIFY_KEY_FILES",
             default: Unset,
@@ -155,35 +166,26 @@ impl Group for TokenSettings {
         },
         row!("JWT_AUDIENCE", Fixed("auth-service"), audience = string()),
         row!("JWT_LEEWAY_SECONDS", Fixed("30"), leeway_seconds = number()),
-        row!("ACCESS_TOKEN_TTL_SECONDS", Fixed("900"), access_token_ttl_seconds = number()),
-        row!("REFRESH_TOKEN_TTL_SECONDS", Fixed("1209600"), refresh_token_ttl_seconds = number()),
+        row!(
+            "ACCESS_TOKEN_TTL_SECONDS",
+            Fixed("900"),
+            access_token_ttl_seconds = number()
+        ),
+        row!(
+            "REFRESH_TOKEN_TTL_SECONDS",
+            Fixed("1209600"),
+            refresh_token_ttl_seconds = number()
+        ),
     ];
 
-    fn initial() -> Self {
-        Self {
-            algorithm: JwtAlgorithm::default(),
-            secret: SecretString::from(DEVELOPMENT_JWT_SECRET),
-            private_key_file: None,
-            verify_key_files: Vec::new(),
-            dev_key_dir: PathBuf::new(),
-            issuer: String::new(),
-            audience: String::new(),
-            leeway_seconds: 0,
-            access_token_ttl_seconds: 0,
-            refresh_token_ttl_seconds: 0,
-        }
-    }
-
-    fn check(&self) -> Result<(), ConfigError> {
-        first_failure(&[
-            (
-                self.access_token_ttl_seconds > 0,
-                "ACCESS_TOKEN_TTL_SECONDS must be positive",
-            ),
-            (
-                self.refresh_token_ttl_seconds > 0,
-                "REFRESH_TOKEN_TTL_SECONDS must be positive",
-            ),
-        ])
-    }
+    const CHECKS: &'static [Check<Self>] = &[
+        (
+            |s| s.access_token_ttl_seconds > 0,
+            "ACCESS_TOKEN_TTL_SECONDS must be positive",
+        ),
+        (
+            |s| s.refresh_token_ttl_seconds > 0,
+            "REFRESH_TOKEN_TTL_SECONDS must be positive",
+        ),
+    ];
 }
