@@ -170,14 +170,21 @@ mod tests {
 
     const FORGED: &str = "alice\nINFO forged: admin logged in\r\x1b[31mred\x1b[0m\u{9b}\u{202e}";
 
-    /// Logs through `format` as the server does, with attacker text in a span field (Display),
-    /// an event field (str), a Debug field and the message, and returns the output.
-    fn logged(format: LogFormat) -> String {
+    /// What `log` writes through the subscriber of `format`, with colours if `ansi`.
+    fn captured(format: LogFormat, ansi: bool, log: impl FnOnce()) -> String {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let sink = buffer.clone();
         let writer = move || Sink(sink.clone());
-        let subscriber = subscriber(format, EnvFilter::new("info"), true, writer);
-        tracing::subscriber::with_default(subscriber, || {
+        let subscriber = subscriber(format, EnvFilter::new("info"), ansi, writer);
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = buffer.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// Logs through `format` as the server does, in colour, with attacker text in a span field
+    /// (Display), an event field (str), a Debug field and the message, and returns the output.
+    fn logged(format: LogFormat) -> String {
+        captured(format, true, || {
             let span = tracing::info_span!("login", username = %FORGED);
             let _entered = span.enter();
             tracing::warn!(
@@ -186,9 +193,7 @@ mod tests {
                 "audit {}",
                 FORGED
             );
-        });
-        let bytes = buffer.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        })
     }
 
     struct Sink(Arc<Mutex<Vec<u8>>>);
@@ -223,18 +228,9 @@ mod tests {
 
     #[test]
     fn pretty_lines_without_colours_hold_no_escape_byte_at_all() {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        let subscriber = subscriber(
-            LogFormat::Pretty,
-            EnvFilter::new("info"),
-            false,
-            move || Sink(sink.clone()),
-        );
-        tracing::subscriber::with_default(subscriber, || {
+        let output = captured(LogFormat::Pretty, false, || {
             tracing::info!(path = %FORGED, "request");
         });
-        let output = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
         assert!(!output.contains('\x1b'), "{output:?}");
         assert_eq!(output.lines().count(), 1, "{output:?}");
     }
