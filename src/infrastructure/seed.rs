@@ -162,7 +162,7 @@ impl Progress {
                 bar.inc(1);
                 bar.set_message(counts);
             }
-            None if self.done % self.every == 0
+            None if self.done.is_multiple_of(self.every)
                 || self.last_line.elapsed() >= std::time::Duration::from_secs(5) =>
             {
                 eprintln!("seed: {}/{} rows ({counts})", self.done, self.total);
