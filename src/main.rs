@@ -21,7 +21,7 @@ use secrecy::ExposeSecret;
     name = "auth-service",
     version,
     about = "OAuth2 password-grant authentication service",
-    long_about = "OAuth2 password-grant authentication service: JWT access tokens, rotating refresh tokens, argon2id passwords.\n\nConfiguration comes from the environment, then .env.{APP_ENV}, then .env (see .env.example)."
+    long_about = "OAuth2 password-grant authentication service: JWT access tokens, rotating refresh tokens, argon2id passwords.\n\nConfiguration comes from the environment, then .env.{APP_ENV}, then .env (see docs/configuration.md and .env.example)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,7 +37,6 @@ enum Command {
     /// Validate the configuration and the signing keys, print every setting with secrets
     /// masked, and exit (1 when something is wrong).
     CheckConfig,
-    /// Create users in the database, idempotently (`seed --help` for the flags and files).
     Seed(SeedArgs),
 }
 

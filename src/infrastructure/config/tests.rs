@@ -248,6 +248,19 @@ fn env_example_and_the_reference_list_exactly_the_variables_the_code_reads() {
 }
 
 #[test]
+fn the_environment_files_set_only_variables_the_code_reads() {
+    let code: Vec<&str> = variables().iter().map(|v| v.name).collect();
+    for file in [".env.development", ".env.testing"] {
+        for (name, _, _) in named_in(&read(file)) {
+            assert!(
+                code.contains(&name),
+                "{file} sets {name}, which nothing reads"
+            );
+        }
+    }
+}
+
+#[test]
 fn every_line_of_env_example_is_the_default_with_one_line_of_comment() {
     let example = read(".env.example");
     let lines: Vec<&str> = example.lines().collect();
