@@ -162,7 +162,9 @@ impl Settings {
     /// # Errors
     /// A [`ConfigError`] naming the first unusable variable.
     pub fn load() -> Result<Self, ConfigError> {
-        let env_name = std::env::var("APP_ENV").unwrap_or_else(|_| "development".into());
+        // `APP_ENV` from the process environment alone picks the file.
+        let env_name = std::env::var(AppEnv::VARS[0].name)
+            .unwrap_or_else(|_| AppEnv::default().as_str().to_owned());
         let _ = dotenvy::from_filename(format!(".env.{env_name}"));
         let _ = dotenvy::from_filename(".env");
         Self::from_lookup(|key| std::env::var(key).ok())
