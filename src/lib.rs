@@ -1,8 +1,8 @@
 //! An OAuth2 password-grant authentication service.
 //!
 //! It issues short-lived JWT access tokens (RFC 9068 profile) and opaque, rotating refresh tokens
-//! with reuse detection, stores users with argon2id password hashes, and serves the HTTP contract
-//! of `shared/API.md` with an OpenAPI document and Swagger UI.
+//! with reuse detection, stores users with argon2id password hashes, and serves its HTTP API with
+//! an OpenAPI document and Swagger UI.
 //!
 //! # Layout
 //!
@@ -11,10 +11,12 @@
 //! - [`domain`]: entities, validated value types and the port traits. No framework, no I/O.
 //! - [`application`]: the use cases (login, refresh, logout, registration, ...), written against
 //!   the ports only.
-//! - [`infrastructure`]: the adapters: configuration, telemetry, argon2, JWT, SQLite and the axum
-//!   HTTP layer. It is the only module that names a framework or a driver.
+//! - [`infrastructure`]: the adapters: configuration, telemetry, argon2, JWT, SQLite and
+//!   PostgreSQL, the axum HTTP layer and the `seed` command. It is the only module that names a
+//!   framework or a driver.
 //!
-//! `main.rs` and `bin/seed.rs` only wire these together (see [`infrastructure::bootstrap`]).
+//! `main.rs` and `bin/seed.rs` only parse the command line and call into
+//! [`infrastructure::bootstrap`] (the wiring) and [`infrastructure::seed`].
 
 pub mod application;
 pub mod domain;

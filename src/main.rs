@@ -1,15 +1,18 @@
 //! `auth-service`: the server binary. `serve` (the default) loads the settings, starts
 //! telemetry, builds the app and serves until SIGINT/SIGTERM; `migrate` applies the migrations
-//! and exits; `check-config` validates the configuration and prints it with secrets masked.
+//! and exits; `check-config` validates the configuration and prints it with secrets masked;
+//! `seed` creates users (the same command as `cargo run --bin seed`, without a second build).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use auth_service::infrastructure::bootstrap::{
-    build_app, build_codec, db_options, serve, shutdown_signal, spawn_purge_task,
+    build_app, build_codec, db_options, serve, shutdown_signal, spawn_purge_task, start,
 };
-use auth_service::infrastructure::config::{AppEnv, Settings, DEVELOPMENT_JWT_SECRET};
-use auth_service::infrastructure::{db, telemetry};
+use auth_service::infrastructure::config::{mask_url, AppEnv, Settings};
+use auth_service::infrastructure::db;
+use auth_service::infrastructure::seed::{self, SeedArgs};
+use auth_service::infrastructure::telemetry::{self, LogStream};
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 
@@ -18,7 +21,7 @@ use secrecy::ExposeSecret;
     name = "auth-service",
     version,
     about = "OAuth2 password-grant authentication service",
-    long_about = "OAuth2 password-grant authentication service: JWT access tokens, rotating refresh tokens, argon2id passwords.\n\nConfiguration comes from the environment, then .env.{APP_ENV}, then .env (see .env.example)."
+    long_about = "OAuth2 password-grant authentication service: JWT access tokens, rotating refresh tokens, argon2id passwords.\n\nConfiguration comes from the environment, then .env.{APP_ENV}, then .env (see docs/configuration.md and .env.example)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,37 +37,26 @@ enum Command {
     /// Validate the configuration and the signing keys, print every setting with secrets
     /// masked, and exit (1 when something is wrong).
     CheckConfig,
+    Seed(SeedArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load() {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("auth-service: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("auth-service: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some((settings, runtime)) = start("auth-service") else {
+        return ExitCode::FAILURE;
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(run(settings)),
         Command::Migrate => runtime.block_on(migrate(settings)),
         Command::CheckConfig => check_config(&settings),
+        Command::Seed(args) => runtime.block_on(seed::run(args, &settings)),
     }
 }
 
 async fn run(settings: Settings) -> ExitCode {
-    telemetry::init(settings.log_format, "info");
-    if settings.app_env != AppEnv::Production
-        && settings.jwt_algorithm == "HS256"
-        && settings.jwt_secret.expose_secret() == DEVELOPMENT_JWT_SECRET
-    {
+    // The server's output is its log; the tests and log shippers read it on standard output.
+    telemetry::init(settings.logging.format, "info", LogStream::Stdout);
+    if settings.app_env != AppEnv::Production && settings.tokens.uses_development_secret() {
         tracing::warn!("JWT_SECRET is not set: using the public development secret");
     }
     let (router, maintenance) = match build_app(&settings).await {
@@ -92,7 +84,7 @@ async fn run(settings: Settings) -> ExitCode {
     );
     spawn_purge_task(
         maintenance,
-        Duration::from_secs(settings.purge_interval_seconds),
+        Duration::from_secs(settings.retention.purge_interval_seconds),
     );
     match serve(listener, router, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,14 +96,11 @@ async fn run(settings: Settings) -> ExitCode {
 }
 
 async fn migrate(settings: Settings) -> ExitCode {
-    telemetry::init(settings.log_format, "warn");
-    let url = settings.database_url.expose_secret();
+    telemetry::init(settings.logging.format, "warn", LogStream::Stderr);
+    let url = settings.database.url.expose_secret();
     match db::connect(url, &db_options(&settings)).await {
         Ok(_) => {
-            println!(
-                "migrations applied: {}",
-                auth_service::infrastructure::config::mask_url(url)
-            );
+            println!("migrations applied: {}", mask_url(url));
             ExitCode::SUCCESS
         }
         Err(error) => {

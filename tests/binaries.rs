@@ -352,7 +352,7 @@ fn the_server_explains_itself_and_reports_its_version() {
         cmd
     });
     assert!(output.status.success());
-    for subcommand in ["serve", "migrate", "check-config"] {
+    for subcommand in ["serve", "migrate", "check-config", "seed"] {
         assert!(stdout.contains(subcommand), "{stdout}");
     }
     let (output, stdout) = run({
@@ -760,4 +760,78 @@ fn raw_metrics(address: &str) -> String {
     let mut body = String::new();
     let _ = stream.read_to_string(&mut body);
     body
+}
+
+#[test]
+fn check_config_refuses_invalid_values_naming_what_is_accepted() {
+    let dir = TempDir::new().unwrap();
+    for (name, value, accepted) in [
+        ("PORT", "abc", "must be a port number from 1 to 65535"),
+        ("REGISTRATION_OPEN", "yes", "must be true or false"),
+        ("DATABASE_URL", "auth.db", "use sqlite://auth.db"),
+        ("LOG_FORMAT", "text", "must be one of pretty, json"),
+    ] {
+        let output = command(SERVER, dir.path(), &[(name, value)])
+            .arg("check-config")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "auth-service: configuration error: {name}='{value}'"
+            )) && stderr.contains(accepted),
+            "{stderr}"
+        );
+        assert!(output.stdout.is_empty(), "nothing printed before the error");
+    }
+}
+
+/// `seed`, through `auth-service seed` and the `seed` binary: standard output holds only the
+/// report and the generated passwords; the log (here at `info`, in colourable `pretty` format)
+/// goes to standard error, and without colours since it is a pipe.
+#[tokio::test]
+async fn seed_prints_only_its_report_on_stdout_and_logs_to_stderr_without_colours() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/seed.db", dir.path().display());
+    let mut vars = cheap_argon2(&db);
+    vars.retain(|(name, _)| *name != "LOG_FORMAT");
+    vars.push(("LOG_FORMAT", "pretty"));
+    let mut subcommand = command(SERVER, dir.path(), &vars);
+    subcommand.arg("seed");
+    let (output, stdout) = run(subcommand);
+    assert!(output.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].starts_with("created admin with password: "),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("created demo with password: "),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[2],
+        "seed: 2 created, 0 skipped (already exist), 0 rejected"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("user_created"), "the audit log: {stderr}");
+    for (stream, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        assert!(!bytes.contains(&0x1b), "an ESC byte on {stream}: {stderr}");
+    }
+    let password = lines[0].rsplit(' ').next().unwrap();
+    assert!(login_works(&db, "admin", password).await);
+
+    // The seed binary is the same command: same report, the same log on standard error.
+    let mut binary = command(SEED, dir.path(), &vars);
+    binary.args(["--username", "carol", "--password", "carols passphrase"]);
+    let (output, stdout) = run(binary);
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(
+        stdout,
+        "seed: 1 created, 0 skipped (already exist), 0 rejected\n"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("user_created"));
+    assert!(!output.stderr.contains(&0x1b));
 }

@@ -1,5 +1,5 @@
-//! Adapters: configuration, telemetry, the clock, argon2, JWT, SQLite and the axum HTTP layer.
-//! The only module that names a framework or a driver.
+//! Adapters: configuration, telemetry, the clock, argon2, JWT, SQLite and PostgreSQL, the axum
+//! HTTP layer and the `seed` command. The only module that names a framework or a driver.
 
 pub mod bootstrap;
 pub mod clock;
@@ -9,4 +9,5 @@ pub mod db;
 pub mod http;
 pub mod metrics;
 pub mod passwords;
+pub mod seed;
 pub mod telemetry;

@@ -17,15 +17,33 @@ use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-use super::config::LogFormat;
+use super::config::{LogFormat, LOG_FILTER_VARIABLE};
 
-/// Installs the global subscriber. The level comes from `RUST_LOG`, else `default_level`.
-pub fn init(format: LogFormat, default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let ansi = std::io::stdout().is_terminal();
-    // `try_init`: a second call (tests, the seed binary) keeps the first subscriber.
-    let _ = subscriber(format, filter, ansi, std::io::stdout).try_init();
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    /// Standard output: the server, whose only output is its log.
+    Stdout,
+    /// Standard error: commands whose standard output is for the user (`seed`, `migrate`).
+    Stderr,
+}
+
+/// Installs the global subscriber, writing to `stream`, in colour only when that stream is a
+/// terminal (never in a file or a pipe). The level comes from `RUST_LOG`, else `default_level`.
+pub fn init(format: LogFormat, default_level: &str, stream: LogStream) {
+    let filter = EnvFilter::try_from_env(LOG_FILTER_VARIABLE)
+        .unwrap_or_else(|_| EnvFilter::new(default_level));
+    // `try_init`: a second call (tests) keeps the first subscriber.
+    let _ = match stream {
+        LogStream::Stdout => {
+            let ansi = std::io::stdout().is_terminal();
+            subscriber(format, filter, ansi, std::io::stdout).try_init()
+        }
+        LogStream::Stderr => {
+            let ansi = std::io::stderr().is_terminal();
+            subscriber(format, filter, ansi, std::io::stderr).try_init()
+        }
+    };
 }
 
 /// The subscriber of `format`, writing to `writer`.
@@ -152,14 +170,21 @@ mod tests {
 
     const FORGED: &str = "alice\nINFO forged: admin logged in\r\x1b[31mred\x1b[0m\u{9b}\u{202e}";
 
-    /// Logs through `format` as the server does, with attacker text in a span field (Display),
-    /// an event field (str), a Debug field and the message, and returns the output.
-    fn logged(format: LogFormat) -> String {
+    /// What `log` writes through the subscriber of `format`, with colours if `ansi`.
+    fn captured(format: LogFormat, ansi: bool, log: impl FnOnce()) -> String {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let sink = buffer.clone();
         let writer = move || Sink(sink.clone());
-        let subscriber = subscriber(format, EnvFilter::new("info"), true, writer);
-        tracing::subscriber::with_default(subscriber, || {
+        let subscriber = subscriber(format, EnvFilter::new("info"), ansi, writer);
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = buffer.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// Logs through `format` as the server does, in colour, with attacker text in a span field
+    /// (Display), an event field (str), a Debug field and the message, and returns the output.
+    fn logged(format: LogFormat) -> String {
+        captured(format, true, || {
             let span = tracing::info_span!("login", username = %FORGED);
             let _entered = span.enter();
             tracing::warn!(
@@ -168,9 +193,7 @@ mod tests {
                 "audit {}",
                 FORGED
             );
-        });
-        let bytes = buffer.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        })
     }
 
     struct Sink(Arc<Mutex<Vec<u8>>>);
@@ -205,18 +228,9 @@ mod tests {
 
     #[test]
     fn pretty_lines_without_colours_hold_no_escape_byte_at_all() {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        let subscriber = subscriber(
-            LogFormat::Pretty,
-            EnvFilter::new("info"),
-            false,
-            move || Sink(sink.clone()),
-        );
-        tracing::subscriber::with_default(subscriber, || {
+        let output = captured(LogFormat::Pretty, false, || {
             tracing::info!(path = %FORGED, "request");
         });
-        let output = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
         assert!(!output.contains('\x1b'), "{output:?}");
         assert_eq!(output.lines().count(), 1, "{output:?}");
     }

@@ -46,7 +46,13 @@ async fn live_token() -> (TestApp, Value, Value, Vec<u8>) {
     let tokens = app.user_with_tokens("alice").await;
     let (header, claims) = jwt_parts(&tokens.access);
     assert_eq!(header["alg"], "HS256");
-    let key = app.settings.jwt_secret.expose_secret().as_bytes().to_vec();
+    let key = app
+        .settings
+        .tokens
+        .secret
+        .expose_secret()
+        .as_bytes()
+        .to_vec();
     (app, header, claims, key)
 }
 
@@ -82,7 +88,7 @@ async fn a_token_whose_header_has_crit_is_rejected() {
 #[tokio::test]
 async fn a_token_issued_in_the_future_beyond_the_leeway_is_rejected() {
     let (app, header, claims, key) = live_token().await;
-    let leeway = i64::try_from(app.settings.jwt_leeway_seconds).unwrap();
+    let leeway = i64::try_from(app.settings.tokens.leeway_seconds).unwrap();
     let now = app.clock.now().timestamp();
     let future = 10 * 60;
     assert!(future > leeway, "the probe must be beyond the leeway");
@@ -208,15 +214,15 @@ struct CountedApp {
 async fn counted_app() -> CountedApp {
     let app = spawn_app().await;
     let settings = &app.settings;
-    let url = settings.database_url.expose_secret().to_owned();
+    let url = settings.database.url.expose_secret().to_owned();
     let repos = db::connect(&url, &db_options(settings)).await.unwrap();
     // The production default legacy bcrypt cost (12), as `build_services` builds it.
     let hasher = Arc::new(
         Argon2Hasher::new(
             Argon2Config {
-                memory_kib: settings.argon2_memory_kib,
-                iterations: settings.argon2_iterations,
-                parallelism: settings.argon2_parallelism,
+                memory_kib: settings.hashing.argon2_memory_kib,
+                iterations: settings.hashing.argon2_iterations,
+                parallelism: settings.hashing.argon2_parallelism,
             },
             1,
             Duration::from_secs(30),

@@ -151,7 +151,7 @@ async fn a_read_stuck_in_the_store_does_not_stall_the_runtime() {
     // Another process holds every read-mark lock of the WAL index: each read waits for it
     // (SQLite's own retries take about ten seconds before it gives up).
     use secrecy::ExposeSecret;
-    let url = app.settings.database_url.expose_secret().to_owned();
+    let url = app.settings.database.url.expose_secret().to_owned();
     let shm = format!("{}-shm", url.trim_start_matches("sqlite://"));
     let holder = std::process::Command::new("python3")
         .args([

@@ -178,14 +178,14 @@ impl TestApp {
     /// service restarted with a new configuration (a key rotation, say). Keep `self` alive.
     pub async fn sibling(&self, overrides: &[(&str, &str)]) -> TestApp {
         use secrecy::ExposeSecret;
-        let url = self.settings.database_url.expose_secret().to_owned();
+        let url = self.settings.database.url.expose_secret().to_owned();
         start(TestDatabase::Shared, &url, overrides, |_| {}).await
     }
 
     /// Settings for another service on this app's database (another replica, a config change).
     pub fn settings_with(&self, overrides: &[(&str, &str)]) -> Settings {
         use secrecy::ExposeSecret;
-        test_settings(self.settings.database_url.expose_secret(), overrides)
+        test_settings(self.settings.database.url.expose_secret(), overrides)
     }
 
     /// The stored password hash of user `id`, read straight from the database.
@@ -208,7 +208,7 @@ impl TestApp {
     /// One text value from the database (`$1` placeholders work on both backends).
     async fn stored_text(&self, sql: &str, value: &str) -> Option<String> {
         use secrecy::ExposeSecret;
-        let url = self.settings.database_url.expose_secret();
+        let url = self.settings.database.url.expose_secret();
         on_either_pool!(url, |pool| sqlx::query_scalar(sql)
             .bind(value)
             .fetch_optional(&pool)
@@ -220,7 +220,7 @@ impl TestApp {
     /// returns the rows it changed.
     pub async fn execute_sql(&self, sql: &str, values: &[&str]) -> u64 {
         use secrecy::ExposeSecret;
-        let url = self.settings.database_url.expose_secret();
+        let url = self.settings.database.url.expose_secret();
         on_either_pool!(url, |pool| {
             let mut query = sqlx::query(sql);
             for value in values {

@@ -53,9 +53,15 @@ async fn live() -> Live {
     let header: Header = serde_json::from_value(header).unwrap();
     assert_eq!(header.alg, Algorithm::HS256);
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    assert_eq!(claims["iss"], app.settings.jwt_issuer.as_str());
-    assert_eq!(claims["aud"], app.settings.jwt_audience.as_str());
-    let key = app.settings.jwt_secret.expose_secret().as_bytes().to_vec();
+    assert_eq!(claims["iss"], app.settings.tokens.issuer.as_str());
+    assert_eq!(claims["aud"], app.settings.tokens.audience.as_str());
+    let key = app
+        .settings
+        .tokens
+        .secret
+        .expose_secret()
+        .as_bytes()
+        .to_vec();
     Live {
         app,
         tokens,

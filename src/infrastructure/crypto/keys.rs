@@ -13,14 +13,44 @@ use sha2::{Digest, Sha256};
 #[error("{0}")]
 pub struct KeyError(pub String);
 
-/// The asymmetric algorithms the service signs with, and HS256.
-pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
-    match name {
-        "HS256" => Some(Algorithm::HS256),
-        "EdDSA" => Some(Algorithm::EdDSA),
-        "ES256" => Some(Algorithm::ES256),
-        "RS256" => Some(Algorithm::RS256),
-        _ => None,
+/// The algorithm access tokens are signed with (`JWT_ALGORITHM`), parsed once by the
+/// configuration: HS256 with a shared secret, or EdDSA, ES256 and RS256 with a key pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JwtAlgorithm {
+    #[default]
+    Hs256,
+    EdDsa,
+    Es256,
+    Rs256,
+}
+
+impl JwtAlgorithm {
+    /// Every algorithm, in the order the documentation lists them.
+    pub const ALL: [JwtAlgorithm; 4] = [Self::Hs256, Self::EdDsa, Self::Es256, Self::Rs256];
+
+    /// The JOSE name, as in `JWT_ALGORITHM` and the `alg` header.
+    pub fn name(self) -> &'static str {
+        algorithm_name(self.jose())
+    }
+
+    /// The algorithm of a JOSE name (exact case), if the service signs with it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The `jsonwebtoken` algorithm.
+    pub fn jose(self) -> Algorithm {
+        match self {
+            Self::Hs256 => Algorithm::HS256,
+            Self::EdDsa => Algorithm::EdDSA,
+            Self::Es256 => Algorithm::ES256,
+            Self::Rs256 => Algorithm::RS256,
+        }
+    }
+
+    /// Whether tokens are signed with a key pair (whose public half is published).
+    pub fn is_asymmetric(self) -> bool {
+        self != Self::Hs256
     }
 }
 
@@ -253,7 +283,7 @@ mod pkcs8_traits {
 /// Where the signing key comes from.
 pub struct KeySources<'a> {
     /// `JWT_ALGORITHM`.
-    pub algorithm: Algorithm,
+    pub algorithm: JwtAlgorithm,
     /// The HS256 secret.
     pub secret: &'a [u8],
     /// `JWT_PRIVATE_KEY_FILE`.
@@ -276,20 +306,21 @@ fn read(path: &std::path::Path) -> Result<String, KeyError> {
 /// # Errors
 /// [`KeyError`] naming the file or variable at fault.
 pub fn load(sources: &KeySources<'_>) -> Result<(Key, Vec<Key>), KeyError> {
-    let signing = if sources.algorithm == Algorithm::HS256 {
+    let algorithm = sources.algorithm.jose();
+    let signing = if !sources.algorithm.is_asymmetric() {
         hs256(sources.secret)
     } else {
         let path = match (sources.private_key_file, sources.dev_key_dir) {
             (Some(path), _) => path.to_owned(),
-            (None, Some(dir)) => development_key(sources.algorithm, dir)?,
+            (None, Some(dir)) => development_key(algorithm, dir)?,
             (None, None) => {
                 return Err(KeyError(format!(
                     "JWT_PRIVATE_KEY_FILE is required for {}",
-                    algorithm_name(sources.algorithm)
+                    sources.algorithm.name()
                 )))
             }
         };
-        from_private_pem(sources.algorithm, &read(&path)?)
+        from_private_pem(algorithm, &read(&path)?)
             .map_err(|e| KeyError(format!("JWT_PRIVATE_KEY_FILE {}: {e}", path.display())))?
     };
     let previous = sources
@@ -364,6 +395,19 @@ mod tests {
         assert_eq!(
             thumbprint(&required),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[test]
+    fn algorithm_names_round_trip_and_nothing_else_parses() {
+        for algorithm in JwtAlgorithm::ALL {
+            assert_eq!(JwtAlgorithm::from_name(algorithm.name()), Some(algorithm));
+        }
+        assert_eq!(JwtAlgorithm::from_name("HS512"), None);
+        assert_eq!(
+            JwtAlgorithm::from_name("eddsa"),
+            None,
+            "names are case-sensitive"
         );
     }
 

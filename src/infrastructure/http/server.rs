@@ -289,12 +289,12 @@ impl Registry {
         for (id, connection) in open.iter() {
             match connection.phase() {
                 Phase::WaitingForHead { since } => {
-                    if waiting.map_or(true, |(best, _)| since < best) {
+                    if waiting.is_none_or(|(best, _)| since < best) {
                         waiting = Some((since, *id));
                     }
                 }
                 Phase::Idle { since } => {
-                    if idle.map_or(true, |(best, _)| since < best) {
+                    if idle.is_none_or(|(best, _)| since < best) {
                         idle = Some((since, *id));
                     }
                 }

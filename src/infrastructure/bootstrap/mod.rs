@@ -1,0 +1,191 @@
+//! The one wiring place: settings → adapters → use cases ([`build_use_cases`]), and for the
+//! server, use cases → HTTP state → router ([`build_services`], [`build_app`]).
+//!
+//! `seed` needs only the user use cases: [`build_user_service`] connects the database and builds
+//! the hasher, and loads no signing key, installs no metrics recorder and builds no HTTP state.
+
+mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+
+pub use self::server::{
+    build_app, build_codec, build_services, http_options, serve, shutdown_signal, spawn_purge_task,
+    Services,
+};
+use super::clock::SystemClock;
+use super::config::Settings;
+use super::crypto::argon2::{Argon2Config, Argon2Hasher};
+use super::db::{self, DbOptions, Repositories};
+use super::metrics::MeteredAuditLog;
+use super::passwords::CommonPasswords;
+use crate::application::{
+    AuthService, AuthSettings, MaintenanceService, Ports, Retention, UserService,
+};
+use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
+use crate::domain::token::AccessClaims;
+use crate::domain::user::PasswordPolicy;
+
+/// A start-up failure, with a message an operator can act on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupError(pub String);
+
+/// The use cases wired from settings, and the repositories the HTTP state reads besides.
+pub struct UseCases {
+    pub auth: AuthService,
+    pub users: UserService,
+    pub maintenance: MaintenanceService,
+    pub repos: Repositories,
+}
+
+fn seconds(s: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
+}
+
+/// The pool options of `settings`.
+pub fn db_options(settings: &Settings) -> DbOptions {
+    let database = &settings.database;
+    DbOptions {
+        max_connections: database.max_connections,
+        acquire_timeout: Duration::from_millis(database.acquire_timeout_ms),
+        statement_timeout: Duration::from_millis(database.statement_timeout_ms),
+    }
+}
+
+/// The password hasher of `settings`.
+///
+/// # Errors
+/// [`StartupError`] when the argon2 parameters are unusable.
+pub fn build_hasher(settings: &Settings) -> Result<Argon2Hasher, StartupError> {
+    let hashing = &settings.hashing;
+    Argon2Hasher::with_legacy_bcrypt(
+        Argon2Config {
+            memory_kib: hashing.argon2_memory_kib,
+            iterations: hashing.argon2_iterations,
+            parallelism: hashing.argon2_parallelism,
+        },
+        hashing.concurrency,
+        Duration::from_millis(hashing.queue_timeout_ms),
+        hashing.legacy_bcrypt_cost,
+    )
+    .map_err(|e| StartupError(e.to_string()))
+}
+
+/// Connects the database (migrating it), builds the hasher and wires the use cases around
+/// `codec`. The clock is a parameter so tests can control time.
+///
+/// # Errors
+/// [`StartupError`] when the database cannot be opened or a parameter is unusable.
+pub async fn build_use_cases(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    codec: Arc<dyn AccessTokenCodec>,
+) -> Result<UseCases, StartupError> {
+    let repos = db::connect(settings.database.url.expose_secret(), &db_options(settings))
+        .await
+        .map_err(|e| StartupError(format!("database: {e}")))?;
+    let hasher = Arc::new(build_hasher(settings)?);
+    let ports = Ports {
+        users: repos.users.clone(),
+        tokens: repos.tokens.clone(),
+        throttle: repos.throttle.clone(),
+        audit: Arc::new(MeteredAuditLog::new(repos.audit.clone())),
+        hasher,
+        codec,
+        clock: clock.clone(),
+    };
+    let lockout = LockoutPolicy {
+        max_failures: settings.lockout.max_failures,
+        base: seconds(settings.lockout.seconds),
+        max: seconds(settings.lockout.max_seconds),
+    };
+    let auth = AuthService::new(
+        ports.clone(),
+        AuthSettings {
+            access_token_ttl: seconds(settings.tokens.access_token_ttl_seconds),
+            refresh_token_ttl: seconds(settings.tokens.refresh_token_ttl_seconds),
+            session_max_lifetime: seconds(settings.sessions.max_lifetime_seconds),
+            max_sessions_per_user: settings.sessions.max_per_user,
+            lockout,
+        },
+    );
+    let policy = PasswordPolicy {
+        min_chars: settings.accounts.password_min_length,
+        blocklist: Some(Arc::new(CommonPasswords::load())),
+    };
+    let (ports_users, ports_hasher) = (ports.users.clone(), ports.hasher.clone());
+    let users = UserService::new(ports, policy, settings.accounts.registration_open, lockout);
+    let maintenance = MaintenanceService::new(
+        repos.purge.clone(),
+        ports_users,
+        ports_hasher,
+        clock,
+        Retention {
+            audit: chrono::Duration::days(i64::from(settings.retention.audit_retention_days)),
+            revoked_sessions: chrono::Duration::days(7),
+            login_failures: chrono::Duration::days(1),
+        },
+    );
+    // Before the first request: failed logins are padded to a bcrypt verification's cost only
+    // while bcrypt hashes are stored (see crypto::argon2).
+    maintenance
+        .check_legacy_hashes()
+        .await
+        .map_err(|e| StartupError(format!("database: {e}")))?;
+    Ok(UseCases {
+        auth,
+        users,
+        maintenance,
+        repos,
+    })
+}
+
+/// The user use cases on the system clock, as `seed` runs them: no signing key is loaded (or
+/// generated), so the codec refuses to sign; creating and importing users never signs.
+///
+/// # Errors
+/// [`StartupError`] when the database cannot be opened or a parameter is unusable.
+pub async fn build_user_service(settings: &Settings) -> Result<UserService, StartupError> {
+    let use_cases =
+        build_use_cases(settings, Arc::new(SystemClock), Arc::new(NoAccessTokens)).await?;
+    Ok(use_cases.users)
+}
+
+/// The codec of a process that issues and accepts no access tokens (`seed`).
+struct NoAccessTokens;
+
+impl AccessTokenCodec for NoAccessTokens {
+    fn sign(&self, _: &AccessClaims) -> Result<String, TokenError> {
+        Err(TokenError::Signing(
+            "this command loads no signing key".into(),
+        ))
+    }
+
+    fn verify(&self, _: &str, _: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
+        Err(TokenError::Invalid("this command accepts no access token"))
+    }
+}
+
+/// What every command starts with: the settings (from the environment and the `.env` files)
+/// and a runtime. On failure the reason is printed to standard error after `program: `, and the
+/// caller exits with status 1.
+pub fn start(program: &str) -> Option<(Settings, tokio::runtime::Runtime)> {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("{program}: {error}");
+            return None;
+        }
+    };
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => Some((settings, runtime)),
+        Err(error) => {
+            eprintln!("{program}: cannot start the runtime: {error}");
+            None
+        }
+    }
+}

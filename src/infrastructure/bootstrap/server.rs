@@ -1,0 +1,183 @@
+//! The server's wiring: the token codec, the HTTP state over the use cases, the router, the
+//! purge task, and serving until a signal.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use super::{build_use_cases, StartupError, UseCases};
+use crate::application::{AuditService, AuthService, MaintenanceService, UserService};
+use crate::domain::ports::Clock;
+use crate::infrastructure::clock::SystemClock;
+use crate::infrastructure::config::{AppEnv, Settings};
+use crate::infrastructure::crypto::jwt::JwtCodec;
+use crate::infrastructure::crypto::keys;
+use crate::infrastructure::http::{
+    self, AppState, ConnectionLimits, Discovery, HttpApp, HttpOptions, MetricsState, RateLimit,
+};
+use crate::infrastructure::metrics;
+
+/// The use cases and the state the router serves, wired from settings.
+pub struct Services {
+    pub auth: AuthService,
+    pub users: UserService,
+    pub maintenance: MaintenanceService,
+    pub state: AppState,
+}
+
+/// Builds the token codec, the use cases around it (see [`build_use_cases`]) and the HTTP
+/// state: discovery document, metrics recorder and audit queries. The clock is a parameter so
+/// tests can control time.
+///
+/// # Errors
+/// [`StartupError`] when a key, the database or a parameter is unusable.
+pub async fn build_services(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<Services, StartupError> {
+    let codec = Arc::new(build_codec(settings)?);
+    let UseCases {
+        auth,
+        users,
+        maintenance,
+        repos,
+    } = build_use_cases(settings, clock, codec.clone()).await?;
+    let discovery = Arc::new(Discovery::new(
+        &settings.tokens.issuer,
+        codec.jwks().clone(),
+        codec.algorithm(),
+    ));
+    let pool = repos.pool;
+    let state = AppState::new(http::Services {
+        discovery,
+        auth: auth.clone(),
+        users: users.clone(),
+        audit: AuditService::new(repos.audit),
+        health: repos.health,
+        metrics: Arc::new(MetricsState {
+            handle: metrics::handle(),
+            sample: Box::new(move || {
+                let (size, idle) = pool.pool_state();
+                metrics::record_pool(size, idle);
+            }),
+        }),
+        trust_proxy_headers: settings.http.trust_proxy_headers,
+    });
+    Ok(Services {
+        auth,
+        users,
+        maintenance,
+        state,
+    })
+}
+
+/// The token codec of `settings`: the signing key and the keys still accepted.
+///
+/// # Errors
+/// [`StartupError`] naming the key file or variable at fault.
+pub fn build_codec(settings: &Settings) -> Result<JwtCodec, StartupError> {
+    let tokens = &settings.tokens;
+    let (signing, previous) = keys::load(&keys::KeySources {
+        algorithm: tokens.algorithm,
+        secret: tokens.secret.expose_secret().as_bytes(),
+        private_key_file: tokens.private_key_file.as_deref(),
+        verify_key_files: &tokens.verify_key_files,
+        dev_key_dir: (settings.app_env != AppEnv::Production)
+            .then_some(tokens.dev_key_dir.as_path()),
+    })
+    .map_err(|e| StartupError(e.to_string()))?;
+    JwtCodec::new(
+        signing,
+        previous,
+        &tokens.issuer,
+        &tokens.audience,
+        tokens.leeway_seconds,
+    )
+    .map_err(|e| StartupError(e.to_string()))
+}
+
+/// The HTTP options of `settings`.
+pub fn http_options(settings: &Settings) -> HttpOptions {
+    let (server, limit) = (&settings.http, &settings.rate_limit);
+    HttpOptions {
+        body_limit_bytes: server.body_limit_bytes,
+        request_timeout: Duration::from_secs(server.request_timeout_seconds),
+        cors_allowed_origins: server.cors_allowed_origins.clone(),
+        rate_limit: limit.enabled.then_some(RateLimit {
+            per_second: limit.per_second,
+            burst: limit.burst,
+        }),
+        connections: ConnectionLimits {
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(server.idle_timeout_seconds),
+            max_connections: server.max_connections,
+        },
+    }
+}
+
+/// The full HTTP application for `settings`, on the system clock, and the housekeeping service
+/// to run beside it.
+///
+/// # Errors
+/// [`StartupError`].
+pub async fn build_app(settings: &Settings) -> Result<(HttpApp, MaintenanceService), StartupError> {
+    let services = build_services(settings, Arc::new(SystemClock)).await?;
+    let router = http::router(services.state, &http_options(settings));
+    Ok((router, services.maintenance))
+}
+
+/// Runs the purge every `interval` until the process ends. Failures are logged and retried at
+/// the next tick.
+pub fn spawn_purge_task(maintenance: MaintenanceService, interval: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = maintenance.purge_once().await {
+                tracing::warn!(%error, "purge failed; retrying at the next interval");
+            }
+        }
+    });
+}
+
+/// Serves `app` (what [`http::router`] returns, or a bare [`axum::Router`] with the default
+/// connection limits) on `listener` until `shutdown` completes; in-flight requests then finish.
+/// Slow and idle connections are closed and open connections capped: see
+/// [`http::serve`].
+///
+/// # Errors
+/// An I/O error of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    app: impl Into<HttpApp>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app.into();
+    http::serve(listener, app.router, app.connections, shutdown).await
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

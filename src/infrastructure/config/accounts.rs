@@ -1,0 +1,121 @@
+//! What protects accounts: registration and password rules, sessions per user, the lockout
+//! after failed password checks and the per-IP rate limit.
+
+use super::table::{row, Check, Fallback::*, Group, Var};
+
+/// Who may register and what a new password needs.
+#[derive(Debug, Clone, Default)]
+pub struct AccountSettings {
+    /// Self-service registration; `false`: `POST /users` needs an admin bearer token.
+    pub registration_open: bool,
+    pub password_min_length: usize,
+}
+
+impl Group for AccountSettings {
+    const VARS: &'static [Var<Self>] = &[
+        row!(
+            "PASSWORD_MIN_LENGTH",
+            Fixed("8"),
+            password_min_length = number()
+        ),
+        row!(
+            "REGISTRATION_OPEN",
+            Fixed("true"),
+            registration_open = boolean()
+        ),
+    ];
+
+    const CHECKS: &'static [Check<Self>] = &[(
+        |s| (1..=128).contains(&s.password_min_length),
+        "PASSWORD_MIN_LENGTH must be between 1 and 128",
+    )];
+}
+
+/// How long a session may live and how many one user keeps.
+#[derive(Debug, Clone, Default)]
+pub struct SessionSettings {
+    /// No rotation extends a session past its login plus this (the absolute lifetime).
+    pub max_lifetime_seconds: u64,
+    /// Live sessions one user keeps at most; a new one revokes the oldest beyond.
+    pub max_per_user: u32,
+}
+
+impl Group for SessionSettings {
+    const VARS: &'static [Var<Self>] = &[
+        row!(
+            "SESSION_MAX_LIFETIME_SECONDS",
+            Fixed("2592000"),
+            max_lifetime_seconds = number()
+        ),
+        row!(
+            "MAX_SESSIONS_PER_USER",
+            Fixed("100"),
+            max_per_user = number()
+        ),
+    ];
+
+    const CHECKS: &'static [Check<Self>] = &[
+        (
+            |s| s.max_lifetime_seconds > 0,
+            "SESSION_MAX_LIFETIME_SECONDS must be positive",
+        ),
+        (
+            |s| s.max_per_user > 0,
+            "MAX_SESSIONS_PER_USER must be at least 1",
+        ),
+    ];
+}
+
+/// The lock of a username after consecutive failed password checks.
+#[derive(Debug, Clone, Default)]
+pub struct LockoutSettings {
+    pub max_failures: u32,
+    /// The first lock; each further one doubles, up to `max_seconds`.
+    pub seconds: u64,
+    pub max_seconds: u64,
+}
+
+impl Group for LockoutSettings {
+    const VARS: &'static [Var<Self>] = &[
+        row!("LOGIN_MAX_FAILURES", Fixed("5"), max_failures = number()),
+        row!("LOGIN_LOCKOUT_SECONDS", Fixed("300"), seconds = number()),
+        row!(
+            "LOGIN_LOCKOUT_MAX_SECONDS",
+            Fixed("86400"),
+            max_seconds = number()
+        ),
+    ];
+
+    const CHECKS: &'static [Check<Self>] = &[
+        (
+            |s| s.max_failures > 0,
+            "LOGIN_MAX_FAILURES must be at least 1",
+        ),
+        (|s| s.seconds > 0, "LOGIN_LOCKOUT_SECONDS must be positive"),
+        (
+            |s| s.max_seconds >= s.seconds,
+            "LOGIN_LOCKOUT_MAX_SECONDS must be at least LOGIN_LOCKOUT_SECONDS",
+        ),
+    ];
+}
+
+/// The per-client-IP rate limit of the credential endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Group for RateLimitSettings {
+    const VARS: &'static [Var<Self>] = &[
+        row!("RATE_LIMIT_ENABLED", Fixed("true"), enabled = boolean()),
+        row!("RATE_LIMIT_PER_SECOND", Fixed("5"), per_second = number()),
+        row!("RATE_LIMIT_BURST", Fixed("20"), burst = number()),
+    ];
+
+    const CHECKS: &'static [Check<Self>] = &[(
+        |s| s.per_second > 0 && s.burst > 0,
+        "RATE_LIMIT_PER_SECOND and RATE_LIMIT_BURST must be at least 1",
+    )];
+}

@@ -1,0 +1,84 @@
+//! `DATABASE_URL` and the connection pool.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::table::{row, Check, Fallback::*, Group, Value, Var};
+use super::{mask_url, ConfigError};
+
+/// The database and its pool.
+#[derive(Clone)]
+pub struct DatabaseSettings {
+    /// `sqlite:` or `postgres:` (`postgresql:`); may hold a password.
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+/// The schemes the storage adapters open.
+const SCHEMES: [&str; 3] = ["sqlite:", "postgres:", "postgresql:"];
+
+fn url(_: &DatabaseSettings, value: &Value<'_>) -> Result<SecretString, ConfigError> {
+    let raw = value.raw.unwrap_or_default();
+    if SCHEMES.iter().any(|scheme| raw.starts_with(scheme)) {
+        return Ok(SecretString::from(raw.to_owned()));
+    }
+    // Never echo a password the value may hold.
+    let shown = mask_url(raw);
+    let hint = if raw.contains("://") {
+        String::new()
+    } else {
+        format!("; for this file, use sqlite://{raw}")
+    };
+    Err(ConfigError(format!(
+        "DATABASE_URL='{shown}' is not valid: must be sqlite://PATH or postgres://USER:PASSWORD@HOST:5432/DATABASE{hint}"
+    )))
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from(""),
+            max_connections: 0,
+            acquire_timeout_ms: 0,
+            statement_timeout_ms: 0,
+        }
+    }
+}
+
+impl Group for DatabaseSettings {
+    const VARS: &'static [Var<Self>] = &[
+        row!(
+            "DATABASE_URL",
+            Fixed("sqlite://auth.db"),
+            url <- url,
+            show = |s| mask_url(s.url.expose_secret())
+        ),
+        row!(
+            "DATABASE_MAX_CONNECTIONS",
+            Fixed("8"),
+            max_connections = number()
+        ),
+        row!(
+            "DATABASE_ACQUIRE_TIMEOUT_MS",
+            Fixed("2000"),
+            acquire_timeout_ms = number()
+        ),
+        row!(
+            "DATABASE_STATEMENT_TIMEOUT_MS",
+            Fixed("5000"),
+            statement_timeout_ms = number()
+        ),
+    ];
+
+    const CHECKS: &'static [Check<Self>] = &[
+        (
+            |s| s.acquire_timeout_ms > 0 && s.statement_timeout_ms > 0,
+            "DATABASE_ACQUIRE_TIMEOUT_MS and DATABASE_STATEMENT_TIMEOUT_MS must be positive",
+        ),
+        (
+            |s| s.max_connections > 0,
+            "DATABASE_MAX_CONNECTIONS must be at least 1",
+        ),
+    ];
+}

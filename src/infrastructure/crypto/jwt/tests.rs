@@ -1,0 +1,227 @@
+//! The codec: claims round-trip, every refusal of verification, key rotation.
+
+use chrono::{Duration, TimeZone};
+use jsonwebtoken::decode_header;
+
+use super::*;
+use crate::domain::user::Role;
+
+fn codec(secret: &str) -> JwtCodec {
+    JwtCodec::hs256(&SecretString::from(secret), "https://issuer", "api", 30)
+}
+
+fn claims(now: DateTime<Utc>) -> AccessClaims {
+    AccessClaims {
+        user_id: UserId::new(),
+        session_id: SessionId::new(),
+        username: "alice".into(),
+        roles: Roles::new([Role::User, Role::Admin]),
+        scope: Roles::new([Role::User]),
+        issued_at: now,
+        not_before: now,
+        expires_at: now + Duration::minutes(15),
+        token_id: Uuid::now_v7(),
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 1, 10, 0, 0).unwrap()
+}
+
+#[test]
+fn signed_claims_verify_back_to_the_same_claims() {
+    let c = codec("0123456789abcdef0123456789abcdef");
+    let original = claims(now());
+    let token = c.sign(&original).unwrap();
+    let header = decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert!(header.kid.is_some());
+    assert_eq!(c.verify(&token, now()).unwrap(), original);
+}
+
+#[test]
+fn expiry_and_not_before_respect_the_leeway() {
+    let c = codec("0123456789abcdef0123456789abcdef");
+    let token = c.sign(&claims(now())).unwrap();
+    let after_expiry = now() + Duration::minutes(15);
+    assert!(c
+        .verify(&token, after_expiry + Duration::seconds(29))
+        .is_ok());
+    assert_eq!(
+        c.verify(&token, after_expiry + Duration::seconds(30)),
+        Err(TokenError::Expired)
+    );
+    assert!(c.verify(&token, now() - Duration::seconds(29)).is_ok());
+    assert!(c.verify(&token, now() - Duration::seconds(31)).is_err());
+}
+
+#[test]
+fn a_remembered_token_answers_only_for_its_exact_text_and_still_expires() {
+    let c = codec("0123456789abcdef0123456789abcdef");
+    let original = claims(now());
+    let token = c.sign(&original).unwrap();
+    assert_eq!(c.verify(&token, now()).unwrap(), original);
+    // The same token again comes from the remembered set, with the same answer.
+    assert_eq!(c.verify(&token, now()).unwrap(), original);
+    let (rest, signature) = token.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{rest}.{flipped}{}", &signature[1..]);
+    assert_eq!(
+        c.verify(&tampered, now()),
+        Err(TokenError::Invalid("bad signature"))
+    );
+    assert_eq!(
+        c.verify(&token, now() + Duration::hours(1)),
+        Err(TokenError::Expired)
+    );
+}
+
+#[test]
+fn tokens_of_another_key_issuer_or_audience_are_rejected() {
+    let token = codec("0123456789abcdef0123456789abcdef")
+        .sign(&claims(now()))
+        .unwrap();
+    let other_key = codec("another-secret-another-secret-xx");
+    assert_eq!(
+        other_key.verify(&token, now()),
+        Err(TokenError::Invalid("unknown signing key"))
+    );
+    let other_issuer = JwtCodec::hs256(
+        &SecretString::from("0123456789abcdef0123456789abcdef"),
+        "https://elsewhere",
+        "api",
+        30,
+    );
+    assert_eq!(
+        other_issuer.verify(&token, now()),
+        Err(TokenError::Invalid("wrong issuer"))
+    );
+    assert!(codec("x").verify("not.a.jwt", now()).is_err());
+}
+
+#[test]
+fn after_a_rotation_tokens_of_the_previous_key_still_verify_until_they_expire() {
+    use jsonwebtoken::Algorithm;
+    let old_pem = keys::generate_private_pem(Algorithm::EdDSA).unwrap();
+    let new_pem = keys::generate_private_pem(Algorithm::ES256).unwrap();
+    // A codec signing with `pem` of `algorithm`, still accepting `previous`.
+    let signing_with = |algorithm, pem: &str, previous: &[&str]| {
+        let previous = previous
+            .iter()
+            .map(|pem| keys::from_verification_pem(pem).unwrap())
+            .collect();
+        let signing = keys::from_private_pem(algorithm, pem).unwrap();
+        JwtCodec::new(signing, previous, "https://issuer", "api", 30).unwrap()
+    };
+    let before = signing_with(Algorithm::EdDSA, &old_pem, &[]);
+    let old_token = before.sign(&claims(now())).unwrap();
+    let after = signing_with(Algorithm::ES256, &new_pem, &[&old_pem]);
+    assert!(after.verify(&old_token, now()).is_ok());
+    assert_eq!(after.jwks()["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        decode_header(after.sign(&claims(now())).unwrap())
+            .unwrap()
+            .alg,
+        Algorithm::ES256
+    );
+    // Without the old key in the verification set, the old token is refused.
+    let forgetful = signing_with(Algorithm::ES256, &new_pem, &[]);
+    assert_eq!(
+        forgetful.verify(&old_token, now()),
+        Err(TokenError::Invalid("unknown signing key"))
+    );
+}
+
+/// `token` re-signed (HS256, `secret`) with `edit` applied to its header and claims.
+fn resigned(token: &str, secret: &str, edit: impl FnOnce(&mut Value, &mut Value)) -> String {
+    let part = |i: usize| -> Value {
+        serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(i).unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (mut header, mut claims) = (part(0), part(1));
+    edit(&mut header, &mut claims);
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap()),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap())
+    );
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    let signature = jsonwebtoken::crypto::sign(
+        signing_input.as_bytes(),
+        &key,
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{signing_input}.{signature}")
+}
+
+#[test]
+fn a_header_with_crit_is_refused_whatever_it_names() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let c = codec(secret);
+    let token = c.sign(&claims(now())).unwrap();
+    let control = resigned(&token, secret, |_, _| {});
+    assert!(c.verify(&control, now()).is_ok());
+    for crit in [
+        json!(["exp"]),
+        json!(["urn:x"]),
+        json!([]),
+        json!(null),
+        json!("exp"),
+        json!({"exp": true}),
+    ] {
+        let with_crit = resigned(&token, secret, |header, _| {
+            header["crit"] = crit.clone();
+            header["urn:x"] = json!("1");
+        });
+        assert!(
+            matches!(c.verify(&with_crit, now()), Err(TokenError::Invalid(_))),
+            "crit {crit}"
+        );
+    }
+    // A duplicated member cannot hide it either.
+    let header = URL_SAFE_NO_PAD.encode(format!(
+        r#"{{"typ":"at+jwt","alg":"HS256","kid":"{}","crit":["urn:x"],"crit":null}}"#,
+        c.signing_kid()
+    ));
+    let payload = token.split('.').nth(1).unwrap();
+    let signing_input = format!("{header}.{payload}");
+    let signature = jsonwebtoken::crypto::sign(
+        signing_input.as_bytes(),
+        &EncodingKey::from_secret(secret.as_bytes()),
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .unwrap();
+    assert!(c
+        .verify(&format!("{signing_input}.{signature}"), now())
+        .is_err());
+    // Nor extra segments.
+    assert!(c.verify(&format!("{control}.x"), now()).is_err());
+}
+
+#[test]
+fn a_token_issued_in_the_future_is_refused_beyond_the_leeway_even_when_remembered() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let c = codec(secret);
+    let token = c.sign(&claims(now())).unwrap();
+    let at = |iat: DateTime<Utc>| {
+        resigned(&token, secret, |_, claims| {
+            claims["iat"] = json!(iat.timestamp());
+        })
+    };
+    assert!(c.verify(&at(now() + Duration::seconds(30)), now()).is_ok());
+    assert_eq!(
+        c.verify(&at(now() + Duration::seconds(31)), now()),
+        Err(TokenError::Invalid("token issued in the future"))
+    );
+    let future = at(now() + Duration::minutes(10));
+    assert!(c.verify(&future, now()).is_err());
+    // Checked at every use: once its iat is past, the same token is fine, and the
+    // remembered copy is checked again against an earlier clock.
+    assert!(c.verify(&future, now() + Duration::minutes(10)).is_ok());
+    assert!(c.verify(&future, now()).is_err());
+}
