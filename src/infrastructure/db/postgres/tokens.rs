@@ -6,14 +6,13 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::audit::insert_event;
-use super::{PgStore, SESSION_COLUMNS, USER_COLUMNS};
+use super::{store_error, PgStore, SESSION_COLUMNS, USER_COLUMNS};
 use crate::domain::ports::{StoreError, TokenRepository};
 use crate::domain::session::{
     NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome, SessionId,
 };
 use crate::domain::user::UserId;
 use crate::infrastructure::db::records::{SessionRecord, UserRecord};
-use crate::infrastructure::db::store_error;
 
 const INSERT_TOKEN: &str =
     "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";

@@ -6,14 +6,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::tokens::revoke_all;
-use super::{PgStore, USER_COLUMNS};
+use super::{store_error, PgStore, USER_COLUMNS};
 use crate::domain::ports::{StoreError, UserRepository};
 use crate::domain::session::{RevocationReason, SessionId};
 use crate::domain::user::{
     EmailAddress, FullName, LoginKey, PasswordHash, Roles, User, UserChanges, UserId,
 };
 use crate::infrastructure::db::records::UserRecord;
-use crate::infrastructure::db::store_error;
 
 fn users(records: Vec<UserRecord>) -> Result<Vec<User>, StoreError> {
     records.into_iter().map(UserRecord::into_user).collect()

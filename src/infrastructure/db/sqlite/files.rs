@@ -85,6 +85,26 @@ fn tighten(path: &Path) {
     }
 }
 
+/// Below this much free space beside the database the store is not ready: a WAL checkpoint
+/// alone may need several pages, and a batch of writes a few more.
+pub(super) const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
+/// Free bytes (for unprivileged users) on the file system holding `directory`.
+pub(super) fn free_bytes(directory: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(directory.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid NUL-terminated string and `stats` is written by the call
+    // before it is read (only when it returns 0).
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
