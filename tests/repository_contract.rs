@@ -1,5 +1,6 @@
-//! One contract for the repository ports, written once and run against every storage adapter.
-//! A new backend adds one line to `contract_tests!` and must pass every case.
+//! One contract for the repository ports, written once and run against every storage adapter:
+//! memory, SQLite, and PostgreSQL when `TEST_POSTGRES_URL` is set (each of its cases says it
+//! skipped otherwise). A new backend adds one name to `contract_tests!` and must pass every case.
 
 use std::sync::Arc;
 
@@ -31,6 +32,14 @@ fn options() -> DbOptions {
         acquire_timeout: std::time::Duration::from_secs(5),
         statement_timeout: std::time::Duration::from_secs(5),
     }
+}
+
+/// The in-memory adapter (the use-case unit tests run on it, so it must keep the contract too).
+async fn memory() -> Option<Backend> {
+    Some(Backend {
+        repos: db::memory::MemoryStore::new().repositories(),
+        _guard: Box::new(()),
+    })
 }
 
 async fn sqlite() -> Option<Backend> {
@@ -1018,7 +1027,7 @@ macro_rules! contract_tests {
     };
 }
 
-contract_tests!(sqlite, postgres: [
+contract_tests!(memory, sqlite, postgres: [
     users_round_trip_and_are_found_by_username_regardless_of_case,
     usernames_and_emails_are_unique_regardless_of_case,
     a_password_change_bumps_the_credential_version_and_revokes_the_other_sessions,

@@ -1,7 +1,7 @@
 //! The ports: what the application needs from the outside world, in domain types only.
 //!
-//! Adapters live in `infrastructure`; in-memory fakes for the use-case tests live in
-//! `application::fakes`.
+//! Adapters live in `infrastructure` (the storage ones in `infrastructure::db`: SQLite,
+//! PostgreSQL, and an in-memory one for tests).
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! Storage adapters, chosen once at start-up from the `DATABASE_URL` scheme.
 
+pub mod memory;
 pub mod postgres;
 mod records;
 pub mod sqlite;
