@@ -20,6 +20,14 @@ use tempfile::TempDir;
 
 mod support;
 
+#[path = "repository_contract/housekeeping.rs"]
+mod housekeeping;
+#[path = "repository_contract/listings.rs"]
+mod listings;
+
+use housekeeping::*;
+use listings::*;
+
 /// A backend under test; `_guard` keeps its temporary storage alive.
 pub struct Backend {
     repos: Repositories,
@@ -981,33 +989,6 @@ async fn concurrent_guesses_reserve_at_most_the_limit_and_lock_once(b: Backend) 
     );
 }
 
-async fn the_purge_removes_what_no_longer_matters(b: Backend) {
-    let alice = stored_user(&b, "alice").await;
-    let at = now();
-    let (old, _) = session_for(&b, &alice, at - Duration::days(40)).await;
-    let (revoked, _) = session_for(&b, &alice, at).await;
-    let (current, _) = session_for(&b, &alice, at).await;
-    b.repos
-        .tokens
-        .revoke_session(revoked.id, RevocationReason::Logout, at - Duration::days(2))
-        .await
-        .unwrap();
-    let removed = b
-        .repos
-        .purge
-        .purge(
-            at,
-            at - Duration::days(1),
-            at - Duration::days(90),
-            at - Duration::days(1),
-        )
-        .await
-        .unwrap();
-    assert!(removed >= 2, "{removed}");
-    assert!(!live(&b, &alice, &old, at).await);
-    assert!(live(&b, &alice, &current, at).await);
-}
-
 macro_rules! contract_tests {
     ($($backend:ident),+: $cases:tt) => {
         $(contract_tests!(@backend $backend $cases);)+
@@ -1048,7 +1029,13 @@ contract_tests!(memory, sqlite, postgres: [
     the_oldest_sessions_beyond_the_cap_are_revoked,
     an_inactive_user_starts_no_session,
     concurrent_guesses_reserve_at_most_the_limit_and_lock_once,
-    the_purge_removes_what_no_longer_matters,
+    each_lock_doubles_until_a_success_forgets_them,
+    abandoned_and_stale_reservations_are_given_back,
+    the_purge_removes_exactly_what_no_longer_matters,
+    a_primary_key_collision_is_not_a_username_or_email_clash,
+    audit_filters_select_alone_and_combined,
+    the_audit_trail_pages_backwards_by_time,
+    users_are_listed_oldest_first_page_by_page,
 ]);
 
 /// SQLite only: a session revoked by another process (here a connection of this test, outside
