@@ -1032,6 +1032,7 @@ contract_tests!(memory, sqlite, postgres: [
     each_lock_doubles_until_a_success_forgets_them,
     abandoned_and_stale_reservations_are_given_back,
     the_purge_removes_exactly_what_no_longer_matters,
+    a_purge_larger_than_one_step_deletes_every_due_row,
     a_primary_key_collision_is_not_a_username_or_email_clash,
     audit_filters_select_alone_and_combined,
     the_audit_trail_pages_backwards_by_time,

@@ -217,3 +217,41 @@ pub async fn a_primary_key_collision_is_not_a_username_or_email_clash(b: Backend
         .unwrap();
     assert_eq!(mallory, None);
 }
+
+/// More rows than one step of any adapter's purge deletes (SQLite: 1,000 rowids a job;
+/// PostgreSQL: 5,000 rows a statement): every one of them goes, and nothing else.
+pub async fn a_purge_larger_than_one_step_deletes_every_due_row(b: Backend) {
+    let at = now();
+    let old = at - Duration::days(100);
+    let mut recent = Vec::new();
+    for batch in 0..21 {
+        let records = (0..500).map(|i| {
+            let audit = Arc::clone(&b.repos.audit);
+            let due = batch * 500 + i < 10_001;
+            let event = audit_template(if due { old } else { at });
+            tokio::spawn(async move {
+                audit.record(&event).await.unwrap();
+                (!due).then_some(event.id)
+            })
+        });
+        for id in futures::future::join_all(records).await {
+            recent.extend(id.unwrap());
+        }
+    }
+    let removed = (b.repos.purge)
+        .purge(at, at - Duration::days(1), at - Duration::days(90), at)
+        .await
+        .unwrap();
+    assert_eq!(removed, 10_001);
+    let left = (b.repos.audit)
+        .list(&AuditFilter {
+            limit: 1_000,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut left: Vec<_> = left.into_iter().map(|e| e.id).collect();
+    left.sort_unstable();
+    recent.sort_unstable();
+    assert_eq!(left, recent);
+}

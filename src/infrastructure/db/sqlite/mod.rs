@@ -57,6 +57,8 @@ pub struct SqliteStore {
     acquire_timeout: Duration,
     /// Sessions known to be live (see [`cache`]).
     sessions: Arc<cache::SessionCache>,
+    /// Rowids per writer job of the purge (see [`purge`]).
+    purge_chunk: i64,
 }
 
 /// Opens a connection to the database at `path` (`flags` plus no mutex: each connection is
@@ -139,6 +141,7 @@ impl SqliteStore {
             writer_busy,
             acquire_timeout: options.acquire_timeout,
             sessions,
+            purge_chunk: purge::PURGE_CHUNK,
         })
     }
 }
