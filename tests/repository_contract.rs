@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use auth_service::domain::audit::{AuditEvent, AuditEventKind, AuditFilter};
-use auth_service::domain::ports::{LockoutPolicy, StoreError, ThrottleEvent, ThrottleOutcome};
+use auth_service::domain::ports::{
+    LockoutPolicy, PurgeCutoffs, StoreError, ThrottleChange, ThrottleEvent, ThrottleOutcome,
+};
 use auth_service::domain::session::{
     NewSession, RefreshToken, RefreshTokenHash, RefreshTokenRecord, RevocationReason, Rotation,
     RotationOutcome, Session, SessionId,
@@ -168,6 +170,11 @@ async fn rotate(
         })
         .await
         .unwrap()
+}
+
+/// `event` judged by `policy` at `now`.
+fn change(event: ThrottleEvent, policy: LockoutPolicy, now: DateTime<Utc>) -> ThrottleChange {
+    ThrottleChange { event, policy, now }
 }
 
 fn key(raw: &str) -> LoginKey {
@@ -929,7 +936,7 @@ async fn concurrent_guesses_reserve_at_most_the_limit_and_lock_once(b: Backend) 
         tokio::spawn(async move {
             let k = key("Mallory");
             let outcome = throttle
-                .apply(&k, ThrottleEvent::Attempt, &policy(), at)
+                .apply(&k, change(ThrottleEvent::Attempt, policy(), at))
                 .await
                 .unwrap();
             if outcome != ThrottleOutcome::Allowed {
@@ -937,7 +944,7 @@ async fn concurrent_guesses_reserve_at_most_the_limit_and_lock_once(b: Backend) 
             }
             tokio::task::yield_now().await;
             let failed = throttle
-                .apply(&k, ThrottleEvent::Failure, &policy(), at)
+                .apply(&k, change(ThrottleEvent::Failure, policy(), at))
                 .await
                 .unwrap();
             (true, Some(failed))
@@ -957,7 +964,10 @@ async fn concurrent_guesses_reserve_at_most_the_limit_and_lock_once(b: Backend) 
     assert_eq!(locks, 1, "{results:?}");
     // The same key in another spelling is the same key; the lock holds for it.
     let refused = throttle
-        .apply(&key("mallory"), ThrottleEvent::Attempt, &policy(), at)
+        .apply(
+            &key("mallory"),
+            change(ThrottleEvent::Attempt, policy(), at),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -971,18 +981,18 @@ async fn concurrent_guesses_reserve_at_most_the_limit_and_lock_once(b: Backend) 
     let k = key("mallory");
     assert_eq!(
         throttle
-            .apply(&k, ThrottleEvent::Attempt, &policy(), later)
+            .apply(&k, change(ThrottleEvent::Attempt, policy(), later))
             .await
             .unwrap(),
         ThrottleOutcome::Allowed
     );
     throttle
-        .apply(&k, ThrottleEvent::Success, &policy(), later)
+        .apply(&k, change(ThrottleEvent::Success, policy(), later))
         .await
         .unwrap();
     assert_eq!(
         throttle
-            .apply(&key("trudy"), ThrottleEvent::Attempt, &policy(), at)
+            .apply(&key("trudy"), change(ThrottleEvent::Attempt, policy(), at))
             .await
             .unwrap(),
         ThrottleOutcome::Allowed

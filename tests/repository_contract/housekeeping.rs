@@ -10,7 +10,7 @@ async fn apply(
 ) -> ThrottleOutcome {
     b.repos
         .throttle
-        .apply(&key(name), event, &policy(), at)
+        .apply(&key(name), change(event, policy(), at))
         .await
         .unwrap()
 }
@@ -107,7 +107,12 @@ pub async fn the_purge_removes_exactly_what_no_longer_matters(b: Backend) {
     let alice = stored_user(&b, "alice").await;
     let at = now();
     let day = Duration::days(1);
-    let (revoked_before, audit_before, throttle_before) = (at - day, at - day * 90, at - day);
+    let cutoffs = PurgeCutoffs {
+        now: at,
+        revoked_before: at - day,
+        audit_before: at - day * 90,
+        throttle_before: at - day,
+    };
     let (expired, expired_token) = session_for(&b, &alice, at - day * 40).await;
     let (revoked_long_ago, _) = session_for(&b, &alice, at - day * 3).await;
     let (revoked_lately, revoked_lately_token) = session_for(&b, &alice, at - day * 3).await;
@@ -146,16 +151,13 @@ pub async fn the_purge_removes_exactly_what_no_longer_matters(b: Backend) {
     ] {
         for event in [ThrottleEvent::Attempt, ThrottleEvent::Failure] {
             throttle
-                .apply(&key(name), event, &policy, when)
+                .apply(&key(name), change(event, policy, when))
                 .await
                 .unwrap();
         }
     }
 
-    let removed = (b.repos.purge)
-        .purge(at, revoked_before, audit_before, throttle_before)
-        .await
-        .unwrap();
+    let removed = (b.repos.purge).purge(&cutoffs).await.unwrap();
     // Two sessions (their tokens go with them, uncounted), the rotated session's expired
     // token, one audit event, one idle throttle key.
     assert_eq!(removed, 5);
@@ -185,15 +187,12 @@ pub async fn the_purge_removes_exactly_what_no_longer_matters(b: Backend) {
     assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), [recent.id]);
     assert!(matches!(
         throttle
-            .apply(&key("locked"), ThrottleEvent::Attempt, &long, at)
+            .apply(&key("locked"), change(ThrottleEvent::Attempt, long, at))
             .await
             .unwrap(),
         ThrottleOutcome::Refused { .. }
     ));
-    let again = (b.repos.purge)
-        .purge(at, revoked_before, audit_before, throttle_before)
-        .await
-        .unwrap();
+    let again = (b.repos.purge).purge(&cutoffs).await.unwrap();
     assert_eq!(again, 0, "nothing left to purge");
 }
 
@@ -239,7 +238,12 @@ pub async fn a_purge_larger_than_one_step_deletes_every_due_row(b: Backend) {
         }
     }
     let removed = (b.repos.purge)
-        .purge(at, at - Duration::days(1), at - Duration::days(90), at)
+        .purge(&PurgeCutoffs {
+            now: at,
+            revoked_before: at - Duration::days(1),
+            audit_before: at - Duration::days(90),
+            throttle_before: at,
+        })
         .await
         .unwrap();
     assert_eq!(removed, 10_001);

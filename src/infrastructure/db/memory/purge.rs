@@ -2,20 +2,19 @@
 //! it uncounted, like a cascading delete.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 use super::MemoryStore;
-use crate::domain::ports::{Purge, StoreError};
+use crate::domain::ports::{Purge, PurgeCutoffs, StoreError};
 
 #[async_trait]
 impl Purge for MemoryStore {
-    async fn purge(
-        &self,
-        now: DateTime<Utc>,
-        revoked_before: DateTime<Utc>,
-        audit_before: DateTime<Utc>,
-        throttle_before: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    async fn purge(&self, cutoffs: &PurgeCutoffs) -> Result<u64, StoreError> {
+        let PurgeCutoffs {
+            now,
+            revoked_before,
+            audit_before,
+            throttle_before,
+        } = *cutoffs;
         let mut guard = self.lock()?;
         let state = &mut *guard;
         let mut removed = 0;

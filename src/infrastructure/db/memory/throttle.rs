@@ -1,13 +1,10 @@
 //! [`LoginThrottle`] in memory: the counters are loaded and stored around the one domain call,
-//! [`LockoutPolicy::apply`], under the store's lock.
+//! [`ThrottleChange::apply`], under the store's lock.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 use super::MemoryStore;
-use crate::domain::ports::{
-    LockoutPolicy, LoginThrottle, StoreError, ThrottleEvent, ThrottleOutcome,
-};
+use crate::domain::ports::{LoginThrottle, StoreError, ThrottleChange, ThrottleOutcome};
 use crate::domain::user::LoginKey;
 
 #[async_trait]
@@ -15,13 +12,11 @@ impl LoginThrottle for MemoryStore {
     async fn apply(
         &self,
         key: &LoginKey,
-        event: ThrottleEvent,
-        policy: &LockoutPolicy,
-        now: DateTime<Utc>,
+        change: ThrottleChange,
     ) -> Result<ThrottleOutcome, StoreError> {
         let mut state = self.lock()?;
         let stored = state.throttle.get(key.as_str()).copied();
-        let (next, outcome) = policy.apply(stored, event, now);
+        let (next, outcome) = change.apply(stored);
         match next {
             Some(next) => state.throttle.insert(key.as_str().to_owned(), next),
             None => state.throttle.remove(key.as_str()),

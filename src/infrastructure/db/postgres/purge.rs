@@ -13,20 +13,20 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{store_error, PgStore};
-use crate::domain::ports::{Purge, StoreError};
+use crate::domain::ports::{Purge, PurgeCutoffs, StoreError};
 
 /// The most rows one statement of the purge deletes.
 const PURGE_CHUNK: i64 = 5_000;
 
 #[async_trait]
 impl Purge for PgStore {
-    async fn purge(
-        &self,
-        now: DateTime<Utc>,
-        revoked_before: DateTime<Utc>,
-        audit_before: DateTime<Utc>,
-        throttle_before: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    async fn purge(&self, cutoffs: &PurgeCutoffs) -> Result<u64, StoreError> {
+        let PurgeCutoffs {
+            now,
+            revoked_before,
+            audit_before,
+            throttle_before,
+        } = *cutoffs;
         // Each: the table, and the condition of its rows that go with the values of $2 and on
         // ($1 is the chunk). The rows' ids are collected first (`ctid`, the row's physical
         // address, read back by a TID scan).

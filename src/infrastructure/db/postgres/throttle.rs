@@ -1,12 +1,12 @@
 //! [`LoginThrottle`] on PostgreSQL: the counters are loaded and stored around the one domain
-//! call, [`LockoutPolicy::apply`], in one transaction holding the key's row lock.
+//! call, [`ThrottleChange::apply`], in one transaction holding the key's row lock.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{store_error, PgStore};
 use crate::domain::ports::{
-    LockoutPolicy, LoginThrottle, StoreError, ThrottleEvent, ThrottleOutcome, ThrottleState,
+    LoginThrottle, StoreError, ThrottleChange, ThrottleOutcome, ThrottleState,
 };
 use crate::domain::user::LoginKey;
 
@@ -15,9 +15,7 @@ impl LoginThrottle for PgStore {
     async fn apply(
         &self,
         key: &LoginKey,
-        event: ThrottleEvent,
-        policy: &LockoutPolicy,
-        now: DateTime<Utc>,
+        change: ThrottleChange,
     ) -> Result<ThrottleOutcome, StoreError> {
         type Row = (i32, i32, i32, Option<DateTime<Utc>>, DateTime<Utc>, bool);
         let mut tx = self.pool.begin().await.map_err(store_error)?;
@@ -30,7 +28,7 @@ impl LoginThrottle for PgStore {
              RETURNING failures, pending, locks, locked_until, updated_at, (xmax = 0)",
         )
         .bind(key.as_str())
-        .bind(now)
+        .bind(change.now)
         .fetch_one(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -42,7 +40,7 @@ impl LoginThrottle for PgStore {
             locked_until,
             updated_at,
         });
-        let (next, outcome) = policy.apply(stored, event, now);
+        let (next, outcome) = change.apply(stored);
         if !created && next == stored {
             // Refused or busy: nothing changes.
             tx.commit().await.map_err(store_error)?;

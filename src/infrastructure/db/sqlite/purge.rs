@@ -15,11 +15,10 @@
 //! still uncounted; then the expired tokens of the sessions that stay, counted.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use rusqlite::params_from_iter;
 
 use super::{micros, store_error, SqliteStore};
-use crate::domain::ports::{Purge, StoreError};
+use crate::domain::ports::{Purge, PurgeCutoffs, StoreError};
 
 /// What one purge deletes from one table, per window of rowids (`?1 < rowid <= ?2`), with
 /// `?3` and `?4` the step's two times (a statement may use only the first). Every statement runs; the last one's rows are counted.
@@ -65,19 +64,13 @@ pub(super) const PURGE_CHUNK: i64 = 1_000;
 
 #[async_trait]
 impl Purge for SqliteStore {
-    async fn purge(
-        &self,
-        now: DateTime<Utc>,
-        revoked_before: DateTime<Utc>,
-        audit_before: DateTime<Utc>,
-        throttle_before: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let (now, revoked_before) = (micros(now), micros(revoked_before));
+    async fn purge(&self, cutoffs: &PurgeCutoffs) -> Result<u64, StoreError> {
+        let (now, revoked_before) = (micros(cutoffs.now), micros(cutoffs.revoked_before));
         let times = [
             (now, revoked_before),
             (now, revoked_before),
-            (micros(audit_before), 0),
-            (micros(throttle_before), now),
+            (micros(cutoffs.audit_before), 0),
+            (micros(cutoffs.throttle_before), now),
         ];
         let mut removed = 0;
         let mut outcome = Ok(());

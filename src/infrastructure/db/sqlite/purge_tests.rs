@@ -8,7 +8,7 @@ use chrono::Utc;
 use rusqlite::{params, Connection};
 
 use super::super::{micros, store_error, SqliteStore};
-use crate::domain::ports::{Purge, StoreError};
+use crate::domain::ports::{Purge, PurgeCutoffs, StoreError};
 use crate::infrastructure::db::DbOptions;
 
 async fn store() -> (SqliteStore, tempfile::TempDir) {
@@ -89,7 +89,14 @@ async fn writes_get_through_while_a_large_purge_runs_and_it_deletes_exactly_what
     let purging = Arc::clone(&store);
     let started = Instant::now();
     let purge = tokio::spawn(async move {
-        let removed = purging.purge(now, now - day, now - day, now - day).await;
+        let removed = purging
+            .purge(&PurgeCutoffs {
+                now,
+                revoked_before: now - day,
+                audit_before: now - day,
+                throttle_before: now - day,
+            })
+            .await;
         (removed, started.elapsed())
     });
     let (mut during, mut slowest, mut i) = (0, Duration::ZERO, 0);

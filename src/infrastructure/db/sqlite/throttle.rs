@@ -1,13 +1,12 @@
 //! [`LoginThrottle`] on SQLite: the counters are loaded and stored around the one domain call,
-//! [`LockoutPolicy::apply`], in one writer job.
+//! [`ThrottleChange::apply`], in one writer job.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
 use super::{micros, store_error, time, SqliteStore};
 use crate::domain::ports::{
-    LockoutPolicy, LoginThrottle, StoreError, ThrottleEvent, ThrottleOutcome, ThrottleState,
+    LoginThrottle, StoreError, ThrottleChange, ThrottleOutcome, ThrottleState,
 };
 use crate::domain::user::LoginKey;
 
@@ -16,11 +15,9 @@ impl LoginThrottle for SqliteStore {
     async fn apply(
         &self,
         key: &LoginKey,
-        event: ThrottleEvent,
-        policy: &LockoutPolicy,
-        now: DateTime<Utc>,
+        change: ThrottleChange,
     ) -> Result<ThrottleOutcome, StoreError> {
-        let (key, policy) = (key.as_str().to_owned(), *policy);
+        let key = key.as_str().to_owned();
         // On the writer thread, one job at a time: the read, the policy and the write are one
         // atomic step.
         self.write(move |tx| {
@@ -42,7 +39,7 @@ impl LoginThrottle for SqliteStore {
                     .optional()
                 })
                 .map_err(store_error)?;
-            let (next, outcome) = policy.apply(stored, event, now);
+            let (next, outcome) = change.apply(stored);
             if next == stored {
                 return Ok(outcome);
             }
