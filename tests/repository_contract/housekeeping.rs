@@ -66,41 +66,40 @@ pub async fn each_lock_doubles_until_a_success_forgets_them(b: Backend) {
     );
 }
 
-pub async fn abandoned_and_stale_reservations_are_given_back(b: Backend) {
-    let at = now();
-    for _ in 0..policy().max_failures {
+/// Applies each event at `at` to `name`'s counters and checks its outcome.
+async fn expect(
+    b: &Backend,
+    name: &str,
+    at: DateTime<Utc>,
+    steps: &[(ThrottleEvent, ThrottleOutcome)],
+) {
+    for (i, (event, outcome)) in steps.iter().enumerate() {
         assert_eq!(
-            apply(&b, "oscar", ThrottleEvent::Attempt, at).await,
-            ThrottleOutcome::Allowed
+            apply(b, name, *event, at).await,
+            *outcome,
+            "step {i}: {event:?}"
         );
     }
-    assert_eq!(
-        apply(&b, "oscar", ThrottleEvent::Attempt, at).await,
-        ThrottleOutcome::Busy
-    );
-    assert_eq!(
-        apply(&b, "oscar", ThrottleEvent::Abandon, at).await,
-        ThrottleOutcome::Allowed
-    );
-    assert_eq!(
-        apply(&b, "oscar", ThrottleEvent::Attempt, at).await,
-        ThrottleOutcome::Allowed
-    );
-    assert_eq!(
-        apply(&b, "oscar", ThrottleEvent::Attempt, at).await,
-        ThrottleOutcome::Busy
-    );
+}
+
+pub async fn abandoned_and_stale_reservations_are_given_back(b: Backend) {
+    use ThrottleEvent::{Abandon, Attempt};
+    use ThrottleOutcome::{Allowed, Busy};
+    let at = now();
+    let reservations = vec![(Attempt, Allowed); policy().max_failures as usize];
+    expect(&b, "oscar", at, &reservations).await;
+    let given_back = [
+        (Attempt, Busy),
+        (Abandon, Allowed),
+        (Attempt, Allowed),
+        (Attempt, Busy),
+    ];
+    expect(&b, "oscar", at, &given_back).await;
     // Reservations whose outcome never came are given back once they are stale.
     let later = at + LockoutPolicy::PENDING_TIMEOUT + Duration::seconds(1);
-    assert_eq!(
-        apply(&b, "oscar", ThrottleEvent::Attempt, later).await,
-        ThrottleOutcome::Allowed
-    );
+    expect(&b, "oscar", later, &[(Attempt, Allowed)]).await;
     // Another key was never touched.
-    assert_eq!(
-        apply(&b, "victor", ThrottleEvent::Attempt, at).await,
-        ThrottleOutcome::Allowed
-    );
+    expect(&b, "victor", at, &[(Attempt, Allowed)]).await;
 }
 
 pub async fn the_purge_removes_exactly_what_no_longer_matters(b: Backend) {

@@ -9,12 +9,7 @@ use crate::domain::ports::{Purge, PurgeCutoffs, StoreError};
 #[async_trait]
 impl Purge for MemoryStore {
     async fn purge(&self, cutoffs: &PurgeCutoffs) -> Result<u64, StoreError> {
-        let PurgeCutoffs {
-            now,
-            revoked_before,
-            audit_before,
-            throttle_before,
-        } = *cutoffs;
+        let (now, revoked_before) = (cutoffs.now, cutoffs.revoked_before);
         let mut guard = self.lock()?;
         let state = &mut *guard;
         let mut removed = 0;
@@ -35,12 +30,13 @@ impl Purge for MemoryStore {
         count(before, state.tokens.len());
 
         let before = state.audit.len();
-        state.audit.retain(|e| e.at >= audit_before);
+        state.audit.retain(|e| e.at >= cutoffs.audit_before);
         count(before, state.audit.len());
 
         let before = state.throttle.len();
         state.throttle.retain(|_, t| {
-            t.updated_at >= throttle_before || t.locked_until.is_some_and(|until| until >= now)
+            t.updated_at >= cutoffs.throttle_before
+                || t.locked_until.is_some_and(|until| until >= now)
         });
         count(before, state.throttle.len());
         Ok(removed)

@@ -146,6 +146,20 @@ impl SqliteStore {
     }
 }
 
+/// A store on a new database in a temporary directory, which lives as long as the guard.
+#[cfg(test)]
+pub(super) async fn test_store() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::TempDir::new().expect("a temporary directory");
+    let url = format!("sqlite://{}/test.db", dir.path().display());
+    let options = DbOptions {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(10),
+    };
+    let store = SqliteStore::connect(&url, &options).await;
+    (store.expect("a new SQLite database"), dir)
+}
+
 impl super::PoolState for SqliteStore {
     fn pool_state(&self) -> (u32, usize) {
         let idle = self.readers.idle.lock().map_or(0, |idle| idle.len());

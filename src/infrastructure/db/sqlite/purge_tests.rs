@@ -7,20 +7,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rusqlite::{params, Connection};
 
-use super::super::{micros, store_error, SqliteStore};
+use super::super::{micros, store_error, test_store, SqliteStore};
 use crate::domain::ports::{Purge, PurgeCutoffs, StoreError};
-use crate::infrastructure::db::DbOptions;
-
-async fn store() -> (SqliteStore, tempfile::TempDir) {
-    let dir = tempfile::TempDir::new().unwrap();
-    let url = format!("sqlite://{}/purge.db", dir.path().display());
-    let options = DbOptions {
-        max_connections: 2,
-        acquire_timeout: Duration::from_secs(10),
-        statement_timeout: Duration::from_secs(10),
-    };
-    (SqliteStore::connect(&url, &options).await.unwrap(), dir)
-}
 
 /// Rows of every table on both sides of the purge's bounds: 50,100 due, 1,210 not, most of
 /// them audit events (one table in one job would hold the writer for most of the purge).
@@ -78,7 +66,7 @@ async fn count(store: &SqliteStore, table: &'static str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_get_through_while_a_large_purge_runs_and_it_deletes_exactly_what_is_due() {
-    let (mut store, _dir) = store().await;
+    let (mut store, _dir) = test_store().await;
     store.purge_chunk = 200;
     let now = Utc::now();
     let at = micros(now);

@@ -1,23 +1,9 @@
 //! The writer thread: batches whose jobs fail alone, and a panic that does not stop it.
 
-use std::time::Duration;
-
 use rusqlite::Connection;
 
-use super::super::{store_error, SqliteStore};
+use super::super::{store_error, test_store, SqliteStore};
 use crate::domain::ports::StoreError;
-use crate::infrastructure::db::DbOptions;
-
-async fn store() -> (SqliteStore, tempfile::TempDir) {
-    let dir = tempfile::TempDir::new().unwrap();
-    let url = format!("sqlite://{}/writer.db", dir.path().display());
-    let options = DbOptions {
-        max_connections: 2,
-        acquire_timeout: Duration::from_secs(5),
-        statement_timeout: Duration::from_secs(5),
-    };
-    (SqliteStore::connect(&url, &options).await.unwrap(), dir)
-}
 
 fn insert_key(connection: &Connection, key: &str) -> Result<usize, StoreError> {
     connection
@@ -42,7 +28,7 @@ async fn keys(store: &SqliteStore) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_in_one_batch_fail_alone_and_a_panic_does_not_stop_the_writer() {
-    let (store, _dir) = store().await;
+    let (store, _dir) = test_store().await;
     // Queued together, so most likely one batch: the failing one (a duplicate key after a
     // first insert of its own) is rolled back to its savepoint, the others commit.
     let (a, failing, b) = tokio::join!(
