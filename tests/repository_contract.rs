@@ -1049,6 +1049,24 @@ contract_tests!(memory, sqlite, postgres: [
     users_are_listed_oldest_first_page_by_page,
 ]);
 
+/// The in-memory adapter is for tests: no `DATABASE_URL` selects it.
+#[tokio::test]
+async fn no_database_url_selects_the_in_memory_adapter() {
+    for url in [
+        "memory:",
+        "memory://",
+        "sqlite::memory:",
+        "sqlite://:memory:",
+    ] {
+        let refused = db::connect(url, &options()).await;
+        assert!(
+            matches!(refused, Err(StoreError::Other(_))),
+            "{url}: {:?}",
+            refused.err()
+        );
+    }
+}
+
 /// SQLite only: a session revoked by another process (here a connection of this test, outside
 /// the store) stops being live for the store once it notices the foreign write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
