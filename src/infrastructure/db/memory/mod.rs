@@ -3,8 +3,8 @@
 //! (fast, no I/O, time under the caller's control); it keeps nothing across a restart and is not
 //! selectable through `DATABASE_URL`.
 //!
-//! The ports are in the same files as on the other backends: [`users`], [`tokens`], [`audit`],
-//! [`throttle`], [`purge`], with [`error`] for the one failure a mutex can have.
+//! The ports are in the same files as on the other backends: `users.rs`, `tokens.rs`, `audit.rs`,
+//! `throttle.rs`, `purge.rs`, with `error.rs` for the one failure a mutex can have.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -6,8 +6,8 @@
 //! reconnects by itself when the database comes back. Migrations take sqlx's advisory lock, so
 //! replicas starting together apply them once.
 //!
-//! The ports are in the same files on every backend: [`users`], [`tokens`], [`audit`],
-//! [`throttle`], [`purge`], with the driver's errors mapped in [`error`].
+//! The ports are in the same files on every backend: `users.rs`, `tokens.rs`, `audit.rs`,
+//! `throttle.rs`, `purge.rs`, with the driver's errors mapped in `error.rs`.
 
 use std::str::FromStr;
 

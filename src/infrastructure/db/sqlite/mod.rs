@@ -2,16 +2,16 @@
 //!
 //! Tuned for a server: WAL, `synchronous=NORMAL`, foreign keys, a busy timeout, cached prepared
 //! statements. Reads run on a pool of read-only connections beside the writer (WAL), on the
-//! blocking pool ([`reader`]): sqlx's SQLite driver sends each statement to a worker thread, and
+//! blocking pool (`reader.rs`): sqlx's SQLite driver sends each statement to a worker thread, and
 //! that capped `GET /users/me` at ~10% of the bare-axum ceiling. Writes go to one writer thread
 //! that owns the only write connection and group-commits whatever queued while it was busy
-//! ([`writer`]), so rotations are serialised, commits are shared, and no write I/O or WAL
-//! checkpoint ([`checkpoint`]) ever blocks the async workers. Sessions already known to be live
-//! are answered from memory ([`cache`]). Migrations are sqlx's, applied at start.
+//! (`writer.rs`), so rotations are serialised, commits are shared, and no write I/O or WAL
+//! checkpoint (`checkpoint.rs`) ever blocks the async workers. Sessions already known to be live
+//! are answered from memory (`cache.rs`). Migrations are sqlx's, applied at start.
 //!
-//! The ports are in the same files on every backend: [`users`], [`tokens`], [`audit`],
-//! [`throttle`], [`purge`], with the driver's errors mapped in [`error`]; [`rows`] decodes
-//! SQLite's columns and [`files`] guards the database files.
+//! The ports are in the same files on every backend: `users.rs`, `tokens.rs`, `audit.rs`,
+//! `throttle.rs`, `purge.rs`, with the driver's errors mapped in `error.rs`; `rows.rs` decodes
+//! SQLite's columns and `files.rs` guards the database files.
 
 use std::path::PathBuf;
 use std::str::FromStr;
