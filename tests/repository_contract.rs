@@ -177,6 +177,30 @@ fn change(event: ThrottleEvent, policy: LockoutPolicy, now: DateTime<Utc>) -> Th
     ThrottleChange { event, policy, now }
 }
 
+/// Rotates `token` on each of `days` after `at`, each time for 14 more days; the session after
+/// each rotation, and the last token.
+async fn rotate_on(
+    b: &Backend,
+    mut token: RefreshToken,
+    at: DateTime<Utc>,
+    days: &[i64],
+) -> (Vec<Session>, RefreshToken) {
+    let mut sessions = Vec::new();
+    for day in days {
+        let when = at + Duration::days(*day);
+        let next = RefreshToken::generate();
+        let expires_at = when + Duration::days(14);
+        let RotationOutcome::Rotated { session, .. } =
+            rotate(b, &token.hash(), &next.hash(), expires_at, when).await
+        else {
+            panic!("day {day}: the token should rotate");
+        };
+        sessions.push(session);
+        token = next;
+    }
+    (sessions, token)
+}
+
 fn key(raw: &str) -> LoginKey {
     LoginKey::parse(raw).unwrap()
 }
@@ -801,29 +825,13 @@ async fn rotation_and_reuse_store_their_audit_event_in_the_same_step(b: Backend)
 async fn rotation_never_extends_a_session_past_its_absolute_end(b: Backend) {
     let alice = stored_user(&b, "alice").await;
     let at = now();
-    let (session, mut token) = session_for(&b, &alice, at).await;
-    let mut expiry = session.expires_at;
-    for day in [10, 20, 29] {
-        let when = at + Duration::days(day);
-        let next = RefreshToken::generate();
-        let RotationOutcome::Rotated {
-            session: rotated, ..
-        } = rotate(
-            &b,
-            &token.hash(),
-            &next.hash(),
-            when + Duration::days(14),
-            when,
-        )
-        .await
-        else {
-            panic!("day {day}: the token should rotate");
-        };
-        expiry = rotated.expires_at;
+    let (session, token) = session_for(&b, &alice, at).await;
+    let (rotated, token) = rotate_on(&b, token, at, &[10, 20, 29]).await;
+    for (day, rotated) in [10, 20, 29].iter().zip(&rotated) {
+        let expiry = rotated.expires_at;
         assert!(expiry <= session.not_after, "day {day}: {expiry}");
-        token = next;
     }
-    assert_eq!(expiry, session.not_after);
+    assert_eq!(rotated[2].expires_at, session.not_after);
     let past = session.not_after + Duration::seconds(1);
     assert_eq!(
         rotate(
@@ -847,28 +855,11 @@ async fn a_session_started_from_another_ends_with_it(b: Backend) {
         .unwrap();
     assert!(child.expires_at <= parent.not_after);
     // Its absolute end is its parent's, not its own login's plus 30 days.
-    let (_, mut token) = start_session(&b, &alice, at + Duration::days(2), Some(child.id), 100)
+    let (_, token) = start_session(&b, &alice, at + Duration::days(2), Some(child.id), 100)
         .await
         .unwrap();
-    let mut expiry = at;
-    for day in [10, 20] {
-        let when = at + Duration::days(day);
-        let next = RefreshToken::generate();
-        let RotationOutcome::Rotated { session, .. } = rotate(
-            &b,
-            &token.hash(),
-            &next.hash(),
-            when + Duration::days(14),
-            when,
-        )
-        .await
-        else {
-            panic!("day {day}: the grandchild's token should rotate");
-        };
-        expiry = session.expires_at;
-        token = next;
-    }
-    assert_eq!(expiry, parent.not_after);
+    let (rotated, _) = rotate_on(&b, token, at, &[10, 20]).await;
+    assert_eq!(rotated[1].expires_at, parent.not_after);
     let tokens = &b.repos.tokens;
     assert!(tokens
         .revoke_session(parent.id, RevocationReason::Logout, at)
