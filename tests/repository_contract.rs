@@ -364,6 +364,21 @@ async fn an_update_changes_only_the_fields_it_names(b: Backend) {
     assert!(matches!(taken, Err(StoreError::EmailTaken)), "{taken:?}");
 }
 
+async fn an_update_of_a_missing_user_changes_nothing_even_with_a_taken_email(b: Backend) {
+    let alice = user("alice", Some("alice@example.com"));
+    b.repos.users.insert(&alice).await.unwrap();
+    let change = UserChanges {
+        email: Some(Some(EmailAddress::parse("ALICE@example.com").unwrap())),
+        ..UserChanges::default()
+    };
+    let updated = b
+        .repos
+        .users
+        .update_fields(UserId::new(), &change, now())
+        .await;
+    assert!(matches!(updated, Ok(None)), "{updated:?}");
+}
+
 async fn a_live_session_finds_its_user_and_nothing_else_does(b: Backend) {
     let alice = stored_user(&b, "alice").await;
     let bob = stored_user(&b, "bob").await;
@@ -1015,6 +1030,7 @@ contract_tests!(memory, sqlite, postgres: [
     a_password_change_bumps_the_credential_version_and_revokes_the_other_sessions,
     a_hash_upgrade_loses_to_a_password_change,
     an_update_changes_only_the_fields_it_names,
+    an_update_of_a_missing_user_changes_nothing_even_with_a_taken_email,
     a_live_session_finds_its_user_and_nothing_else_does,
     rotation_replaces_the_token_and_extends_the_session,
     presenting_a_rotated_token_revokes_the_session,
