@@ -1,10 +1,13 @@
-//! One contract for the repository ports, written once and run against every storage adapter.
-//! A new backend adds one line to `contract_tests!` and must pass every case.
+//! One contract for the repository ports, written once and run against every storage adapter:
+//! memory, SQLite, and PostgreSQL when `TEST_POSTGRES_URL` is set (each of its cases says it
+//! skipped otherwise). A new backend adds one name to `contract_tests!` and must pass every case.
 
 use std::sync::Arc;
 
 use auth_service::domain::audit::{AuditEvent, AuditEventKind, AuditFilter};
-use auth_service::domain::ports::{LockoutPolicy, StoreError, ThrottleEvent, ThrottleOutcome};
+use auth_service::domain::ports::{
+    LockoutPolicy, PurgeCutoffs, StoreError, ThrottleChange, ThrottleEvent, ThrottleOutcome,
+};
 use auth_service::domain::session::{
     NewSession, RefreshToken, RefreshTokenHash, RefreshTokenRecord, RevocationReason, Rotation,
     RotationOutcome, Session, SessionId,
@@ -19,6 +22,14 @@ use tempfile::TempDir;
 
 mod support;
 
+#[path = "repository_contract/housekeeping.rs"]
+mod housekeeping;
+#[path = "repository_contract/listings.rs"]
+mod listings;
+
+use housekeeping::*;
+use listings::*;
+
 /// A backend under test; `_guard` keeps its temporary storage alive.
 pub struct Backend {
     repos: Repositories,
@@ -31,6 +42,14 @@ fn options() -> DbOptions {
         acquire_timeout: std::time::Duration::from_secs(5),
         statement_timeout: std::time::Duration::from_secs(5),
     }
+}
+
+/// The in-memory adapter (the use-case unit tests run on it, so it must keep the contract too).
+async fn memory() -> Option<Backend> {
+    Some(Backend {
+        repos: db::memory::MemoryStore::new().repositories(),
+        _guard: Box::new(()),
+    })
 }
 
 async fn sqlite() -> Option<Backend> {
@@ -151,6 +170,35 @@ async fn rotate(
         })
         .await
         .unwrap()
+}
+
+/// `event` judged by `policy` at `now`.
+fn change(event: ThrottleEvent, policy: LockoutPolicy, now: DateTime<Utc>) -> ThrottleChange {
+    ThrottleChange { event, policy, now }
+}
+
+/// Rotates `token` on each of `days` after `at`, each time for 14 more days; the session after
+/// each rotation, and the last token.
+async fn rotate_on(
+    b: &Backend,
+    mut token: RefreshToken,
+    at: DateTime<Utc>,
+    days: &[i64],
+) -> (Vec<Session>, RefreshToken) {
+    let mut sessions = Vec::new();
+    for day in days {
+        let when = at + Duration::days(*day);
+        let next = RefreshToken::generate();
+        let expires_at = when + Duration::days(14);
+        let RotationOutcome::Rotated { session, .. } =
+            rotate(b, &token.hash(), &next.hash(), expires_at, when).await
+        else {
+            panic!("day {day}: the token should rotate");
+        };
+        sessions.push(session);
+        token = next;
+    }
+    (sessions, token)
 }
 
 fn key(raw: &str) -> LoginKey {
@@ -314,6 +362,21 @@ async fn an_update_changes_only_the_fields_it_names(b: Backend) {
     };
     let taken = users.update_fields(alice.id, &steal, later).await;
     assert!(matches!(taken, Err(StoreError::EmailTaken)), "{taken:?}");
+}
+
+async fn an_update_of_a_missing_user_changes_nothing_even_with_a_taken_email(b: Backend) {
+    let alice = user("alice", Some("alice@example.com"));
+    b.repos.users.insert(&alice).await.unwrap();
+    let change = UserChanges {
+        email: Some(Some(EmailAddress::parse("ALICE@example.com").unwrap())),
+        ..UserChanges::default()
+    };
+    let updated = b
+        .repos
+        .users
+        .update_fields(UserId::new(), &change, now())
+        .await;
+    assert!(matches!(updated, Ok(None)), "{updated:?}");
 }
 
 async fn a_live_session_finds_its_user_and_nothing_else_does(b: Backend) {
@@ -777,29 +840,13 @@ async fn rotation_and_reuse_store_their_audit_event_in_the_same_step(b: Backend)
 async fn rotation_never_extends_a_session_past_its_absolute_end(b: Backend) {
     let alice = stored_user(&b, "alice").await;
     let at = now();
-    let (session, mut token) = session_for(&b, &alice, at).await;
-    let mut expiry = session.expires_at;
-    for day in [10, 20, 29] {
-        let when = at + Duration::days(day);
-        let next = RefreshToken::generate();
-        let RotationOutcome::Rotated {
-            session: rotated, ..
-        } = rotate(
-            &b,
-            &token.hash(),
-            &next.hash(),
-            when + Duration::days(14),
-            when,
-        )
-        .await
-        else {
-            panic!("day {day}: the token should rotate");
-        };
-        expiry = rotated.expires_at;
+    let (session, token) = session_for(&b, &alice, at).await;
+    let (rotated, token) = rotate_on(&b, token, at, &[10, 20, 29]).await;
+    for (day, rotated) in [10, 20, 29].iter().zip(&rotated) {
+        let expiry = rotated.expires_at;
         assert!(expiry <= session.not_after, "day {day}: {expiry}");
-        token = next;
     }
-    assert_eq!(expiry, session.not_after);
+    assert_eq!(rotated[2].expires_at, session.not_after);
     let past = session.not_after + Duration::seconds(1);
     assert_eq!(
         rotate(
@@ -823,28 +870,11 @@ async fn a_session_started_from_another_ends_with_it(b: Backend) {
         .unwrap();
     assert!(child.expires_at <= parent.not_after);
     // Its absolute end is its parent's, not its own login's plus 30 days.
-    let (_, mut token) = start_session(&b, &alice, at + Duration::days(2), Some(child.id), 100)
+    let (_, token) = start_session(&b, &alice, at + Duration::days(2), Some(child.id), 100)
         .await
         .unwrap();
-    let mut expiry = at;
-    for day in [10, 20] {
-        let when = at + Duration::days(day);
-        let next = RefreshToken::generate();
-        let RotationOutcome::Rotated { session, .. } = rotate(
-            &b,
-            &token.hash(),
-            &next.hash(),
-            when + Duration::days(14),
-            when,
-        )
-        .await
-        else {
-            panic!("day {day}: the grandchild's token should rotate");
-        };
-        expiry = session.expires_at;
-        token = next;
-    }
-    assert_eq!(expiry, parent.not_after);
+    let (rotated, _) = rotate_on(&b, token, at, &[10, 20]).await;
+    assert_eq!(rotated[1].expires_at, parent.not_after);
     let tokens = &b.repos.tokens;
     assert!(tokens
         .revoke_session(parent.id, RevocationReason::Logout, at)
@@ -912,7 +942,7 @@ async fn concurrent_guesses_reserve_at_most_the_limit_and_lock_once(b: Backend) 
         tokio::spawn(async move {
             let k = key("Mallory");
             let outcome = throttle
-                .apply(&k, ThrottleEvent::Attempt, &policy(), at)
+                .apply(&k, change(ThrottleEvent::Attempt, policy(), at))
                 .await
                 .unwrap();
             if outcome != ThrottleOutcome::Allowed {
@@ -920,7 +950,7 @@ async fn concurrent_guesses_reserve_at_most_the_limit_and_lock_once(b: Backend) 
             }
             tokio::task::yield_now().await;
             let failed = throttle
-                .apply(&k, ThrottleEvent::Failure, &policy(), at)
+                .apply(&k, change(ThrottleEvent::Failure, policy(), at))
                 .await
                 .unwrap();
             (true, Some(failed))
@@ -940,7 +970,10 @@ async fn concurrent_guesses_reserve_at_most_the_limit_and_lock_once(b: Backend) 
     assert_eq!(locks, 1, "{results:?}");
     // The same key in another spelling is the same key; the lock holds for it.
     let refused = throttle
-        .apply(&key("mallory"), ThrottleEvent::Attempt, &policy(), at)
+        .apply(
+            &key("mallory"),
+            change(ThrottleEvent::Attempt, policy(), at),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -954,49 +987,22 @@ async fn concurrent_guesses_reserve_at_most_the_limit_and_lock_once(b: Backend) 
     let k = key("mallory");
     assert_eq!(
         throttle
-            .apply(&k, ThrottleEvent::Attempt, &policy(), later)
+            .apply(&k, change(ThrottleEvent::Attempt, policy(), later))
             .await
             .unwrap(),
         ThrottleOutcome::Allowed
     );
     throttle
-        .apply(&k, ThrottleEvent::Success, &policy(), later)
+        .apply(&k, change(ThrottleEvent::Success, policy(), later))
         .await
         .unwrap();
     assert_eq!(
         throttle
-            .apply(&key("trudy"), ThrottleEvent::Attempt, &policy(), at)
+            .apply(&key("trudy"), change(ThrottleEvent::Attempt, policy(), at))
             .await
             .unwrap(),
         ThrottleOutcome::Allowed
     );
-}
-
-async fn the_purge_removes_what_no_longer_matters(b: Backend) {
-    let alice = stored_user(&b, "alice").await;
-    let at = now();
-    let (old, _) = session_for(&b, &alice, at - Duration::days(40)).await;
-    let (revoked, _) = session_for(&b, &alice, at).await;
-    let (current, _) = session_for(&b, &alice, at).await;
-    b.repos
-        .tokens
-        .revoke_session(revoked.id, RevocationReason::Logout, at - Duration::days(2))
-        .await
-        .unwrap();
-    let removed = b
-        .repos
-        .purge
-        .purge(
-            at,
-            at - Duration::days(1),
-            at - Duration::days(90),
-            at - Duration::days(1),
-        )
-        .await
-        .unwrap();
-    assert!(removed >= 2, "{removed}");
-    assert!(!live(&b, &alice, &old, at).await);
-    assert!(live(&b, &alice, &current, at).await);
 }
 
 macro_rules! contract_tests {
@@ -1018,12 +1024,13 @@ macro_rules! contract_tests {
     };
 }
 
-contract_tests!(sqlite, postgres: [
+contract_tests!(memory, sqlite, postgres: [
     users_round_trip_and_are_found_by_username_regardless_of_case,
     usernames_and_emails_are_unique_regardless_of_case,
     a_password_change_bumps_the_credential_version_and_revokes_the_other_sessions,
     a_hash_upgrade_loses_to_a_password_change,
     an_update_changes_only_the_fields_it_names,
+    an_update_of_a_missing_user_changes_nothing_even_with_a_taken_email,
     a_live_session_finds_its_user_and_nothing_else_does,
     rotation_replaces_the_token_and_extends_the_session,
     presenting_a_rotated_token_revokes_the_session,
@@ -1039,8 +1046,33 @@ contract_tests!(sqlite, postgres: [
     the_oldest_sessions_beyond_the_cap_are_revoked,
     an_inactive_user_starts_no_session,
     concurrent_guesses_reserve_at_most_the_limit_and_lock_once,
-    the_purge_removes_what_no_longer_matters,
+    each_lock_doubles_until_a_success_forgets_them,
+    abandoned_and_stale_reservations_are_given_back,
+    the_purge_removes_exactly_what_no_longer_matters,
+    a_purge_larger_than_one_step_deletes_every_due_row,
+    a_primary_key_collision_is_not_a_username_or_email_clash,
+    audit_filters_select_alone_and_combined,
+    the_audit_trail_pages_backwards_by_time,
+    users_are_listed_oldest_first_page_by_page,
 ]);
+
+/// The in-memory adapter is for tests: no `DATABASE_URL` selects it.
+#[tokio::test]
+async fn no_database_url_selects_the_in_memory_adapter() {
+    for url in [
+        "memory:",
+        "memory://",
+        "sqlite::memory:",
+        "sqlite://:memory:",
+    ] {
+        let refused = db::connect(url, &options()).await;
+        assert!(
+            matches!(refused, Err(StoreError::Other(_))),
+            "{url}: {:?}",
+            refused.err()
+        );
+    }
+}
 
 /// SQLite only: a session revoked by another process (here a connection of this test, outside
 /// the store) stops being live for the store once it notices the foreign write.

@@ -3,7 +3,7 @@ use std::sync::atomic::Ordering;
 use chrono::Duration;
 
 use super::*;
-use crate::application::fakes::Harness;
+use crate::application::harness::Harness;
 use crate::application::NewUser;
 use crate::domain::audit::AuditEventKind as Event;
 use crate::domain::ports::UserRepository;

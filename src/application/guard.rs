@@ -4,7 +4,7 @@
 
 use super::{AppError, Auditor, Ports, RequestContext};
 use crate::domain::audit::AuditEventKind as Event;
-use crate::domain::ports::{LockoutPolicy, ThrottleEvent, ThrottleOutcome};
+use crate::domain::ports::{LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome};
 use crate::domain::user::{LoginKey, User};
 
 /// Reserves and reports password guesses per login key.
@@ -143,7 +143,14 @@ impl PasswordGuard {
         Ok(self
             .ports
             .throttle
-            .apply(key, event, &self.policy, now)
+            .apply(
+                key,
+                ThrottleChange {
+                    event,
+                    policy: self.policy,
+                    now,
+                },
+            )
             .await?)
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use super::AppError;
-use crate::domain::ports::{Clock, PasswordHasher, Purge, UserRepository};
+use crate::domain::ports::{Clock, PasswordHasher, Purge, PurgeCutoffs, UserRepository};
 
 /// How long things are kept.
 #[derive(Debug, Clone, Copy)]
@@ -70,12 +70,12 @@ impl MaintenanceService {
         let now = self.clock.now();
         let removed = self
             .store
-            .purge(
+            .purge(&PurgeCutoffs {
                 now,
-                now - self.retention.revoked_sessions,
-                now - self.retention.audit,
-                now - self.retention.login_failures,
-            )
+                revoked_before: now - self.retention.revoked_sessions,
+                audit_before: now - self.retention.audit,
+                throttle_before: now - self.retention.login_failures,
+            })
             .await?;
         tracing::info!(
             removed,

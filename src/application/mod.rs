@@ -3,9 +3,9 @@
 pub mod audit;
 pub mod auth;
 pub mod error;
-#[cfg(test)]
-pub(crate) mod fakes;
 mod guard;
+#[cfg(test)]
+pub(crate) mod harness;
 pub mod maintenance;
 pub mod users;
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::application::fakes::Harness;
+use crate::application::harness::Harness;
 use crate::application::{AppError, Principal, UserPatch};
 use crate::domain::user::User;
 

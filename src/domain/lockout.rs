@@ -37,6 +37,23 @@ pub struct ThrottleState {
     pub updated_at: DateTime<Utc>,
 }
 
+/// One event for one login key, with the policy and the time it is judged by: what a store
+/// applies to the key's counters (see [`crate::domain::ports::LoginThrottle::apply`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleChange {
+    pub event: ThrottleEvent,
+    pub policy: LockoutPolicy,
+    pub now: DateTime<Utc>,
+}
+
+impl ThrottleChange {
+    /// [`LockoutPolicy::apply`] of this event at this time to the stored counters (`None`:
+    /// nothing stored): what to store (`None`: delete) and the answer.
+    pub fn apply(&self, stored: Option<ThrottleState>) -> (Option<ThrottleState>, ThrottleOutcome) {
+        self.policy.apply(stored, self.event, self.now)
+    }
+}
+
 /// What happened to a login key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThrottleEvent {

@@ -1,7 +1,7 @@
 //! The ports: what the application needs from the outside world, in domain types only.
 //!
-//! Adapters live in `infrastructure`; in-memory fakes for the use-case tests live in
-//! `application::fakes`.
+//! Adapters live in `infrastructure` (the storage ones in `infrastructure::db`: SQLite,
+//! PostgreSQL, and an in-memory one for tests).
 
 use std::sync::Arc;
 
@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::audit::{AuditEvent, AuditFilter};
-pub use super::lockout::{LockoutPolicy, ThrottleEvent, ThrottleOutcome, ThrottleState};
+pub use super::lockout::{
+    LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome, ThrottleState,
+};
 use super::session::{
     NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome, SessionId,
 };
@@ -191,23 +193,32 @@ pub trait TokenRepository: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
+/// The times a purge deletes by (see [`Purge::purge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeCutoffs {
+    /// Sessions and refresh tokens that expired before it go; a login key locked past it stays.
+    pub now: DateTime<Utc>,
+    /// Sessions revoked before it go.
+    pub revoked_before: DateTime<Utc>,
+    /// Audit events older than it go.
+    pub audit_before: DateTime<Utc>,
+    /// Login-failure counters idle since before it go (unless locked at `now`).
+    pub throttle_before: DateTime<Utc>,
+}
+
 /// Housekeeping of what no longer matters.
 #[async_trait]
 pub trait Purge: Send + Sync {
-    /// Deletes sessions (with their refresh tokens) that expired before `now` or were revoked
-    /// before `revoked_before`, refresh tokens that expired before `now`, audit events older
-    /// than `audit_before`, and login-failure counters idle since `throttle_before` and not
-    /// locked at `now`. Returns how many rows went.
+    /// Deletes sessions (with their refresh tokens) that expired before `cutoffs.now` or were
+    /// revoked before `cutoffs.revoked_before`, refresh tokens that expired before
+    /// `cutoffs.now`, audit events older than `cutoffs.audit_before`, and login-failure
+    /// counters idle since `cutoffs.throttle_before` and not locked at `cutoffs.now`. Returns
+    /// how many rows went (a session's refresh tokens go with it uncounted). Not one atomic
+    /// step: a purge that fails part-way has deleted some of it, and the next run goes on.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`].
-    async fn purge(
-        &self,
-        now: DateTime<Utc>,
-        revoked_before: DateTime<Utc>,
-        audit_before: DateTime<Utc>,
-        throttle_before: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
+    async fn purge(&self, cutoffs: &PurgeCutoffs) -> Result<u64, StoreError>;
 }
 
 /// The audit trail.
@@ -236,17 +247,16 @@ pub trait AuditLog: Send + Sync {
 /// an account exists.
 #[async_trait]
 pub trait LoginThrottle: Send + Sync {
-    /// Applies `event` to the key's counters by [`LockoutPolicy::apply`], as one atomic
-    /// read-modify-write: concurrent calls for one key, from any replica, are serialised.
+    /// Loads the key's counters, applies `change` to them ([`ThrottleChange::apply`], the
+    /// domain's one decision) and stores the result, as one atomic read-modify-write:
+    /// concurrent calls for one key, from any replica, are serialised.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`]; nothing is changed then.
     async fn apply(
         &self,
         key: &LoginKey,
-        event: ThrottleEvent,
-        policy: &LockoutPolicy,
-        now: DateTime<Utc>,
+        change: ThrottleChange,
     ) -> Result<ThrottleOutcome, StoreError>;
 }
 

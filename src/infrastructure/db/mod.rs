@@ -1,5 +1,10 @@
-//! Storage adapters, chosen once at start-up from the `DATABASE_URL` scheme.
+//! Storage adapters: SQLite and PostgreSQL, chosen once at start-up from the `DATABASE_URL`
+//! scheme, and an in-memory one ([`memory`]) for tests, which no URL selects. Each implements
+//! every repository port in the same files (`users.rs`, `tokens.rs`, `audit.rs`, `throttle.rs`,
+//! `purge.rs`, with its driver's errors mapped in `error.rs`), and the contract suite
+//! (`tests/repository_contract.rs`) runs every case on each.
 
+pub mod memory;
 pub mod postgres;
 mod records;
 pub mod sqlite;
@@ -150,40 +155,13 @@ impl HealthProbe for CachedProbe {
     }
 }
 
-/// Translates a driver error into the port's error; `sqlx::Error` never leaves `db/`.
-pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            if db.message().contains("email") {
-                StoreError::EmailTaken
-            } else {
-                StoreError::UsernameTaken
-            }
-        }
-        sqlx::Error::Database(db) if db.message().contains("database is locked") => {
-            StoreError::Unavailable(error.to_string())
-        }
-        // PostgreSQL: connection exceptions (08), refused logins (28), a missing database (3D),
-        // a transaction rolled back for a deadlock or a serialization failure (40), insufficient
-        // resources (53), a database not accepting connections (55000), operator intervention
-        // such as a shutdown or a terminated backend (57, including 57014, a statement
-        // timeout). All of them pass on a retry or when the database is back.
-        sqlx::Error::Database(db)
-            if db.code().is_some_and(|code| {
-                ["08", "28", "3D", "40", "53", "57"]
-                    .iter()
-                    .any(|class| code.starts_with(class))
-                    || code == "55000"
-            }) =>
-        {
-            StoreError::Unavailable(error.to_string())
-        }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(error.to_string())
-        }
-        sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => {
-            StoreError::Unavailable(error.to_string())
-        }
-        _ => StoreError::Other(error.to_string()),
+/// The clash a unique constraint of `users` stands for, by its name as the migrations of both
+/// backends create it (the case-insensitive unique indexes, or a plain column's `table.column`);
+/// `None` for any other constraint.
+fn taken(constraint: &str) -> Option<StoreError> {
+    match constraint {
+        "users_username_ci" | "users.username" => Some(StoreError::UsernameTaken),
+        "users_email_ci" | "users.email" => Some(StoreError::EmailTaken),
+        _ => None,
     }
 }

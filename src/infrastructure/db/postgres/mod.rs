@@ -5,6 +5,9 @@
 //! unreachable or stuck database turns into quick 503s rather than hanging requests; the pool
 //! reconnects by itself when the database comes back. Migrations take sqlx's advisory lock, so
 //! replicas starting together apply them once.
+//!
+//! The ports are in the same files on every backend: `users.rs`, `tokens.rs`, `audit.rs`,
+//! `throttle.rs`, `purge.rs`, with the driver's errors mapped in `error.rs`.
 
 use std::str::FromStr;
 
@@ -13,11 +16,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 mod audit;
+mod error;
+mod purge;
+mod throttle;
 mod tokens;
 mod users;
 
-use super::{store_error, DbOptions};
+use super::DbOptions;
 use crate::domain::ports::{HealthProbe, StoreError};
+use error::store_error;
 
 const USER_COLUMNS: &str =
     "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.credential_version, u.created_at, u.updated_at";

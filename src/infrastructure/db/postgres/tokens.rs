@@ -6,14 +6,13 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::audit::insert_event;
-use super::{PgStore, SESSION_COLUMNS, USER_COLUMNS};
+use super::{store_error, PgStore, SESSION_COLUMNS, USER_COLUMNS};
 use crate::domain::ports::{StoreError, TokenRepository};
 use crate::domain::session::{
     NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome, SessionId,
 };
 use crate::domain::user::UserId;
 use crate::infrastructure::db::records::{SessionRecord, UserRecord};
-use crate::infrastructure::db::store_error;
 
 const INSERT_TOKEN: &str =
     "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
@@ -178,25 +177,17 @@ async fn revoke_family(
     reason: RevocationReason,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+    let revoked: Vec<bool> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+         WHERE (id = $3 OR parent_id = $3) AND revoked_at IS NULL RETURNING id = $3",
     )
     .bind(now)
     .bind(reason.as_str())
     .bind(id)
-    .execute(&mut *connection)
+    .fetch_all(connection)
     .await
     .map_err(store_error)?;
-    sqlx::query(
-        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE parent_id = $3 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(reason.as_str())
-    .bind(id)
-    .execute(&mut *connection)
-    .await
-    .map_err(store_error)?;
-    Ok(done.rows_affected() == 1)
+    Ok(revoked.contains(&true))
 }
 
 /// The rotation inside the caller's transaction.

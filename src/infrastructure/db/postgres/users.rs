@@ -6,14 +6,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::tokens::revoke_all;
-use super::{PgStore, USER_COLUMNS};
+use super::{store_error, PgStore, USER_COLUMNS};
 use crate::domain::ports::{StoreError, UserRepository};
 use crate::domain::session::{RevocationReason, SessionId};
 use crate::domain::user::{
     EmailAddress, FullName, LoginKey, PasswordHash, Roles, User, UserChanges, UserId,
 };
 use crate::infrastructure::db::records::UserRecord;
-use crate::infrastructure::db::store_error;
 
 fn users(records: Vec<UserRecord>) -> Result<Vec<User>, StoreError> {
     records.into_iter().map(UserRecord::into_user).collect()
@@ -21,6 +20,21 @@ fn users(records: Vec<UserRecord>) -> Result<Vec<User>, StoreError> {
 
 fn user(record: Option<UserRecord>) -> Result<Option<User>, StoreError> {
     record.map(UserRecord::into_user).transpose()
+}
+
+impl PgStore {
+    /// The user `sql` (selecting [`USER_COLUMNS`] by its one parameter, `value`) finds.
+    async fn find_user<'q, T>(&self, sql: &'q str, value: T) -> Result<Option<User>, StoreError>
+    where
+        T: 'q + Send + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        let record = sqlx::query_as(sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        user(record)
+    }
 }
 
 #[async_trait]
@@ -59,26 +73,14 @@ impl UserRepository for PgStore {
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
-        user(
-            sqlx::query_as(&sql)
-                .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(store_error)?,
-        )
+        self.find_user(&sql, id.as_uuid()).await
     }
 
     async fn find_by_username(&self, key: &LoginKey) -> Result<Option<User>, StoreError> {
         // The key is canonical (ASCII lower case), as lower() of a stored username is (ASCII by
         // the username rules); lower() is never applied to what the client typed.
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE lower(u.username) = $1");
-        user(
-            sqlx::query_as(&sql)
-                .bind(key.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(store_error)?,
-        )
+        self.find_user(&sql, key.as_str()).await
     }
 
     async fn find_active_by_session(

@@ -19,7 +19,8 @@ const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
 /// when they exist.
 ///
 /// # Errors
-/// [`StoreError::Unavailable`] when the file cannot be created.
+/// [`StoreError::Unavailable`] when the file cannot be created, naming it (and its directory
+/// when that is what is missing).
 pub(super) fn restrict_to_owner(path: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
@@ -33,10 +34,17 @@ pub(super) fn restrict_to_owner(path: &Path) -> Result<(), StoreError> {
             Ok(_) => {}
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(error) => {
+                // "No such file or directory" does not say which is missing: the directory.
+                let reason = match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                    Some(dir) if error.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() => {
+                        format!("directory {} does not exist", dir.display())
+                    }
+                    _ => error.to_string(),
+                };
                 return Err(StoreError::Unavailable(format!(
-                    "cannot create SQLite database {}: {error}",
+                    "cannot create SQLite database {}: {reason}",
                     path.display()
-                )))
+                )));
             }
         }
         tighten(path);
@@ -85,6 +93,26 @@ fn tighten(path: &Path) {
     }
 }
 
+/// Below this much free space beside the database the store is not ready: a WAL checkpoint
+/// alone may need several pages, and a batch of writes a few more.
+pub(super) const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
+/// Free bytes (for unprivileged users) on the file system holding `directory`.
+pub(super) fn free_bytes(directory: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(directory.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid NUL-terminated string and `stats` is written by the call
+    // before it is read (only when it returns 0).
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -112,5 +140,28 @@ mod tests {
         assert_eq!(mode(&wal), 0o600);
         assert!(!dir.path().join("old.db-shm").exists());
         assert!(restrict_to_owner(&dir.path().join("missing/dir/x.db")).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_database_in_a_missing_directory_fails_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no/such/dir");
+        let url = format!("sqlite://{}/auth.db", missing.display());
+        let options = crate::infrastructure::db::DbOptions {
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(1),
+            statement_timeout: std::time::Duration::from_secs(1),
+        };
+        let error = match super::super::SqliteStore::connect(&url, &options).await {
+            Ok(_) => panic!("connected to a database in a missing directory"),
+            Err(error) => error.to_string(),
+        };
+        let expected = format!(
+            "cannot create SQLite database {}/auth.db: directory {} does not exist",
+            missing.display(),
+            missing.display()
+        );
+        assert!(error.ends_with(&expected), "{error}");
+        assert!(!missing.exists(), "nothing was created");
     }
 }

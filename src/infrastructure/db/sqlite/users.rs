@@ -16,6 +16,25 @@ use crate::domain::session::{RevocationReason, SessionId};
 use crate::domain::user::{LoginKey, PasswordHash, Roles, User, UserChanges, UserId};
 use crate::infrastructure::db::records::UserRecord;
 
+impl SqliteStore {
+    /// The user `sql` (selecting `user_columns!()` by its one parameter, `value`) finds.
+    async fn find_user(
+        &self,
+        sql: &'static str,
+        value: String,
+    ) -> Result<Option<User>, StoreError> {
+        let record = self
+            .read(move |reader| {
+                reader
+                    .prepare_cached(sql)?
+                    .query_row([value], user_from_row)
+                    .optional()
+            })
+            .await?;
+        into_user(record)
+    }
+}
+
 #[async_trait]
 impl UserRepository for SqliteStore {
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
@@ -59,16 +78,7 @@ impl UserRepository for SqliteStore {
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = ?");
-        let id = id.to_string();
-        let record = self
-            .read(move |reader| {
-                reader
-                    .prepare_cached(sql)?
-                    .query_row([id], user_from_row)
-                    .optional()
-            })
-            .await?;
-        into_user(record)
+        self.find_user(sql, id.to_string()).await
     }
 
     async fn find_by_username(&self, key: &LoginKey) -> Result<Option<User>, StoreError> {
@@ -79,16 +89,7 @@ impl UserRepository for SqliteStore {
             user_columns!(),
             " FROM users u WHERE lower(u.username) = ?"
         );
-        let key = key.as_str().to_owned();
-        let record = self
-            .read(move |reader| {
-                reader
-                    .prepare_cached(sql)?
-                    .query_row([key], user_from_row)
-                    .optional()
-            })
-            .await?;
-        into_user(record)
+        self.find_user(sql, key.as_str().to_owned()).await
     }
 
     async fn find_active_by_session(

@@ -1,0 +1,173 @@
+//! The use cases over test doubles, for their unit tests: the in-memory storage adapter
+//! ([`MemoryStore`]) and fakes of the hasher, the token codec and the clock, all fast, without
+//! I/O, and with time under the test's control.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use super::{AuthService, AuthSettings, Ports, UserService};
+use crate::domain::ports::{
+    AccessTokenCodec, Clock, HashError, LockoutPolicy, PasswordHasher, TokenError,
+};
+use crate::domain::token::AccessClaims;
+use crate::domain::user::{Password, PasswordHash, PasswordPolicy};
+use crate::infrastructure::db::memory::MemoryStore;
+
+/// "Hashes" by prefixing; counts nothing, but can be made busy.
+#[derive(Default)]
+pub struct FakeHasher {
+    pub busy: AtomicBool,
+    /// How many verifications ran (the dummy one included).
+    pub verifications: AtomicUsize,
+    dummy: Option<PasswordHash>,
+}
+
+impl FakeHasher {
+    pub fn new() -> Self {
+        Self {
+            busy: AtomicBool::new(false),
+            verifications: AtomicUsize::new(0),
+            dummy: Some(PasswordHash::new("fake:\u{0}dummy".into())),
+        }
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for FakeHasher {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
+        if self.busy.load(Ordering::SeqCst) {
+            return Err(HashError::Busy {
+                retry_after_secs: 1,
+            });
+        }
+        Ok(PasswordHash::new(format!("fake:{}", password.expose())))
+    }
+
+    async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, HashError> {
+        self.verifications.fetch_add(1, Ordering::SeqCst);
+        if self.busy.load(Ordering::SeqCst) {
+            return Err(HashError::Busy {
+                retry_after_secs: 1,
+            });
+        }
+        Ok(hash.as_str() == format!("fake:{}", password.expose())
+            || hash.as_str() == format!("old:{}", password.expose()))
+    }
+
+    fn dummy_hash(&self) -> &PasswordHash {
+        self.dummy.as_ref().expect("built with FakeHasher::new")
+    }
+
+    fn is_supported(&self, hash: &PasswordHash) -> bool {
+        hash.as_str().starts_with("fake:") || hash.as_str().starts_with("old:")
+    }
+
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        hash.as_str().starts_with("old:")
+    }
+}
+
+/// Keeps signed claims in a map; the "token" is a key into it.
+#[derive(Default)]
+pub struct FakeCodec {
+    issued: Mutex<HashMap<String, AccessClaims>>,
+}
+
+impl AccessTokenCodec for FakeCodec {
+    fn sign(&self, claims: &AccessClaims) -> Result<String, TokenError> {
+        let token = format!("token-{}", claims.token_id);
+        self.issued
+            .lock()
+            .unwrap()
+            .insert(token.clone(), claims.clone());
+        Ok(token)
+    }
+
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
+        let claims = self
+            .issued
+            .lock()
+            .unwrap()
+            .get(token)
+            .cloned()
+            .ok_or(TokenError::Invalid("unknown token"))?;
+        if claims.expires_at <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+/// A clock that moves only when told to.
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new() -> Self {
+        Self(Mutex::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap(),
+        ))
+    }
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Both services over one set of fakes, with handles to steer them.
+pub struct Harness {
+    pub store: MemoryStore,
+    pub hasher: Arc<FakeHasher>,
+    pub clock: Arc<ManualClock>,
+    pub auth: AuthService,
+    pub users: UserService,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        let store = MemoryStore::new();
+        let hasher = Arc::new(FakeHasher::new());
+        let clock = Arc::new(ManualClock::new());
+        let shared = Arc::new(store.clone());
+        let ports = Ports {
+            users: shared.clone(),
+            tokens: shared.clone(),
+            throttle: shared.clone(),
+            audit: shared,
+            hasher: hasher.clone(),
+            codec: Arc::new(FakeCodec::default()),
+            clock: clock.clone(),
+        };
+        let lockout = LockoutPolicy {
+            max_failures: 3,
+            base: Duration::minutes(5),
+            max: Duration::hours(1),
+        };
+        let auth = AuthService::new(
+            ports.clone(),
+            AuthSettings {
+                access_token_ttl: Duration::minutes(15),
+                refresh_token_ttl: Duration::days(14),
+                session_max_lifetime: Duration::days(30),
+                max_sessions_per_user: 100,
+                lockout,
+            },
+        );
+        let users = UserService::new(ports, PasswordPolicy::default(), true, lockout);
+        Self {
+            store,
+            hasher,
+            clock,
+            auth,
+            users,
+        }
+    }
+}

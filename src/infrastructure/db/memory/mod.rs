@@ -1,0 +1,116 @@
+//! The in-memory adapter for every repository port: one mutex over plain collections, so each
+//! port method is atomic as the ports demand. For the use-case unit tests and the contract suite
+//! (fast, no I/O, time under the caller's control); it keeps nothing across a restart and is not
+//! selectable through `DATABASE_URL`.
+//!
+//! The ports are in the same files as on the other backends: `users.rs`, `tokens.rs`, `audit.rs`,
+//! `throttle.rs`, `purge.rs`, with `error.rs` for the one failure a mutex can have.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+mod audit;
+mod error;
+mod purge;
+mod throttle;
+mod tokens;
+mod users;
+
+use super::{PoolState, Repositories};
+use crate::domain::audit::{AuditEvent, AuditEventKind};
+use crate::domain::ports::{HealthProbe, StoreError, ThrottleState};
+use crate::domain::session::{RefreshTokenHash, RefreshTokenRecord, Session, SessionId};
+use crate::domain::user::{User, UserId};
+
+/// A session as stored: revoked when `revoked_at` is set.
+#[derive(Debug, Clone)]
+struct StoredSession {
+    session: Session,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A refresh token as stored: used once rotated.
+#[derive(Debug, Clone)]
+struct StoredToken {
+    record: RefreshTokenRecord,
+    used: bool,
+}
+
+/// Every table, behind the store's one mutex.
+#[derive(Default)]
+struct State {
+    users: Vec<User>,
+    sessions: HashMap<SessionId, StoredSession>,
+    tokens: HashMap<RefreshTokenHash, StoredToken>,
+    throttle: HashMap<String, ThrottleState>,
+    audit: Vec<AuditEvent>,
+}
+
+/// Users, sessions, refresh tokens, lockout counters and the audit log in memory. Clones share
+/// the same data.
+#[derive(Default, Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// This store's repositories, as [`super::connect`] returns them for a database.
+    pub fn repositories(&self) -> Repositories {
+        Repositories::of(Arc::new(self.clone()))
+    }
+
+    /// How many sessions of the user are not revoked.
+    ///
+    /// # Panics
+    /// When a port method panicked while holding the store's lock.
+    pub fn live_sessions(&self, user_id: UserId) -> usize {
+        let state = self.lock().expect("the store's lock");
+        state
+            .sessions
+            .values()
+            .filter(|s| s.session.user_id == user_id && s.revoked_at.is_none())
+            .count()
+    }
+
+    /// The kinds of the audit events recorded so far, oldest first.
+    ///
+    /// # Panics
+    /// When a port method panicked while holding the store's lock.
+    pub fn audit_kinds(&self) -> Vec<AuditEventKind> {
+        let state = self.lock().expect("the store's lock");
+        state.audit.iter().map(|e| e.kind).collect()
+    }
+
+    /// Sets a user's `is_active` flag (behind the ports' back: no session is revoked).
+    ///
+    /// # Panics
+    /// When a port method panicked while holding the store's lock.
+    pub fn set_active(&self, user_id: UserId, active: bool) {
+        let mut state = self.lock().expect("the store's lock");
+        if let Some(user) = state.users.iter_mut().find(|u| u.id == user_id) {
+            user.is_active = active;
+        }
+    }
+}
+
+impl PoolState for MemoryStore {
+    /// No connections: nothing open, nothing idle.
+    fn pool_state(&self) -> (u32, usize) {
+        (0, 0)
+    }
+}
+
+#[async_trait]
+impl HealthProbe for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.lock().map(|_| ())
+    }
+}
