@@ -23,9 +23,9 @@ fn event(kind: AuditEventKind, user_id: Option<UserId>, at: DateTime<Utc>) -> Au
 fn expected(events: &[AuditEvent], filter: &AuditFilter) -> Vec<uuid::Uuid> {
     let mut selected: Vec<&AuditEvent> = events
         .iter()
-        .filter(|e| filter.user_id.map_or(true, |id| e.user_id == Some(id)))
-        .filter(|e| filter.kind.map_or(true, |kind| e.kind == kind))
-        .filter(|e| filter.before.map_or(true, |before| e.at < before))
+        .filter(|e| filter.user_id.is_none_or(|id| e.user_id == Some(id)))
+        .filter(|e| filter.kind.is_none_or(|kind| e.kind == kind))
+        .filter(|e| filter.before.is_none_or(|before| e.at < before))
         .collect();
     selected.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
     selected

@@ -16,9 +16,9 @@ impl AuditLog for MemoryStore {
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         let state = self.lock()?;
         let mut events: Vec<&AuditEvent> = (state.audit.iter())
-            .filter(|e| filter.user_id.map_or(true, |id| e.user_id == Some(id)))
-            .filter(|e| filter.kind.map_or(true, |kind| e.kind == kind))
-            .filter(|e| filter.before.map_or(true, |before| e.at < before))
+            .filter(|e| filter.user_id.is_none_or(|id| e.user_id == Some(id)))
+            .filter(|e| filter.kind.is_none_or(|kind| e.kind == kind))
+            .filter(|e| filter.before.is_none_or(|before| e.at < before))
             .collect();
         // Newest first, ties broken by id, as the databases order them.
         events.sort_unstable_by_key(|e| std::cmp::Reverse((e.at, e.id)));

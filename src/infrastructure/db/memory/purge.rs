@@ -17,7 +17,7 @@ impl Purge for MemoryStore {
 
         let before = state.sessions.len();
         state.sessions.retain(|_, s| {
-            s.session.expires_at >= now && s.revoked_at.map_or(true, |at| at >= revoked_before)
+            s.session.expires_at >= now && s.revoked_at.is_none_or(|at| at >= revoked_before)
         });
         count(before, state.sessions.len());
         let sessions = &state.sessions;
