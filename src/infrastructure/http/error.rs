@@ -56,7 +56,7 @@ pub struct Problem {
 
 impl Problem {
     /// A problem with a status, a machine code and a detail sentence.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -76,6 +76,11 @@ impl Problem {
         );
         problem.errors = Some(errors);
         problem
+    }
+
+    /// A 422 for one invalid field.
+    pub fn invalid_field(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, code, message)])
     }
 
     /// A 401 for a request that carried no bearer token.
@@ -118,9 +123,134 @@ impl Problem {
         problem
     }
 
+    /// A 404 for a path that names no route.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "No such resource.")
+    }
+
+    /// A 404 for a user id that names no user (a malformed id included).
+    pub fn user_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "user_not_found",
+            "No user has this id.",
+        )
+    }
+
+    /// A 429 for a client over its request rate.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            rate_limited_detail(retry_after_secs),
+        )
+        .retry_after(retry_after_secs)
+    }
+
+    /// The problem of an error the framework answered itself with a bare `status` (no body
+    /// of ours): the same status, with a code and a sentence of ours.
+    pub fn bare(status: StatusCode) -> Self {
+        let (code, detail) = match status {
+            StatusCode::NOT_FOUND => return Self::not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method_not_allowed",
+                "This method is not allowed on this resource; see the Allow header.",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", TOO_LARGE),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "The request body has an unsupported content type.",
+            ),
+            StatusCode::REQUEST_TIMEOUT => ("request_timeout", "The request took too long."),
+            s if s.is_server_error() => ("internal_error", INTERNAL),
+            _ => ("bad_request", "The request could not be understood."),
+        };
+        Self::new(status, code, detail)
+    }
+
     fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self
+    }
+}
+
+/// The body limit's sentence.
+const TOO_LARGE: &str = "The request body is larger than the configured limit.";
+/// The sentence of an unexpected failure (logged, not described).
+const INTERNAL: &str = "An unexpected error occurred.";
+/// What a JSON body needs.
+const NOT_JSON: &str = "Send the body as JSON with Content-Type: application/json.";
+
+fn rate_limited_detail(retry_after_secs: u64) -> String {
+    format!("Too many requests from this client; retry in {retry_after_secs} s.")
+}
+
+/// Why a request's body or parameters were refused before any use case ran. Each becomes a
+/// problem document on the API and RFC 6749 error JSON on the OAuth2 endpoints, with the same
+/// sentence.
+#[derive(Debug)]
+pub enum Rejection {
+    /// The body is not declared as JSON.
+    NotJson,
+    /// The body is not declared as `application/x-www-form-urlencoded`.
+    NotForm,
+    /// The body is over the configured limit.
+    TooLarge,
+    /// The body could not be read (the connection failed).
+    Unreadable,
+    /// The body is not JSON: what is wrong (`invalid JSON syntax`, `unexpected end`) and where.
+    MalformedJson {
+        what: &'static str,
+        line: usize,
+        column: usize,
+    },
+    /// Valid JSON, but not an object.
+    NotAnObject,
+    /// A field or parameter is missing, unknown, repeated, or of the wrong type.
+    Field(FieldError),
+}
+
+impl Rejection {
+    /// The sentence shared by both formats (a field's is prefixed with its name).
+    fn sentence(&self) -> String {
+        match self {
+            Self::NotJson => NOT_JSON.to_owned(),
+            Self::NotForm => {
+                "Send the body form-encoded (Content-Type: application/x-www-form-urlencoded)."
+                    .to_owned()
+            }
+            Self::TooLarge => TOO_LARGE.to_owned(),
+            Self::Unreadable => "The request body could not be read.".to_owned(),
+            Self::MalformedJson { what, line, column } => {
+                format!("The body is not valid JSON: {what} at line {line} column {column}.")
+            }
+            Self::NotAnObject => format!("The body {NOT_AN_OBJECT}."),
+            Self::Field(error) => format!("{} {}", error.field, error.message),
+        }
+    }
+}
+
+/// The message of a body that is valid JSON but not an object.
+const NOT_AN_OBJECT: &str = "must be a JSON object";
+
+impl From<Rejection> for Problem {
+    fn from(rejection: Rejection) -> Self {
+        use StatusCode as S;
+        let sentence = rejection.sentence();
+        match rejection {
+            Rejection::NotJson | Rejection::NotForm => Self::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                sentence,
+            ),
+            Rejection::TooLarge => Self::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", sentence),
+            Rejection::Unreadable => Self::new(S::BAD_REQUEST, "bad_request", sentence),
+            Rejection::MalformedJson { .. } => {
+                Self::new(S::BAD_REQUEST, "malformed_json", sentence)
+            }
+            Rejection::NotAnObject => Self::invalid_field("body", "not_an_object", NOT_AN_OBJECT),
+            Rejection::Field(error) => Self::validation(vec![error]),
+        }
     }
 }
 
@@ -150,9 +280,7 @@ impl From<AppError> for Problem {
             .retry_after(retry_after_secs),
             AppError::AuthenticationRequired => Self::missing_token(),
             AppError::Forbidden => Self::insufficient_scope(),
-            AppError::UserNotFound => {
-                Self::new(S::NOT_FOUND, "user_not_found", "No user has this id.")
-            }
+            AppError::UserNotFound => Self::user_not_found(),
             AppError::UsernameTaken => Self::new(
                 S::CONFLICT,
                 "username_taken",
@@ -185,11 +313,7 @@ impl From<AppError> for Problem {
             }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                Self::new(
-                    S::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "An unexpected error occurred.",
-                )
+                Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", INTERNAL)
             }
         }
     }
@@ -254,19 +378,65 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    /// A 400 `invalid_request` (missing, repeated or malformed parameter).
-    pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
-    }
-
-    /// Any RFC 6749 error with its status.
-    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
         Self {
             status,
             error,
             description: description.into(),
             retry_after: None,
         }
+    }
+
+    /// A 400 `unsupported_grant_type` for a `grant_type` other than the two served.
+    pub fn unsupported_grant_type(grant_type: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("grant_type '{grant_type}' is not supported; use password or refresh_token"),
+        )
+    }
+
+    /// A 429 `temporarily_unavailable` for a client over its request rate.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                rate_limited_detail(retry_after_secs),
+            )
+        }
+    }
+
+    /// The OAuth2 form of an error the framework answered itself with a bare `status`.
+    pub fn bare(status: StatusCode) -> Self {
+        let error = if status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request"
+        };
+        Self::from_problem(Problem::bare(status), error)
+    }
+
+    /// `problem`'s status, sentence and `Retry-After` under the RFC 6749 `error` code.
+    fn from_problem(problem: Problem, error: &'static str) -> Self {
+        Self {
+            status: problem.status,
+            error,
+            description: problem.detail,
+            retry_after: problem.retry_after,
+        }
+    }
+}
+
+impl From<Rejection> for OAuthError {
+    /// Every rejection is `invalid_request`: 413 for a body over the limit, 400 otherwise.
+    fn from(rejection: Rejection) -> Self {
+        let status = match rejection {
+            Rejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, "invalid_request", rejection.sentence())
     }
 }
 
@@ -281,10 +451,8 @@ impl From<AppError> for OAuthError {
             }
             AppError::InvalidScope(detail) => Self::new(S::BAD_REQUEST, "invalid_scope", detail),
             AppError::AccountLocked { retry_after_secs } => Self {
-                status: S::TOO_MANY_REQUESTS,
-                error: "invalid_grant",
-                description: error.to_string(),
                 retry_after: Some(retry_after_secs),
+                ..Self::new(S::TOO_MANY_REQUESTS, "invalid_grant", error.to_string())
             },
             other => {
                 // Everything else has the same meaning as on the API; only the body differs.
@@ -295,12 +463,7 @@ impl From<AppError> for OAuthError {
                     S::UNAUTHORIZED => "invalid_token",
                     _ => "invalid_request",
                 };
-                Self {
-                    status: problem.status,
-                    error,
-                    description: problem.detail,
-                    retry_after: problem.retry_after,
-                }
+                Self::from_problem(problem, error)
             }
         }
     }

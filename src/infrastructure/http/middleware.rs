@@ -335,34 +335,11 @@ fn problem_for_bare_error(response: Response, oauth: bool) -> Response {
     if is_json {
         return response;
     }
-    let (code, detail) = match status {
-        StatusCode::NOT_FOUND => ("not_found", "No such resource."),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "This method is not allowed on this resource; see the Allow header.",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            "The request body is larger than the configured limit.",
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "unsupported_media_type",
-            "The request body has an unsupported content type.",
-        ),
-        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "The request took too long."),
-        s if s.is_server_error() => ("internal_error", "An unexpected error occurred."),
-        _ => ("bad_request", "The request could not be understood."),
-    };
     let (mut parts, _) = response.into_parts();
     let replacement = if oauth {
-        let error = if status.is_server_error() {
-            "server_error"
-        } else {
-            "invalid_request"
-        };
-        OAuthError::new(status, error, detail).into_response()
+        OAuthError::bare(status).into_response()
     } else {
-        Problem::new(status, code, detail).into_response()
+        Problem::bare(status).into_response()
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     let (replacement_parts, body) = replacement.into_parts();
@@ -488,21 +465,11 @@ pub async fn rate_limit(
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let seconds = wait.as_secs() + 1;
             tracing::warn!(%ip, path = request.uri().path(), "rate limit exceeded");
-            let detail = format!("Too many requests from this client; retry in {seconds} s.");
-            let mut response = if OAUTH_PATHS.contains(&request.uri().path()) {
-                OAuthError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "temporarily_unavailable",
-                    detail,
-                )
-                .into_response()
+            if OAUTH_PATHS.contains(&request.uri().path()) {
+                OAuthError::rate_limited(seconds).into_response()
             } else {
-                Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail).into_response()
-            };
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            response
+                Problem::rate_limited(seconds).into_response()
+            }
         }
     }
 }

@@ -57,7 +57,7 @@ fn problem_example(status: u16) -> Option<serde_json::Value> {
         400 => (
             "Bad Request",
             "malformed_json",
-            "The body is not valid JSON: EOF while parsing an object at line 1 column 13",
+            "The body is not valid JSON: unexpected end at line 1 column 13.",
         ),
         401 => (
             "Unauthorized",
@@ -113,7 +113,10 @@ fn problem_example(status: u16) -> Option<serde_json::Value> {
 fn oauth_example(status: u16) -> Option<serde_json::Value> {
     let (error, description) = match status {
         400 => ("invalid_grant", "invalid username or password"),
-        413 => ("invalid_request", "request body too large"),
+        413 => (
+            "invalid_request",
+            "The request body is larger than the configured limit.",
+        ),
         429 => (
             "invalid_grant",
             "too many failed logins; try again in 300 seconds",

@@ -69,13 +69,7 @@ async fn token(
             let presented = RefreshToken::from_presented(form.require("refresh_token")?);
             state.auth.refresh(&presented, &ctx).await?
         }
-        other => {
-            return Err(OAuthError::new(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                format!("grant_type '{other}' is not supported; use password or refresh_token"),
-            ))
-        }
+        other => return Err(OAuthError::unsupported_grant_type(other)),
     };
     Ok(token_response(&pair))
 }

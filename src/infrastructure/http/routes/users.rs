@@ -15,7 +15,7 @@ use crate::infrastructure::http::dto::{
     ChangePasswordRequest, ProtectedBody, RegisterRequest, UserBody, UserJson,
 };
 use crate::infrastructure::http::error::{Problem, ProblemBody};
-use crate::infrastructure::http::extract::{ApiJson, Client, CurrentUser, MaybeUser};
+use crate::infrastructure::http::extract::{fields, ApiJson, Client, CurrentUser, MaybeUser};
 use crate::infrastructure::http::AppState;
 
 /// The routes of this module.
@@ -58,7 +58,7 @@ async fn register(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<Response, Problem> {
     state.users.authorize_registration(caller.as_ref())?;
-    let required = |field: &str| FieldError::new(field, "required", "is required");
+    let required = |field: &str| FieldError::new(field, "required", fields::REQUIRED);
     let missing: Vec<FieldError> = [
         body.username.is_none().then(|| required("username")),
         body.password.is_none().then(|| required("password")),
