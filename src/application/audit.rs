@@ -6,7 +6,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{AppError, Principal, RequestContext};
-use crate::domain::audit::{AuditEvent, AuditEventKind, AuditFilter};
+use crate::domain::audit::{AuditEvent, AuditEventKind, AuditFilter, LoginFailure};
 use crate::domain::ports::{AuditLog, Clock};
 use crate::domain::user::{User, UserId};
 
@@ -79,6 +79,11 @@ impl AuditEntry<'_> {
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.event.detail = Some(detail.into());
         self
+    }
+
+    /// Marks the event as a failed password check, for `reason` (stored as its detail).
+    pub fn failed_because(self, reason: LoginFailure) -> Self {
+        self.failed().detail(reason.detail())
     }
 
     /// The event as described, for a store to record inside a transaction of its own (see

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::guard::{Check, PasswordGuard};
 use super::{AppError, Auditor, Ports, Principal, RequestContext};
-use crate::domain::audit::AuditEventKind as Event;
+use crate::domain::audit::{AuditEventKind as Event, LoginFailure};
 use crate::domain::ports::{LockoutPolicy, TokenError};
 use crate::domain::session::{
     NewSession, RefreshToken, RefreshTokenRecord, RevocationReason, Rotation, RotationOutcome,
@@ -88,8 +88,7 @@ impl AuthService {
         let Some(key) = LoginKey::parse(username) else {
             self.audit
                 .event(Event::LoginFailed, ctx)
-                .failed()
-                .detail("unknown user")
+                .failed_because(LoginFailure::UnknownUser)
                 .record()
                 .await?;
             return Err(AppError::InvalidCredentials);
@@ -107,16 +106,15 @@ impl AuthService {
             Some(user) if matches && user.is_active => user,
             user => {
                 let reason = match &user {
-                    Some(user) if !user.is_active => "inactive user",
-                    Some(_) => "wrong password",
-                    None => "unknown user",
+                    Some(user) if !user.is_active => LoginFailure::InactiveUser,
+                    Some(_) => LoginFailure::WrongPassword,
+                    None => LoginFailure::UnknownUser,
                 };
                 let entry = self
                     .audit
                     .event(Event::LoginFailed, ctx)
                     .username(key.as_str())
-                    .failed()
-                    .detail(reason);
+                    .failed_because(reason);
                 let entry = match &user {
                     Some(user) => entry.user_id(user.id),
                     None => entry,
@@ -136,8 +134,7 @@ impl AuthService {
             self.audit
                 .event(Event::LoginFailed, ctx)
                 .user(&user)
-                .failed()
-                .detail("password changed during login")
+                .failed_because(LoginFailure::PasswordChanged)
                 .record()
                 .await?;
             return Err(AppError::InvalidCredentials);
