@@ -1,6 +1,9 @@
 //! The one place where use-case errors become HTTP responses: RFC 9457 problem documents for
 //! the API, RFC 6749 §5.2 error JSON for the OAuth2 endpoints, `WWW-Authenticate` on 401.
 
+mod oauth;
+mod rejection;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -9,6 +12,9 @@ use utoipa::ToSchema;
 use crate::application::AppError;
 use crate::domain::ports::TokenError;
 use crate::domain::validation::FieldError;
+
+pub use oauth::{OAuthError, OAuthErrorBody};
+pub use rejection::Rejection;
 
 /// One invalid field of a 422 problem.
 #[derive(Debug, Serialize, ToSchema)]
@@ -185,75 +191,6 @@ fn rate_limited_detail(retry_after_secs: u64) -> String {
     format!("Too many requests from this client; retry in {retry_after_secs} s.")
 }
 
-/// Why a request's body or parameters were refused before any use case ran. Each becomes a
-/// problem document on the API and RFC 6749 error JSON on the OAuth2 endpoints, with the same
-/// sentence.
-#[derive(Debug)]
-pub enum Rejection {
-    /// The body is not declared as JSON.
-    NotJson,
-    /// The body is not declared as `application/x-www-form-urlencoded`.
-    NotForm,
-    /// The body is over the configured limit.
-    TooLarge,
-    /// The body could not be read (the connection failed).
-    Unreadable,
-    /// The body is not JSON: what is wrong (`invalid JSON syntax`, `unexpected end`) and where.
-    MalformedJson {
-        what: &'static str,
-        line: usize,
-        column: usize,
-    },
-    /// Valid JSON, but not an object.
-    NotAnObject,
-    /// A field or parameter is missing, unknown, repeated, or of the wrong type.
-    Field(FieldError),
-}
-
-impl Rejection {
-    /// The sentence shared by both formats (a field's is prefixed with its name).
-    fn sentence(&self) -> String {
-        match self {
-            Self::NotJson => NOT_JSON.to_owned(),
-            Self::NotForm => {
-                "Send the body form-encoded (Content-Type: application/x-www-form-urlencoded)."
-                    .to_owned()
-            }
-            Self::TooLarge => TOO_LARGE.to_owned(),
-            Self::Unreadable => "The request body could not be read.".to_owned(),
-            Self::MalformedJson { what, line, column } => {
-                format!("The body is not valid JSON: {what} at line {line} column {column}.")
-            }
-            Self::NotAnObject => format!("The body {NOT_AN_OBJECT}."),
-            Self::Field(error) => format!("{} {}", error.field, error.message),
-        }
-    }
-}
-
-/// The message of a body that is valid JSON but not an object.
-const NOT_AN_OBJECT: &str = "must be a JSON object";
-
-impl From<Rejection> for Problem {
-    fn from(rejection: Rejection) -> Self {
-        use StatusCode as S;
-        let sentence = rejection.sentence();
-        match rejection {
-            Rejection::NotJson | Rejection::NotForm => Self::new(
-                S::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                sentence,
-            ),
-            Rejection::TooLarge => Self::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", sentence),
-            Rejection::Unreadable => Self::new(S::BAD_REQUEST, "bad_request", sentence),
-            Rejection::MalformedJson { .. } => {
-                Self::new(S::BAD_REQUEST, "malformed_json", sentence)
-            }
-            Rejection::NotAnObject => Self::invalid_field("body", "not_an_object", NOT_AN_OBJECT),
-            Rejection::Field(error) => Self::validation(vec![error]),
-        }
-    }
-}
-
 impl From<AppError> for Problem {
     fn from(error: AppError) -> Self {
         use StatusCode as S;
@@ -352,134 +289,6 @@ impl IntoResponse for Problem {
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
-    }
-}
-
-/// An RFC 6749 §5.2 error body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OAuthErrorBody {
-    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`,
-    /// `temporarily_unavailable` or `server_error`.
-    #[schema(example = "invalid_grant")]
-    pub error: String,
-    #[schema(example = "Invalid username or password.")]
-    pub error_description: String,
-}
-
-/// An error of the OAuth2 endpoints.
-#[derive(Debug)]
-pub struct OAuthError {
-    status: StatusCode,
-    error: &'static str,
-    description: String,
-    retry_after: Option<u64>,
-}
-
-impl OAuthError {
-    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            status,
-            error,
-            description: description.into(),
-            retry_after: None,
-        }
-    }
-
-    /// A 400 `unsupported_grant_type` for a `grant_type` other than the two served.
-    pub fn unsupported_grant_type(grant_type: &str) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            format!("grant_type '{grant_type}' is not supported; use password or refresh_token"),
-        )
-    }
-
-    /// A 429 `temporarily_unavailable` for a client over its request rate.
-    pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self {
-            retry_after: Some(retry_after_secs),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "temporarily_unavailable",
-                rate_limited_detail(retry_after_secs),
-            )
-        }
-    }
-
-    /// The OAuth2 form of an error the framework answered itself with a bare `status`.
-    pub fn bare(status: StatusCode) -> Self {
-        let error = if status.is_server_error() {
-            "server_error"
-        } else {
-            "invalid_request"
-        };
-        Self::from_problem(Problem::bare(status), error)
-    }
-
-    /// `problem`'s status, sentence and `Retry-After` under the RFC 6749 `error` code.
-    fn from_problem(problem: Problem, error: &'static str) -> Self {
-        Self {
-            status: problem.status,
-            error,
-            description: problem.detail,
-            retry_after: problem.retry_after,
-        }
-    }
-}
-
-impl From<Rejection> for OAuthError {
-    /// Every rejection is `invalid_request`: 413 for a body over the limit, 400 otherwise.
-    fn from(rejection: Rejection) -> Self {
-        let status = match rejection {
-            Rejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Self::new(status, "invalid_request", rejection.sentence())
-    }
-}
-
-impl From<AppError> for OAuthError {
-    fn from(error: AppError) -> Self {
-        use StatusCode as S;
-        match error {
-            AppError::InvalidCredentials
-            | AppError::InvalidRefreshToken
-            | AppError::RefreshTokenReused => {
-                Self::new(S::BAD_REQUEST, "invalid_grant", error.to_string())
-            }
-            AppError::InvalidScope(detail) => Self::new(S::BAD_REQUEST, "invalid_scope", detail),
-            AppError::AccountLocked { retry_after_secs } => Self {
-                retry_after: Some(retry_after_secs),
-                ..Self::new(S::TOO_MANY_REQUESTS, "invalid_grant", error.to_string())
-            },
-            other => {
-                // Everything else has the same meaning as on the API; only the body differs.
-                let problem = Problem::from(other);
-                let error = match problem.status {
-                    S::SERVICE_UNAVAILABLE => "temporarily_unavailable",
-                    S::INTERNAL_SERVER_ERROR => "server_error",
-                    S::UNAUTHORIZED => "invalid_token",
-                    _ => "invalid_request",
-                };
-                Self::from_problem(problem, error)
-            }
-        }
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let body = OAuthErrorBody {
-            error: self.error.to_owned(),
-            error_description: self.description,
-        };
-        let mut response = (self.status, super::no_store(), axum::Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
