@@ -14,6 +14,7 @@ use crate::infrastructure::http::dto::{
 };
 use crate::infrastructure::http::error::{Problem, ProblemBody};
 use crate::infrastructure::http::extract::{AdminUser, ApiJson, ApiQuery, Client, PathUserId};
+use crate::infrastructure::http::routes::responses::{AdminOnly, BodyRefused, DatabaseDown};
 use crate::infrastructure::http::AppState;
 
 /// The routes of this module.
@@ -33,10 +34,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("oauth2" = ["admin"])),
     responses(
         (status = 200, description = "A page of users", body = UserPageBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        AdminOnly,
         (status = 422, description = "limit outside 1..=100 or a malformed parameter", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        DatabaseDown,
     )
 )]
 async fn list_users(
@@ -71,10 +71,9 @@ async fn list_users(
     security(("oauth2" = ["admin"])),
     responses(
         (status = 200, description = "The user", body = UserBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        AdminOnly,
         (status = 404, description = "No such user (user_not_found)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        DatabaseDown,
     )
 )]
 async fn get_user(
@@ -99,14 +98,12 @@ async fn get_user(
     responses(
         (status = 200, description = "The changed user", body = UserBody),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        AdminOnly,
         (status = 404, description = "No such user (user_not_found)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "The e-mail address belongs to another user (email_taken)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the configured limit", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        BodyRefused,
         (status = 422, description = "Invalid fields, unknown fields, or a self-lockout", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        DatabaseDown,
     )
 )]
 async fn update_user(
@@ -139,10 +136,9 @@ async fn update_user(
     security(("oauth2" = ["admin"])),
     responses(
         (status = 200, description = "Events, newest first", body = AuditPageBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        AdminOnly,
         (status = 422, description = "An unknown event, a malformed user_id or before, or limit outside 1..=200", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        DatabaseDown,
     )
 )]
 async fn audit_events(
