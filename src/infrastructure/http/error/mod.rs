@@ -100,7 +100,8 @@ impl Problem {
         problem
     }
 
-    fn invalid_token(error: &TokenError) -> Self {
+    /// A 401 for a token that was sent but is not valid (or no longer).
+    pub(crate) fn invalid_token(error: &TokenError) -> Self {
         let description = match error {
             TokenError::Expired => "The access token expired",
             _ => "The access token is invalid or has been revoked",
@@ -117,7 +118,7 @@ impl Problem {
     }
 
     /// A 403 for a valid token without the needed role.
-    fn insufficient_scope() -> Self {
+    pub(crate) fn insufficient_scope() -> Self {
         let mut problem = Self::new(
             StatusCode::FORBIDDEN,
             "insufficient_scope",
@@ -127,6 +128,16 @@ impl Problem {
             "Bearer error=\"insufficient_scope\", error_description=\"admin role required\", scope=\"admin\"".into(),
         );
         problem
+    }
+
+    /// A 503 for a dependency that is down (the cause is logged by the caller).
+    pub(crate) fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "The service is temporarily unavailable; retry shortly.",
+        )
+        .retry_after(1)
     }
 
     /// A 404 for a path that names no route.
@@ -241,12 +252,7 @@ impl From<AppError> for Problem {
             .retry_after(retry_after_secs),
             AppError::Unavailable(detail) => {
                 tracing::warn!(%detail, "dependency unavailable");
-                Self::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "service_unavailable",
-                    "The service is temporarily unavailable; retry shortly.",
-                )
-                .retry_after(1)
+                Self::unavailable()
             }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
@@ -256,25 +262,32 @@ impl From<AppError> for Problem {
     }
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let body = ProblemBody {
+impl Problem {
+    /// The document served.
+    pub(crate) fn body(&self) -> ProblemBody {
+        ProblemBody {
             r#type: "about:blank".into(),
             title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
-            detail: self.detail,
+            detail: self.detail.clone(),
             code: self.code.to_owned(),
-            errors: self.errors.map(|errors| {
+            errors: self.errors.as_ref().map(|errors| {
                 errors
-                    .into_iter()
+                    .iter()
                     .map(|e| FieldErrorBody {
-                        field: e.field,
+                        field: e.field.clone(),
                         code: e.code.to_owned(),
-                        message: e.message,
+                        message: e.message.clone(),
                     })
                     .collect()
             }),
-        };
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(

@@ -59,6 +59,19 @@ impl OAuthError {
         }
     }
 
+    /// A 503 `temporarily_unavailable` for a dependency that is down.
+    pub(crate) fn unavailable() -> Self {
+        Self::from_problem(Problem::unavailable(), "temporarily_unavailable")
+    }
+
+    /// The body served.
+    pub(crate) fn body(&self) -> OAuthErrorBody {
+        OAuthErrorBody {
+            error: self.error.to_owned(),
+            error_description: self.description.clone(),
+        }
+    }
+
     /// The OAuth2 form of an error the framework answered itself with a bare `status`.
     pub fn bare(status: StatusCode) -> Self {
         let error = if status.is_server_error() {
@@ -122,10 +135,7 @@ impl From<AppError> for OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body = OAuthErrorBody {
-            error: self.error.to_owned(),
-            error_description: self.description,
-        };
+        let body = self.body();
         let mut response = (
             self.status,
             crate::infrastructure::http::no_store(),
