@@ -105,6 +105,24 @@ impl AuditEvent {
     }
 }
 
+#[cfg(test)]
+impl AuditEvent {
+    /// A failed login whose detail is `detail`, for tests.
+    pub(crate) fn failed_login(detail: &str) -> Self {
+        Self {
+            id: Uuid::nil(),
+            at: Utc::now(),
+            kind: AuditEventKind::LoginFailed,
+            user_id: None,
+            username: None,
+            ip: None,
+            user_agent: None,
+            success: false,
+            detail: Some(detail.to_owned()),
+        }
+    }
+}
+
 /// Why a password check failed, as the audit trail stores it in the event's `detail` (the one
 /// place where the reason and its stored text meet; the stored form is the text alone, so the
 /// storage adapters need not know this type) and as the metrics label it.
@@ -185,17 +203,7 @@ mod tests {
 
     #[test]
     fn only_failed_logins_carry_a_login_failure() {
-        let mut event = AuditEvent {
-            id: Uuid::nil(),
-            at: Utc::now(),
-            kind: AuditEventKind::LoginFailed,
-            user_id: None,
-            username: None,
-            ip: None,
-            user_agent: None,
-            success: false,
-            detail: Some("account locked".into()),
-        };
+        let mut event = AuditEvent::failed_login("account locked");
         assert_eq!(event.login_failure(), Some(LoginFailure::AccountLocked));
         event.kind = AuditEventKind::PasswordChanged;
         assert_eq!(event.login_failure(), None);

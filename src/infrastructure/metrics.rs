@@ -168,20 +168,9 @@ mod tests {
 
     #[test]
     fn failed_logins_are_labelled_as_they_always_were() {
-        let event = |detail: &str| AuditEvent {
-            id: uuid::Uuid::nil(),
-            at: chrono::Utc::now(),
-            kind: AuditEventKind::LoginFailed,
-            user_id: None,
-            username: None,
-            ip: None,
-            user_agent: None,
-            success: false,
-            detail: Some(detail.to_owned()),
-        };
         let labels: Vec<&str> = LoginFailure::ALL
             .iter()
-            .map(|reason| failed_login_outcome(&event(reason.detail())))
+            .map(|reason| failed_login_outcome(&AuditEvent::failed_login(reason.detail())))
             .collect();
         assert_eq!(
             labels,
@@ -193,6 +182,9 @@ mod tests {
                 "failed"
             ]
         );
-        assert_eq!(failed_login_outcome(&event("something else")), "failed");
+        assert_eq!(
+            failed_login_outcome(&AuditEvent::failed_login("something else")),
+            "failed"
+        );
     }
 }
