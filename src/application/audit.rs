@@ -6,7 +6,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{AppError, Principal, RequestContext};
-use crate::domain::audit::{AuditEvent, AuditEventKind, AuditFilter};
+use crate::domain::audit::{AuditEvent, AuditEventKind, AuditFilter, LoginFailure};
 use crate::domain::ports::{AuditLog, Clock};
 use crate::domain::user::{User, UserId};
 
@@ -81,6 +81,11 @@ impl AuditEntry<'_> {
         self
     }
 
+    /// Marks the event as a failed password check, for `reason` (stored as its detail).
+    pub fn failed_because(self, reason: LoginFailure) -> Self {
+        self.failed().detail(reason.detail())
+    }
+
     /// The event as described, for a store to record inside a transaction of its own (see
     /// [`Auditor::log`]).
     pub fn build(self) -> AuditEvent {
@@ -109,25 +114,24 @@ impl Auditor {
     /// Logs an event as one structured line (an event stored by [`AuditEntry::record`], or by a
     /// store in the same commit as the change it describes).
     pub fn log(&self, e: &AuditEvent) {
-        let user_id = e.user_id.map(|id| id.to_string());
+        // One line, at `info` for a success and `warn` for a failure (tracing wants the level
+        // as a constant, hence the macro).
+        macro_rules! audit_line {
+            ($level:ident) => {
+                tracing::$level!(
+                    event = e.kind.as_str(),
+                    user_id = e.user_id.map(|id| id.to_string()),
+                    username = e.username,
+                    ip = e.ip.map(tracing::field::display),
+                    detail = e.detail,
+                    "audit"
+                )
+            };
+        }
         if e.success {
-            tracing::info!(
-                event = e.kind.as_str(),
-                user_id,
-                username = e.username,
-                ip = e.ip.map(tracing::field::display),
-                detail = e.detail,
-                "audit"
-            );
+            audit_line!(info);
         } else {
-            tracing::warn!(
-                event = e.kind.as_str(),
-                user_id,
-                username = e.username,
-                ip = e.ip.map(tracing::field::display),
-                detail = e.detail,
-                "audit"
-            );
+            audit_line!(warn);
         }
     }
 }

@@ -1,17 +1,16 @@
 //! Login, refresh, revocation and logout: the session life cycle.
 
-use chrono::{DateTime, Duration, Utc};
-use uuid::Uuid;
+mod issuance;
+mod revocation;
+
+use chrono::Duration;
 
 use super::guard::{Check, PasswordGuard};
 use super::{AppError, Auditor, Ports, Principal, RequestContext};
-use crate::domain::audit::AuditEventKind as Event;
+use crate::domain::audit::{AuditEventKind as Event, LoginFailure};
 use crate::domain::ports::{LockoutPolicy, TokenError};
-use crate::domain::session::{
-    NewSession, RefreshToken, RefreshTokenRecord, RevocationReason, Rotation, RotationOutcome,
-    Session, SessionId,
-};
-use crate::domain::token::{AccessClaims, AccessToken, TokenPair};
+use crate::domain::session::{RefreshToken, Rotation, RotationOutcome, SessionId};
+use crate::domain::token::TokenPair;
 use crate::domain::user::{LoginKey, Password, Roles, User};
 
 /// Token and session lifetimes and the brute-force policy.
@@ -88,8 +87,7 @@ impl AuthService {
         let Some(key) = LoginKey::parse(username) else {
             self.audit
                 .event(Event::LoginFailed, ctx)
-                .failed()
-                .detail("unknown user")
+                .failed_because(LoginFailure::UnknownUser)
                 .record()
                 .await?;
             return Err(AppError::InvalidCredentials);
@@ -107,16 +105,15 @@ impl AuthService {
             Some(user) if matches && user.is_active => user,
             user => {
                 let reason = match &user {
-                    Some(user) if !user.is_active => "inactive user",
-                    Some(_) => "wrong password",
-                    None => "unknown user",
+                    Some(user) if !user.is_active => LoginFailure::InactiveUser,
+                    Some(_) => LoginFailure::WrongPassword,
+                    None => LoginFailure::UnknownUser,
                 };
                 let entry = self
                     .audit
                     .event(Event::LoginFailed, ctx)
                     .username(key.as_str())
-                    .failed()
-                    .detail(reason);
+                    .failed_because(reason);
                 let entry = match &user {
                     Some(user) => entry.user_id(user.id),
                     None => entry,
@@ -136,8 +133,7 @@ impl AuthService {
             self.audit
                 .event(Event::LoginFailed, ctx)
                 .user(&user)
-                .failed()
-                .detail("password changed during login")
+                .failed_because(LoginFailure::PasswordChanged)
                 .record()
                 .await?;
             return Err(AppError::InvalidCredentials);
@@ -270,112 +266,6 @@ impl AuthService {
         Ok((pair.refresh_token, lifetime, pair.session_id))
     }
 
-    /// RFC 7009 revocation: revokes the session of a refresh token or of a valid access token.
-    /// Unknown or invalid tokens are silently accepted, as the RFC requires.
-    ///
-    /// # Errors
-    /// [`AppError::Unavailable`].
-    pub async fn revoke(
-        &self,
-        token: &str,
-        hint: Option<TokenTypeHint>,
-        ctx: &RequestContext,
-    ) -> Result<(), AppError> {
-        let session = if hint == Some(TokenTypeHint::AccessToken) {
-            match self.session_of_access_token(token) {
-                Some(id) => Some(id),
-                None => self.session_of_refresh_token(token).await?,
-            }
-        } else {
-            match self.session_of_refresh_token(token).await? {
-                Some(id) => Some(id),
-                None => self.session_of_access_token(token),
-            }
-        };
-        if let Some(session_id) = session {
-            let now = self.ports.clock.now();
-            if self
-                .ports
-                .tokens
-                .revoke_session(session_id, RevocationReason::Revoked, now)
-                .await?
-            {
-                self.audit
-                    .event(Event::TokenRevoked, ctx)
-                    .detail(format!("session {session_id}"))
-                    .record()
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Revokes the caller's session.
-    ///
-    /// # Errors
-    /// [`AppError::Unavailable`].
-    pub async fn logout(
-        &self,
-        principal: &Principal,
-        ctx: &RequestContext,
-    ) -> Result<(), AppError> {
-        let session_id = principal.claims.session_id;
-        self.ports
-            .tokens
-            .revoke_session(session_id, RevocationReason::Logout, self.ports.clock.now())
-            .await?;
-        self.audit
-            .event(Event::Logout, ctx)
-            .user(&principal.user)
-            .detail(format!("session {session_id}"))
-            .record()
-            .await
-    }
-
-    /// Revokes every session of the caller.
-    ///
-    /// # Errors
-    /// [`AppError::Unavailable`].
-    pub async fn logout_all(
-        &self,
-        principal: &Principal,
-        ctx: &RequestContext,
-    ) -> Result<(), AppError> {
-        let count = self
-            .ports
-            .tokens
-            .revoke_user_sessions(
-                principal.user.id,
-                None,
-                RevocationReason::LogoutAll,
-                self.ports.clock.now(),
-            )
-            .await?;
-        self.audit
-            .event(Event::LogoutAll, ctx)
-            .user(&principal.user)
-            .detail(format!("{count} sessions revoked"))
-            .record()
-            .await
-    }
-
-    async fn session_of_refresh_token(&self, token: &str) -> Result<Option<SessionId>, AppError> {
-        let hash = RefreshToken::from_presented(token).hash();
-        Ok(self
-            .ports
-            .tokens
-            .find_session_of_refresh_token(&hash)
-            .await?)
-    }
-
-    fn session_of_access_token(&self, token: &str) -> Option<SessionId> {
-        self.ports
-            .codec
-            .verify(token, self.ports.clock.now())
-            .ok()
-            .map(|claims| claims.session_id)
-    }
-
     async fn rehash_if_outdated(&self, user: &User, password: &Password) {
         if !self.ports.hasher.needs_rehash(&user.password_hash) {
             return;
@@ -399,82 +289,6 @@ impl AuthService {
             },
             Err(error) => tracing::warn!(user_id = %user.id, %error, "could not rehash password"),
         }
-    }
-
-    /// Starts a session for `user` as its credentials were checked (`user.credential_version`),
-    /// optionally tied to a `parent` session; `None` when the user changed meanwhile (password
-    /// changed, disabled, deleted, or the parent ended).
-    async fn start_session(
-        &self,
-        user: &User,
-        scope: Roles,
-        parent: Option<SessionId>,
-    ) -> Result<Option<TokenPair>, AppError> {
-        let now = self.ports.clock.now();
-        let not_after = now + self.settings.session_max_lifetime;
-        let expires_at = (now + self.settings.refresh_token_ttl).min(not_after);
-        let session = Session {
-            id: SessionId::new(),
-            user_id: user.id,
-            scope,
-            created_at: now,
-            expires_at,
-            not_after,
-            parent_id: parent,
-        };
-        let refresh_token = RefreshToken::generate();
-        let access_token = self.sign_access_token(user, &session, now)?;
-        let new = NewSession {
-            first_token: Self::record(&refresh_token, &session, now, expires_at),
-            session,
-            credential_version: user.credential_version,
-            max_live_sessions: self.settings.max_sessions_per_user,
-        };
-        let Some(expires_at) = self.ports.tokens.create_session(&new).await? else {
-            return Ok(None);
-        };
-        Ok(Some(TokenPair {
-            access_token,
-            refresh_token,
-            refresh_expires_at: expires_at,
-            session_id: new.session.id,
-            scope: new.session.scope,
-        }))
-    }
-
-    fn record(
-        token: &RefreshToken,
-        session: &Session,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> RefreshTokenRecord {
-        RefreshTokenRecord {
-            hash: token.hash(),
-            session_id: session.id,
-            created_at: now,
-            expires_at,
-        }
-    }
-
-    fn sign_access_token(
-        &self,
-        user: &User,
-        session: &Session,
-        now: DateTime<Utc>,
-    ) -> Result<AccessToken, AppError> {
-        let claims = AccessClaims {
-            user_id: user.id,
-            session_id: session.id,
-            username: user.username.as_str().to_owned(),
-            roles: user.roles.clone(),
-            scope: session.scope.clone(),
-            issued_at: now,
-            not_before: now,
-            expires_at: now + self.settings.access_token_ttl,
-            token_id: Uuid::now_v7(),
-        };
-        let token = self.ports.codec.sign(&claims)?;
-        Ok(AccessToken { token, claims })
     }
 }
 

@@ -3,7 +3,7 @@
 //! [`crate::domain::lockout`] bounds the guesses whatever the concurrency.
 
 use super::{AppError, Auditor, Ports, RequestContext};
-use crate::domain::audit::AuditEventKind as Event;
+use crate::domain::audit::{AuditEventKind as Event, LoginFailure};
 use crate::domain::ports::{LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome};
 use crate::domain::user::{LoginKey, User};
 
@@ -78,8 +78,7 @@ impl PasswordGuard {
         self.audit
             .event(check.event(), ctx)
             .username(key.as_str())
-            .failed()
-            .detail("account locked")
+            .failed_because(LoginFailure::AccountLocked)
             .record()
             .await?;
         let retry_after_secs = u64::try_from((until - now).num_seconds() + 1).unwrap_or(1);

@@ -94,6 +94,81 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+impl AuditEvent {
+    /// Why this login failed, read from its stored detail; `None` for other events, and for a
+    /// detail that names no [`LoginFailure`].
+    pub fn login_failure(&self) -> Option<LoginFailure> {
+        if self.kind != AuditEventKind::LoginFailed {
+            return None;
+        }
+        self.detail.as_deref().and_then(LoginFailure::from_detail)
+    }
+}
+
+#[cfg(test)]
+impl AuditEvent {
+    /// A failed login whose detail is `detail`, for tests.
+    pub(crate) fn failed_login(detail: &str) -> Self {
+        Self {
+            id: Uuid::nil(),
+            at: Utc::now(),
+            kind: AuditEventKind::LoginFailed,
+            user_id: None,
+            username: None,
+            ip: None,
+            user_agent: None,
+            success: false,
+            detail: Some(detail.to_owned()),
+        }
+    }
+}
+
+/// Why a password check failed, as the audit trail stores it in the event's `detail` (the one
+/// place where the reason and its stored text meet; the stored form is the text alone, so the
+/// storage adapters need not know this type) and as the metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoginFailure {
+    /// No user has this name (or the name can never be one).
+    UnknownUser,
+    /// The user exists and the password is wrong.
+    WrongPassword,
+    /// The user exists but is disabled.
+    InactiveUser,
+    /// The login key is locked after repeated failures (logins and password changes alike).
+    AccountLocked,
+    /// The password changed while it was being checked: the session is refused.
+    PasswordChanged,
+}
+
+impl LoginFailure {
+    /// Every reason.
+    pub const ALL: [LoginFailure; 5] = [
+        Self::UnknownUser,
+        Self::WrongPassword,
+        Self::InactiveUser,
+        Self::AccountLocked,
+        Self::PasswordChanged,
+    ];
+
+    /// The text stored as the event's `detail` (and served by the audit log).
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::UnknownUser => "unknown user",
+            Self::WrongPassword => "wrong password",
+            Self::InactiveUser => "inactive user",
+            Self::AccountLocked => "account locked",
+            Self::PasswordChanged => "password changed during login",
+        }
+    }
+
+    /// The reason a stored `detail` names, if any.
+    pub fn from_detail(detail: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|reason| reason.detail() == detail)
+    }
+}
+
 /// Which events to list: newest first, at most `limit`, strictly before `before` when given.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -101,4 +176,36 @@ pub struct AuditFilter {
     pub kind: Option<AuditEventKind>,
     pub before: Option<DateTime<Utc>>,
     pub limit: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_failures_are_stored_as_the_texts_the_audit_log_has_always_shown() {
+        let stored: Vec<&str> = LoginFailure::ALL.iter().map(|r| r.detail()).collect();
+        assert_eq!(
+            stored,
+            [
+                "unknown user",
+                "wrong password",
+                "inactive user",
+                "account locked",
+                "password changed during login"
+            ]
+        );
+        for reason in LoginFailure::ALL {
+            assert_eq!(LoginFailure::from_detail(reason.detail()), Some(reason));
+        }
+        assert_eq!(LoginFailure::from_detail("session 42"), None);
+    }
+
+    #[test]
+    fn only_failed_logins_carry_a_login_failure() {
+        let mut event = AuditEvent::failed_login("account locked");
+        assert_eq!(event.login_failure(), Some(LoginFailure::AccountLocked));
+        event.kind = AuditEventKind::PasswordChanged;
+        assert_eq!(event.login_failure(), None);
+    }
 }

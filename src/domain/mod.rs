@@ -1,6 +1,7 @@
 //! Entities, validated value types and the ports the application needs. Depends on no framework.
 
 pub mod audit;
+mod id;
 pub mod lockout;
 pub mod ports;
 pub mod session;

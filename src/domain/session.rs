@@ -7,40 +7,13 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use super::audit::{AuditEvent, AuditEventKind};
 use super::user::{Roles, User, UserId};
 
-/// A session's id: a UUID v7 (the `sid` claim).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionId(Uuid);
-
-impl SessionId {
-    /// A fresh, time-ordered id.
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-    /// Wraps an id read from storage or a token.
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-    /// The UUID inside.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl Default for SessionId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+super::id::uuid_id! {
+    /// A session's id: a UUID v7 (the `sid` claim).
+    SessionId
 }
 
 /// Why a session stopped working.

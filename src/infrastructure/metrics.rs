@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::domain::audit::{AuditEvent, AuditEventKind, AuditFilter};
+use crate::domain::audit::{AuditEvent, AuditEventKind, AuditFilter, LoginFailure};
 use crate::domain::ports::{AuditLog, StoreError};
 
 /// Seconds buckets from half a millisecond to ten seconds.
@@ -98,14 +98,15 @@ fn describe() {
     );
 }
 
-/// The login outcome of a failed-login detail, from a fixed set (bounded label values).
-fn login_failure(detail: Option<&str>) -> &'static str {
-    match detail {
-        Some("wrong password") => "wrong_password",
-        Some("unknown user") => "unknown_user",
-        Some("inactive user") => "inactive_user",
-        Some("account locked") => "locked",
-        _ => "failed",
+/// The `outcome` label of a failed login, from a fixed set (bounded label values): its
+/// [`LoginFailure`], or `failed` when it has none the label names.
+fn failed_login_outcome(event: &AuditEvent) -> &'static str {
+    match event.login_failure() {
+        Some(LoginFailure::WrongPassword) => "wrong_password",
+        Some(LoginFailure::UnknownUser) => "unknown_user",
+        Some(LoginFailure::InactiveUser) => "inactive_user",
+        Some(LoginFailure::AccountLocked) => "locked",
+        Some(LoginFailure::PasswordChanged) | None => "failed",
     }
 }
 
@@ -138,7 +139,7 @@ impl AuditLog for MeteredAuditLog {
                 counter!("auth_logins_total", "outcome" => "success").increment(1);
             }
             AuditEventKind::LoginFailed => {
-                let outcome = login_failure(event.detail.as_deref());
+                let outcome = failed_login_outcome(event);
                 counter!("auth_logins_total", "outcome" => outcome).increment(1);
             }
             AuditEventKind::AccountLocked => counter!("auth_lockouts_total").increment(1),
@@ -159,4 +160,31 @@ impl AuditLog for MeteredAuditLog {
 pub fn record_pool(size: u32, idle: usize) {
     gauge!("db_pool_connections", "state" => "size").set(f64::from(size));
     gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_logins_are_labelled_as_they_always_were() {
+        let labels: Vec<&str> = LoginFailure::ALL
+            .iter()
+            .map(|reason| failed_login_outcome(&AuditEvent::failed_login(reason.detail())))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "unknown_user",
+                "wrong_password",
+                "inactive_user",
+                "locked",
+                "failed"
+            ]
+        );
+        assert_eq!(
+            failed_login_outcome(&AuditEvent::failed_login("something else")),
+            "failed"
+        );
+    }
 }

@@ -16,6 +16,7 @@ mod interop;
 mod lockout;
 mod metrics;
 mod refresh;
+mod rejections;
 mod review;
 mod sessions;
 mod token_hygiene;

@@ -143,7 +143,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> HttpApp {
 }
 
 async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "not_found", "No such resource.")
+    Problem::not_found()
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

@@ -4,8 +4,14 @@ use utoipa::openapi::security::{Flow, OAuth2, Password as PasswordFlow, Scopes, 
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
+use std::sync::Arc;
+
+use super::error::{OAuthError, Problem, Rejection};
 use super::routes;
 use super::AppState;
+use crate::application::AppError;
+use crate::domain::ports::TokenError;
+use crate::domain::user::{Password, PasswordBlocklist, PasswordPolicy};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,82 +55,58 @@ impl Modify for SecurityAddon {
 
 /// Gives every error response an example of its own status, in the format it is served in
 /// (RFC 9457 problem documents, or RFC 6749 error JSON on the OAuth2 endpoints), instead of the
-/// schema's generic example.
+/// schema's generic example. The examples are the answers the service gives, built by the same
+/// constructors, so their texts cannot drift.
 struct ErrorExamples;
 
 fn problem_example(status: u16) -> Option<serde_json::Value> {
-    let (title, code, detail) = match status {
-        400 => (
-            "Bad Request",
-            "malformed_json",
-            "The body is not valid JSON: EOF while parsing an object at line 1 column 13",
-        ),
-        401 => (
-            "Unauthorized",
-            "invalid_token",
-            "The access token is invalid or has been revoked.",
-        ),
-        403 => (
-            "Forbidden",
-            "insufficient_scope",
-            "This operation needs the admin role.",
-        ),
-        404 => ("Not Found", "user_not_found", "No user has this id."),
-        409 => (
-            "Conflict",
-            "username_taken",
-            "This username is already taken.",
-        ),
-        413 => (
-            "Payload Too Large",
-            "payload_too_large",
-            "The request body is larger than the configured limit.",
-        ),
-        415 => (
-            "Unsupported Media Type",
-            "unsupported_media_type",
-            "Send the body as JSON with Content-Type: application/json.",
-        ),
-        429 => (
-            "Too Many Requests",
-            "rate_limited",
-            "Too many requests from this client; retry in 1 s.",
-        ),
-        503 => (
-            "Service Unavailable",
-            "service_unavailable",
-            "The service is temporarily unavailable; retry shortly.",
-        ),
+    let problem = match status {
+        400 => Problem::from(Rejection::MalformedJson {
+            what: "unexpected end",
+            line: 1,
+            column: 13,
+        }),
+        401 => Problem::invalid_token(&TokenError::Invalid("example")),
+        403 => Problem::insufficient_scope(),
+        404 => Problem::user_not_found(),
+        409 => Problem::from(AppError::UsernameTaken),
+        413 => Problem::from(Rejection::TooLarge),
+        415 => Problem::from(Rejection::NotJson),
+        429 => Problem::rate_limited(1),
+        503 => Problem::unavailable(),
         422 => {
-            return Some(serde_json::json!({
-                "type": "about:blank", "title": "Unprocessable Entity", "status": 422,
-                "detail": "The request has invalid fields.", "code": "validation_failed",
-                "errors": [{"field": "password", "code": "password_too_common",
-                            "message": "is one of the most common passwords; choose another"}]
-            }))
+            let policy = PasswordPolicy {
+                blocklist: Some(Arc::new(Everything)),
+                ..PasswordPolicy::default()
+            };
+            let error = Password::parse("correct horse battery", &policy).err()?;
+            Problem::validation(vec![error])
         }
         _ => return None,
     };
-    Some(
-        serde_json::json!({"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}),
-    )
+    serde_json::to_value(problem.body()).ok()
+}
+
+/// A blocklist holding every password, for the example of a refused one.
+struct Everything;
+
+impl PasswordBlocklist for Everything {
+    fn contains(&self, _lowercase: &str) -> bool {
+        true
+    }
 }
 
 fn oauth_example(status: u16) -> Option<serde_json::Value> {
-    let (error, description) = match status {
-        400 => ("invalid_grant", "invalid username or password"),
-        413 => ("invalid_request", "request body too large"),
-        429 => (
-            "invalid_grant",
-            "too many failed logins; try again in 300 seconds",
-        ),
-        503 => (
-            "temporarily_unavailable",
-            "The service is temporarily unavailable; retry shortly.",
-        ),
+    let error = match status {
+        400 => OAuthError::from(AppError::InvalidCredentials),
+        413 => OAuthError::from(Rejection::TooLarge),
+        429 => OAuthError::from(AppError::AccountLocked {
+            retry_after_secs: 300,
+        }),
+        503 => OAuthError::unavailable(),
         _ => return None,
     };
-    Some(serde_json::json!({"error": error, "error_description": description}))
+    serde_json::to_value(error.body()).ok()
 }
 
 impl Modify for ErrorExamples {

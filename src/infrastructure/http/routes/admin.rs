@@ -1,22 +1,20 @@
 //! User administration and the audit log: admins only (403 `insufficient_scope` otherwise).
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::application::UserPatch;
 use crate::domain::audit::AuditFilter;
 use crate::domain::user::UserId;
-use crate::domain::validation::FieldError;
 use crate::infrastructure::http::dto::{
     AuditEventBody, AuditPageBody, AuditQuery, PageQuery, UserBody, UserPageBody, UserPatchRequest,
 };
 use crate::infrastructure::http::error::{Problem, ProblemBody};
-use crate::infrastructure::http::extract::{AdminUser, ApiJson, ApiQuery, Client};
+use crate::infrastructure::http::extract::{AdminUser, ApiJson, ApiQuery, Client, PathUserId};
+use crate::infrastructure::http::routes::responses::{AdminOnly, BodyRefused, DatabaseDown};
 use crate::infrastructure::http::AppState;
 
 /// The routes of this module.
@@ -25,17 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_users))
         .routes(routes!(get_user, update_user))
         .routes(routes!(audit_events))
-}
-
-/// A path id that is not a UUID names no user.
-fn user_id(raw: &str) -> Result<UserId, Problem> {
-    Uuid::parse_str(raw).map(UserId::from_uuid).map_err(|_| {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "user_not_found",
-            "No user has this id.",
-        )
-    })
 }
 
 /// List users
@@ -47,10 +34,9 @@ fn user_id(raw: &str) -> Result<UserId, Problem> {
     security(("oauth2" = ["admin"])),
     responses(
         (status = 200, description = "A page of users", body = UserPageBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        AdminOnly,
         (status = 422, description = "limit outside 1..=100 or a malformed parameter", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        DatabaseDown,
     )
 )]
 async fn list_users(
@@ -60,11 +46,11 @@ async fn list_users(
 ) -> Result<Json<UserPageBody>, Problem> {
     let offset = query.offset.unwrap_or(0);
     if i64::try_from(offset).is_err() {
-        return Err(Problem::validation(vec![FieldError::new(
+        return Err(Problem::invalid_field(
             "offset",
             "out_of_range",
             "must be at most 9223372036854775807",
-        )]));
+        ));
     }
     let limit = query.limit.unwrap_or(20);
     let page = state.users.list_users(&principal, limit, offset).await?;
@@ -85,18 +71,17 @@ async fn list_users(
     security(("oauth2" = ["admin"])),
     responses(
         (status = 200, description = "The user", body = UserBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        AdminOnly,
         (status = 404, description = "No such user (user_not_found)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        DatabaseDown,
     )
 )]
 async fn get_user(
     State(state): State<AppState>,
     AdminUser(principal): AdminUser,
-    Path(id): Path<String>,
+    id: PathUserId,
 ) -> Result<Json<UserBody>, Problem> {
-    let user = state.users.get_user(&principal, user_id(&id)?).await?;
+    let user = state.users.get_user(&principal, id.get()?).await?;
     Ok(Json(UserBody::from(&user)))
 }
 
@@ -113,21 +98,19 @@ async fn get_user(
     responses(
         (status = 200, description = "The changed user", body = UserBody),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        AdminOnly,
         (status = 404, description = "No such user (user_not_found)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "The e-mail address belongs to another user (email_taken)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the configured limit", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        BodyRefused,
         (status = 422, description = "Invalid fields, unknown fields, or a self-lockout", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        DatabaseDown,
     )
 )]
 async fn update_user(
     State(state): State<AppState>,
     Client(ctx): Client,
     AdminUser(principal): AdminUser,
-    Path(id): Path<String>,
+    id: PathUserId,
     ApiJson(body): ApiJson<UserPatchRequest>,
 ) -> Result<Json<UserBody>, Problem> {
     let patch = UserPatch {
@@ -138,7 +121,7 @@ async fn update_user(
     };
     let user = state
         .users
-        .update_user(&principal, user_id(&id)?, patch, &ctx)
+        .update_user(&principal, id.get()?, patch, &ctx)
         .await?;
     Ok(Json(UserBody::from(&user)))
 }
@@ -153,10 +136,9 @@ async fn update_user(
     security(("oauth2" = ["admin"])),
     responses(
         (status = 200, description = "Events, newest first", body = AuditPageBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin (insufficient_scope)", body = ProblemBody, content_type = "application/problem+json"),
+        AdminOnly,
         (status = 422, description = "An unknown event, a malformed user_id or before, or limit outside 1..=200", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        DatabaseDown,
     )
 )]
 async fn audit_events(
@@ -169,20 +151,14 @@ async fn audit_events(
         .as_deref()
         .map(str::parse)
         .transpose()
-        .map_err(|e: String| {
-            Problem::validation(vec![FieldError::new("event", "unknown_event", e)])
-        })?;
+        .map_err(|e: String| Problem::invalid_field("event", "unknown_event", e))?;
     let before = query
         .before
         .as_deref()
         .map(|raw| DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)))
         .transpose()
         .map_err(|_| {
-            Problem::validation(vec![FieldError::new(
-                "before",
-                "invalid_time",
-                "must be an RFC 3339 time",
-            )])
+            Problem::invalid_field("before", "invalid_time", "must be an RFC 3339 time")
         })?;
     let filter = AuditFilter {
         user_id: query.user_id.map(UserId::from_uuid),

@@ -17,6 +17,7 @@ use crate::infrastructure::http::dto::{
 };
 use crate::infrastructure::http::error::{OAuthError, OAuthErrorBody, Problem, ProblemBody};
 use crate::infrastructure::http::extract::{Client, CurrentUser, OAuthForm, OAuthJson};
+use crate::infrastructure::http::routes::responses::{DatabaseDown, Unauthenticated};
 use crate::infrastructure::http::{no_store, AppState};
 
 /// The routes of this module.
@@ -69,13 +70,7 @@ async fn token(
             let presented = RefreshToken::from_presented(form.require("refresh_token")?);
             state.auth.refresh(&presented, &ctx).await?
         }
-        other => {
-            return Err(OAuthError::new(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                format!("grant_type '{other}' is not supported; use password or refresh_token"),
-            ))
-        }
+        other => return Err(OAuthError::unsupported_grant_type(other)),
     };
     Ok(token_response(&pair))
 }
@@ -115,9 +110,9 @@ async fn refresh(
     security(("oauth2" = [])),
     responses(
         (status = 201, description = "A new session and its refresh token", body = IssuedRefreshToken),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthenticated,
         (status = 429, description = "Too many requests from this client (Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        DatabaseDown,
     )
 )]
 async fn issue_refresh_token(
@@ -171,8 +166,8 @@ async fn revoke(
     security(("oauth2" = [])),
     responses(
         (status = 204, description = "The session is revoked"),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthenticated,
+        DatabaseDown,
     )
 )]
 async fn logout(
@@ -192,8 +187,8 @@ async fn logout(
     security(("oauth2" = [])),
     responses(
         (status = 204, description = "Every session of the caller is revoked"),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthenticated,
+        DatabaseDown,
     )
 )]
 async fn logout_all(

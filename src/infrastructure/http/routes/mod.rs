@@ -4,5 +4,6 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod metrics;
+mod responses;
 pub mod users;
 pub mod well_known;

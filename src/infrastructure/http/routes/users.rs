@@ -15,7 +15,8 @@ use crate::infrastructure::http::dto::{
     ChangePasswordRequest, ProtectedBody, RegisterRequest, UserBody, UserJson,
 };
 use crate::infrastructure::http::error::{Problem, ProblemBody};
-use crate::infrastructure::http::extract::{ApiJson, Client, CurrentUser, MaybeUser};
+use crate::infrastructure::http::extract::{fields, ApiJson, Client, CurrentUser, MaybeUser};
+use crate::infrastructure::http::routes::responses::{BodyRefused, DatabaseDown, Unauthenticated};
 use crate::infrastructure::http::AppState;
 
 /// The routes of this module.
@@ -44,8 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 401, description = "Registration is closed and no (valid) token was sent", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Registration is closed and the caller is not an admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "username_taken or email_taken", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the configured limit", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        BodyRefused,
         (status = 422, description = "Invalid fields (validation_failed; password_too_common in an errors entry)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this client (Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing saturated or database unavailable", body = ProblemBody, content_type = "application/problem+json"),
@@ -58,7 +58,7 @@ async fn register(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<Response, Problem> {
     state.users.authorize_registration(caller.as_ref())?;
-    let required = |field: &str| FieldError::new(field, "required", "is required");
+    let required = |field: &str| FieldError::new(field, "required", fields::REQUIRED);
     let missing: Vec<FieldError> = [
         body.username.is_none().then(|| required("username")),
         body.password.is_none().then(|| required("password")),
@@ -94,8 +94,8 @@ async fn register(
     security(("oauth2" = [])),
     responses(
         (status = 200, description = "The caller", body = UserBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthenticated,
+        DatabaseDown,
     )
 )]
 async fn me(CurrentUser(principal): CurrentUser) -> Json<UserJson> {
@@ -114,9 +114,8 @@ async fn me(CurrentUser(principal): CurrentUser) -> Json<UserJson> {
     responses(
         (status = 204, description = "Changed; other sessions revoked"),
         (status = 400, description = "wrong_password, or malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the configured limit", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthenticated,
+        BodyRefused,
         (status = 422, description = "The new password breaks the rules (too short, too long, password_too_common)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "account_locked: too many wrong current passwords (they count toward the same lockout as logins), or rate_limited: too many requests from this client (Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "Password hashing saturated or database unavailable", body = ProblemBody, content_type = "application/problem+json"),
@@ -149,8 +148,8 @@ async fn change_password(
     security(("oauth2" = [])),
     responses(
         (status = 200, description = "A greeting", body = ProtectedBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthenticated,
+        DatabaseDown,
     )
 )]
 async fn protected(CurrentUser(principal): CurrentUser) -> Json<ProtectedBody> {

@@ -1,6 +1,9 @@
 //! The one place where use-case errors become HTTP responses: RFC 9457 problem documents for
 //! the API, RFC 6749 §5.2 error JSON for the OAuth2 endpoints, `WWW-Authenticate` on 401.
 
+mod oauth;
+mod rejection;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -9,6 +12,9 @@ use utoipa::ToSchema;
 use crate::application::AppError;
 use crate::domain::ports::TokenError;
 use crate::domain::validation::FieldError;
+
+pub use oauth::{OAuthError, OAuthErrorBody};
+pub use rejection::Rejection;
 
 /// One invalid field of a 422 problem.
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,7 +62,7 @@ pub struct Problem {
 
 impl Problem {
     /// A problem with a status, a machine code and a detail sentence.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -78,6 +84,11 @@ impl Problem {
         problem
     }
 
+    /// A 422 for one invalid field.
+    pub fn invalid_field(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, code, message)])
+    }
+
     /// A 401 for a request that carried no bearer token.
     pub fn missing_token() -> Self {
         let mut problem = Self::new(
@@ -89,7 +100,8 @@ impl Problem {
         problem
     }
 
-    fn invalid_token(error: &TokenError) -> Self {
+    /// A 401 for a token that was sent but is not valid (or no longer).
+    pub(crate) fn invalid_token(error: &TokenError) -> Self {
         let description = match error {
             TokenError::Expired => "The access token expired",
             _ => "The access token is invalid or has been revoked",
@@ -106,7 +118,7 @@ impl Problem {
     }
 
     /// A 403 for a valid token without the needed role.
-    fn insufficient_scope() -> Self {
+    pub(crate) fn insufficient_scope() -> Self {
         let mut problem = Self::new(
             StatusCode::FORBIDDEN,
             "insufficient_scope",
@@ -118,10 +130,76 @@ impl Problem {
         problem
     }
 
+    /// A 503 for a dependency that is down (the cause is logged by the caller).
+    pub(crate) fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "The service is temporarily unavailable; retry shortly.",
+        )
+        .retry_after(1)
+    }
+
+    /// A 404 for a path that names no route.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "No such resource.")
+    }
+
+    /// A 404 for a user id that names no user (a malformed id included).
+    pub fn user_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "user_not_found",
+            "No user has this id.",
+        )
+    }
+
+    /// A 429 for a client over its request rate.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            rate_limited_detail(retry_after_secs),
+        )
+        .retry_after(retry_after_secs)
+    }
+
+    /// The problem of an error the framework answered itself with a bare `status` (no body
+    /// of ours): the same status, with a code and a sentence of ours.
+    pub fn bare(status: StatusCode) -> Self {
+        let (code, detail) = match status {
+            StatusCode::NOT_FOUND => return Self::not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method_not_allowed",
+                "This method is not allowed on this resource; see the Allow header.",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", TOO_LARGE),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "The request body has an unsupported content type.",
+            ),
+            StatusCode::REQUEST_TIMEOUT => ("request_timeout", "The request took too long."),
+            s if s.is_server_error() => ("internal_error", INTERNAL),
+            _ => ("bad_request", "The request could not be understood."),
+        };
+        Self::new(status, code, detail)
+    }
+
     fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self
     }
+}
+
+/// The body limit's sentence.
+const TOO_LARGE: &str = "The request body is larger than the configured limit.";
+/// The sentence of an unexpected failure (logged, not described).
+const INTERNAL: &str = "An unexpected error occurred.";
+/// What a JSON body needs.
+const NOT_JSON: &str = "Send the body as JSON with Content-Type: application/json.";
+
+fn rate_limited_detail(retry_after_secs: u64) -> String {
+    format!("Too many requests from this client; retry in {retry_after_secs} s.")
 }
 
 impl From<AppError> for Problem {
@@ -150,9 +228,7 @@ impl From<AppError> for Problem {
             .retry_after(retry_after_secs),
             AppError::AuthenticationRequired => Self::missing_token(),
             AppError::Forbidden => Self::insufficient_scope(),
-            AppError::UserNotFound => {
-                Self::new(S::NOT_FOUND, "user_not_found", "No user has this id.")
-            }
+            AppError::UserNotFound => Self::user_not_found(),
             AppError::UsernameTaken => Self::new(
                 S::CONFLICT,
                 "username_taken",
@@ -176,44 +252,42 @@ impl From<AppError> for Problem {
             .retry_after(retry_after_secs),
             AppError::Unavailable(detail) => {
                 tracing::warn!(%detail, "dependency unavailable");
-                Self::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "service_unavailable",
-                    "The service is temporarily unavailable; retry shortly.",
-                )
-                .retry_after(1)
+                Self::unavailable()
             }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                Self::new(
-                    S::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "An unexpected error occurred.",
-                )
+                Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", INTERNAL)
             }
+        }
+    }
+}
+
+impl Problem {
+    /// The document served.
+    pub(crate) fn body(&self) -> ProblemBody {
+        ProblemBody {
+            r#type: "about:blank".into(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+            errors: self.errors.as_ref().map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| FieldErrorBody {
+                        field: e.field.clone(),
+                        code: e.code.to_owned(),
+                        message: e.message.clone(),
+                    })
+                    .collect()
+            }),
         }
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = ProblemBody {
-            r#type: "about:blank".into(),
-            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail,
-            code: self.code.to_owned(),
-            errors: self.errors.map(|errors| {
-                errors
-                    .into_iter()
-                    .map(|e| FieldErrorBody {
-                        field: e.field,
-                        code: e.code.to_owned(),
-                        message: e.message,
-                    })
-                    .collect()
-            }),
-        };
+        let body = self.body();
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(
@@ -228,95 +302,6 @@ impl IntoResponse for Problem {
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
-    }
-}
-
-/// An RFC 6749 §5.2 error body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OAuthErrorBody {
-    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`,
-    /// `temporarily_unavailable` or `server_error`.
-    #[schema(example = "invalid_grant")]
-    pub error: String,
-    #[schema(example = "Invalid username or password.")]
-    pub error_description: String,
-}
-
-/// An error of the OAuth2 endpoints.
-#[derive(Debug)]
-pub struct OAuthError {
-    status: StatusCode,
-    error: &'static str,
-    description: String,
-    retry_after: Option<u64>,
-}
-
-impl OAuthError {
-    /// A 400 `invalid_request` (missing, repeated or malformed parameter).
-    pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
-    }
-
-    /// Any RFC 6749 error with its status.
-    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            status,
-            error,
-            description: description.into(),
-            retry_after: None,
-        }
-    }
-}
-
-impl From<AppError> for OAuthError {
-    fn from(error: AppError) -> Self {
-        use StatusCode as S;
-        match error {
-            AppError::InvalidCredentials
-            | AppError::InvalidRefreshToken
-            | AppError::RefreshTokenReused => {
-                Self::new(S::BAD_REQUEST, "invalid_grant", error.to_string())
-            }
-            AppError::InvalidScope(detail) => Self::new(S::BAD_REQUEST, "invalid_scope", detail),
-            AppError::AccountLocked { retry_after_secs } => Self {
-                status: S::TOO_MANY_REQUESTS,
-                error: "invalid_grant",
-                description: error.to_string(),
-                retry_after: Some(retry_after_secs),
-            },
-            other => {
-                // Everything else has the same meaning as on the API; only the body differs.
-                let problem = Problem::from(other);
-                let error = match problem.status {
-                    S::SERVICE_UNAVAILABLE => "temporarily_unavailable",
-                    S::INTERNAL_SERVER_ERROR => "server_error",
-                    S::UNAUTHORIZED => "invalid_token",
-                    _ => "invalid_request",
-                };
-                Self {
-                    status: problem.status,
-                    error,
-                    description: problem.detail,
-                    retry_after: problem.retry_after,
-                }
-            }
-        }
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let body = OAuthErrorBody {
-            error: self.error.to_owned(),
-            error_description: self.description,
-        };
-        let mut response = (self.status, super::no_store(), axum::Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
