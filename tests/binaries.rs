@@ -835,3 +835,68 @@ async fn seed_prints_only_its_report_on_stdout_and_logs_to_stderr_without_colour
     assert!(String::from_utf8_lossy(&output.stderr).contains("user_created"));
     assert!(!output.stderr.contains(&0x1b));
 }
+
+#[tokio::test]
+async fn seed_registers_a_client_and_prints_its_secret_once() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/seed.db", dir.path().display());
+    let mut cmd = command(SEED, dir.path(), &cheap_argon2(&db));
+    cmd.args([
+        "--client-name",
+        "Billing",
+        "--client-type",
+        "confidential",
+        "--redirect-uri",
+        "https://billing.example.com/cb",
+        "--redirect-uri",
+        "http://127.0.0.1:8080/cb",
+        "--grant-type",
+        "client_credentials",
+    ]);
+    let (output, stdout) = run(cmd);
+    assert!(output.status.success(), "{stdout}");
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("created client "))
+        .expect("the client id is printed")
+        .to_owned();
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("client secret (shown once): "))
+        .expect("the secret is printed")
+        .to_owned();
+    assert_eq!(secret.len(), 43);
+    let options = auth_service::infrastructure::db::DbOptions {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(5),
+    };
+    let repos = auth_service::infrastructure::db::connect(&db, &options)
+        .await
+        .unwrap();
+    let id = auth_service::domain::client::ClientId::from_uuid(id.parse().unwrap());
+    let client = repos.clients.find_by_id(id).await.unwrap().expect("stored");
+    assert_eq!(client.redirect_uris.len(), 2);
+    assert_eq!(client.grant_types.names(), ["client_credentials"]);
+    let hash = client.secret_hash.expect("a confidential client's hash");
+    assert_ne!(hash.as_str(), secret);
+    assert!(hash.verify(&secret));
+
+    let mut public = command(SEED, dir.path(), &cheap_argon2(&db));
+    public.args([
+        "--client-name",
+        "Mobile",
+        "--client-type",
+        "public",
+        "--redirect-uri",
+        "http://example.com/cb",
+        "--grant-type",
+        "client_credentials",
+    ]);
+    let (output, stdout) = run(public);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("insecure_scheme"), "{stdout}");
+    assert!(stdout.contains("not_allowed_for_public_client"), "{stdout}");
+    assert!(!stdout.contains("client secret"), "{stdout}");
+    assert_eq!(repos.clients.list(10, 0).await.unwrap().1, 1);
+}

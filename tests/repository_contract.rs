@@ -22,11 +22,14 @@ use tempfile::TempDir;
 
 mod support;
 
+#[path = "repository_contract/clients.rs"]
+mod clients;
 #[path = "repository_contract/housekeeping.rs"]
 mod housekeeping;
 #[path = "repository_contract/listings.rs"]
 mod listings;
 
+use clients::*;
 use housekeeping::*;
 use listings::*;
 
@@ -130,6 +133,7 @@ async fn start_session(
         first_token,
         credential_version: user.credential_version,
         max_live_sessions: cap,
+        client_id: None,
     };
     let expires_at = b.repos.tokens.create_session(&new).await.unwrap()?;
     session.expires_at = expires_at;
@@ -1025,6 +1029,10 @@ macro_rules! contract_tests {
 }
 
 contract_tests!(memory, sqlite, postgres: [
+    clients_round_trip_page_update_and_delete,
+    a_rotated_secret_replaces_the_old_hash,
+    unknown_client_ids_change_nothing,
+    deleting_or_disabling_a_client_revokes_exactly_its_sessions,
     users_round_trip_and_are_found_by_username_regardless_of_case,
     usernames_and_emails_are_unique_regardless_of_case,
     a_password_change_bumps_the_credential_version_and_revokes_the_other_sessions,

@@ -43,6 +43,9 @@ pub enum AppError {
     /// No user has the given id.
     #[error("no such user")]
     UserNotFound,
+    /// No OAuth client has the given id.
+    #[error("no such client")]
+    ClientNotFound,
     /// Too many password hashes in flight; retry later.
     #[error("the service is busy")]
     Busy { retry_after_secs: u64 },

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::{AuthService, AuthSettings, Ports, UserService};
+use super::{AuthService, AuthSettings, ClientService, Ports, UserService};
 use crate::domain::ports::{
     AccessTokenCodec, Clock, HashError, LockoutPolicy, PasswordHasher, TokenError,
 };
@@ -122,13 +122,14 @@ impl Clock for ManualClock {
     }
 }
 
-/// Both services over one set of fakes, with handles to steer them.
+/// The services over one set of fakes, with handles to steer them.
 pub struct Harness {
     pub store: MemoryStore,
     pub hasher: Arc<FakeHasher>,
     pub clock: Arc<ManualClock>,
     pub auth: AuthService,
     pub users: UserService,
+    pub clients: ClientService,
 }
 
 impl Harness {
@@ -137,6 +138,11 @@ impl Harness {
         let hasher = Arc::new(FakeHasher::new());
         let clock = Arc::new(ManualClock::new());
         let shared = Arc::new(store.clone());
+        let clients = ClientService::new(
+            shared.clone(),
+            clock.clone(),
+            super::Auditor::new(shared.clone(), clock.clone()),
+        );
         let ports = Ports {
             users: shared.clone(),
             tokens: shared.clone(),
@@ -168,6 +174,7 @@ impl Harness {
             clock,
             auth,
             users,
+            clients,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod clients;
 pub mod error;
 mod guard;
 #[cfg(test)]
@@ -22,6 +23,7 @@ use crate::domain::validation::FieldError;
 
 pub use audit::{AuditService, Auditor};
 pub use auth::{AuthService, AuthSettings, TokenTypeHint};
+pub use clients::{ClientPatch, ClientService, NewClient, RegisteredClient};
 pub use error::AppError;
 pub use maintenance::{MaintenanceService, Retention};
 pub use users::{ImportedUser, NewUser, UserPatch, UserService};

@@ -24,11 +24,15 @@ pub enum AuditEventKind {
     LogoutAll,
     PasswordChanged,
     UserUpdated,
+    ClientCreated,
+    ClientUpdated,
+    ClientDeleted,
+    ClientSecretRotated,
 }
 
 impl AuditEventKind {
     /// Every kind, for documentation and validation.
-    pub const ALL: [AuditEventKind; 12] = [
+    pub const ALL: [AuditEventKind; 16] = [
         Self::UserCreated,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -41,6 +45,10 @@ impl AuditEventKind {
         Self::LogoutAll,
         Self::PasswordChanged,
         Self::UserUpdated,
+        Self::ClientCreated,
+        Self::ClientUpdated,
+        Self::ClientDeleted,
+        Self::ClientSecretRotated,
     ];
 
     /// The event's snake_case name, as stored and served.
@@ -58,6 +66,10 @@ impl AuditEventKind {
             Self::LogoutAll => "logout_all",
             Self::PasswordChanged => "password_changed",
             Self::UserUpdated => "user_updated",
+            Self::ClientCreated => "client_created",
+            Self::ClientUpdated => "client_updated",
+            Self::ClientDeleted => "client_deleted",
+            Self::ClientSecretRotated => "client_secret_rotated",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Entities, validated value types and the ports the application needs. Depends on no framework.
 
 pub mod audit;
+pub mod client;
 mod id;
 pub mod lockout;
 pub mod ports;

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::audit::{AuditEvent, AuditFilter};
+use super::client::{Client, ClientChanges, ClientId, ClientSecretHash};
 pub use super::lockout::{
     LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome, ThrottleState,
 };
@@ -191,6 +192,62 @@ pub trait TokenRepository: Send + Sync {
         reason: RevocationReason,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+}
+
+/// Registered OAuth clients. Deleting or disabling one revokes every live session issued to it
+/// (`NewSession::client_id`) in the same commit, so its tokens stop working at once.
+#[async_trait]
+pub trait ClientRepository: Send + Sync {
+    /// Stores a new client.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn insert(&self, client: &Client) -> Result<(), StoreError>;
+
+    /// The client with this id, active or not.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn find_by_id(&self, id: ClientId) -> Result<Option<Client>, StoreError>;
+
+    /// One page of clients, oldest first, and the total number of clients.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<Client>, u64), StoreError>;
+
+    /// Applies an administrator's change in one atomic step, touching only the fields it names;
+    /// when it sets `is_active` to false, every live session of the client is revoked in the
+    /// same commit. Returns the client as stored afterwards and how many sessions were revoked,
+    /// or `None` when there is no such client.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn update_fields(
+        &self,
+        id: ClientId,
+        changes: &ClientChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Client, u64)>, StoreError>;
+
+    /// Deletes the client and revokes every live session of it, in one commit. Returns how many
+    /// sessions were revoked, or `None` when there is no such client.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn delete(&self, id: ClientId, now: DateTime<Utc>) -> Result<Option<u64>, StoreError>;
+
+    /// Replaces the client's secret hash (the old secret stops working at once); returns false
+    /// when there is no such client.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn set_secret_hash(
+        &self,
+        id: ClientId,
+        hash: &ClientSecretHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The times a purge deletes by (see [`Purge::purge`]).

@@ -9,6 +9,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::audit::{AuditEvent, AuditEventKind};
+use super::client::ClientId;
 use super::user::{Roles, User, UserId};
 
 super::id::uuid_id! {
@@ -27,6 +28,10 @@ pub enum RevocationReason {
     UserDisabled,
     /// The user started more sessions than the per-user cap; the oldest go.
     TooManySessions,
+    /// The OAuth client the session was issued to was deleted.
+    ClientDeleted,
+    /// The OAuth client the session was issued to was disabled.
+    ClientDisabled,
 }
 
 impl RevocationReason {
@@ -40,6 +45,8 @@ impl RevocationReason {
             Self::PasswordChanged => "password_changed",
             Self::UserDisabled => "user_disabled",
             Self::TooManySessions => "too_many_sessions",
+            Self::ClientDeleted => "client_deleted",
+            Self::ClientDisabled => "client_disabled",
         }
     }
 }
@@ -72,6 +79,9 @@ pub struct NewSession {
     pub credential_version: i64,
     /// The most live sessions a user keeps; the oldest beyond are revoked.
     pub max_live_sessions: u32,
+    /// The OAuth client the session's tokens are issued to; `None` for the password grant.
+    /// Deleting or disabling that client revokes the session.
+    pub client_id: Option<ClientId>,
 }
 
 /// A refresh token to rotate (see

@@ -206,7 +206,7 @@ impl TestApp {
     }
 
     /// One text value from the database (`$1` placeholders work on both backends).
-    async fn stored_text(&self, sql: &str, value: &str) -> Option<String> {
+    pub async fn stored_text(&self, sql: &str, value: &str) -> Option<String> {
         use secrecy::ExposeSecret;
         let url = self.settings.database.url.expose_secret();
         on_either_pool!(url, |pool| sqlx::query_scalar(sql)

@@ -5,6 +5,7 @@ mod admin;
 mod asserts;
 mod audit;
 mod auth_token;
+mod clients;
 mod crypto_review;
 mod docs;
 mod edge;

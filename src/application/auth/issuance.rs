@@ -37,6 +37,7 @@ impl AuthService {
             session,
             credential_version: user.credential_version,
             max_live_sessions: self.settings.max_sessions_per_user,
+            client_id: None,
         };
         let Some(expires_at) = self.ports.tokens.create_session(&new).await? else {
             return Ok(None);

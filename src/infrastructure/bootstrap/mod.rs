@@ -1,8 +1,8 @@
 //! The one wiring place: settings → adapters → use cases ([`build_use_cases`]), and for the
 //! server, use cases → HTTP state → router ([`build_services`], [`build_app`]).
 //!
-//! `seed` needs only the user use cases: [`build_user_service`] connects the database and builds
-//! the hasher, and loads no signing key, installs no metrics recorder and builds no HTTP state.
+//! `seed` needs only the user and client use cases: [`build_seed_services`] connects the
+//! database and builds the hasher, and loads no signing key, installs no metrics recorder and builds no HTTP state.
 
 mod server;
 
@@ -23,7 +23,7 @@ use super::db::{self, DbOptions, Repositories};
 use super::metrics::MeteredAuditLog;
 use super::passwords::CommonPasswords;
 use crate::application::{
-    AuthService, AuthSettings, MaintenanceService, Ports, Retention, UserService,
+    AuthService, AuthSettings, ClientService, MaintenanceService, Ports, Retention, UserService,
 };
 use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
 use crate::domain::token::AccessClaims;
@@ -38,6 +38,7 @@ pub struct StartupError(pub String);
 pub struct UseCases {
     pub auth: AuthService,
     pub users: UserService,
+    pub clients: ClientService,
     pub maintenance: MaintenanceService,
     pub repos: Repositories,
 }
@@ -117,6 +118,7 @@ pub async fn build_use_cases(
         min_chars: settings.accounts.password_min_length,
         blocklist: Some(Arc::new(CommonPasswords::load())),
     };
+    let clients = ClientService::new(repos.clients.clone(), clock.clone(), ports.auditor());
     let (ports_users, ports_hasher) = (ports.users.clone(), ports.hasher.clone());
     let users = UserService::new(ports, policy, settings.accounts.registration_open, lockout);
     let maintenance = MaintenanceService::new(
@@ -139,20 +141,24 @@ pub async fn build_use_cases(
     Ok(UseCases {
         auth,
         users,
+        clients,
         maintenance,
         repos,
     })
 }
 
-/// The user use cases on the system clock, as `seed` runs them: no signing key is loaded (or
-/// generated), so the codec refuses to sign; creating and importing users never signs.
+/// The user and client use cases on the system clock, as `seed` runs them: no signing key is
+/// loaded (or generated), so the codec refuses to sign; creating and importing users and
+/// registering clients never signs.
 ///
 /// # Errors
 /// [`StartupError`] when the database cannot be opened or a parameter is unusable.
-pub async fn build_user_service(settings: &Settings) -> Result<UserService, StartupError> {
+pub async fn build_seed_services(
+    settings: &Settings,
+) -> Result<(UserService, ClientService), StartupError> {
     let use_cases =
         build_use_cases(settings, Arc::new(SystemClock), Arc::new(NoAccessTokens)).await?;
-    Ok(use_cases.users)
+    Ok((use_cases.users, use_cases.clients))
 }
 
 /// The codec of a process that issues and accepts no access tokens (`seed`).

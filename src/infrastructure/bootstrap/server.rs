@@ -42,6 +42,7 @@ pub async fn build_services(
     let UseCases {
         auth,
         users,
+        clients,
         maintenance,
         repos,
     } = build_use_cases(settings, clock, codec.clone()).await?;
@@ -55,6 +56,7 @@ pub async fn build_services(
         discovery,
         auth: auth.clone(),
         users: users.clone(),
+        clients,
         audit: AuditService::new(repos.audit),
         health: repos.health,
         metrics: Arc::new(MetricsState {

@@ -1,6 +1,6 @@
 //! Storage adapters: SQLite and PostgreSQL, chosen once at start-up from the `DATABASE_URL`
 //! scheme, and an in-memory one ([`memory`]) for tests, which no URL selects. Each implements
-//! every repository port in the same files (`users.rs`, `tokens.rs`, `audit.rs`, `throttle.rs`,
+//! every repository port in the same files (`users.rs`, `clients.rs`, `tokens.rs`, `audit.rs`, `throttle.rs`,
 //! `purge.rs`, with its driver's errors mapped in `error.rs`), and the contract suite
 //! (`tests/repository_contract.rs`) runs every case on each.
 
@@ -13,13 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::ports::{
-    AuditLog, HealthProbe, LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,
+    AuditLog, ClientRepository, HealthProbe, LoginThrottle, Purge, StoreError, TokenRepository,
+    UserRepository,
 };
 
 /// The repositories of one backend, as the wiring hands them to the use cases.
 #[derive(Clone)]
 pub struct Repositories {
     pub users: Arc<dyn UserRepository>,
+    pub clients: Arc<dyn ClientRepository>,
     pub tokens: Arc<dyn TokenRepository>,
     pub throttle: Arc<dyn LoginThrottle>,
     pub audit: Arc<dyn AuditLog>,
@@ -70,6 +72,7 @@ impl Repositories {
     fn of<S>(store: Arc<S>) -> Self
     where
         S: UserRepository
+            + ClientRepository
             + TokenRepository
             + LoginThrottle
             + AuditLog
@@ -80,6 +83,7 @@ impl Repositories {
     {
         Self {
             users: store.clone(),
+            clients: store.clone(),
             tokens: store.clone(),
             throttle: store.clone(),
             audit: store.clone(),

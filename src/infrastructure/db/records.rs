@@ -5,10 +5,18 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::audit::AuditEvent;
+use crate::domain::client::{
+    join_uris, split_uris, Client, ClientId, ClientName, ClientScope, ClientSecretHash, ClientType,
+    GrantTypes,
+};
 use crate::domain::ports::StoreError;
 use crate::domain::session::{Session, SessionId};
 use crate::domain::user::{EmailAddress, FullName, PasswordHash, Roles, User, UserId, Username};
 use crate::domain::validation::FieldError;
+
+fn other(what: &str) -> impl Fn(String) -> StoreError + '_ {
+    move |e| StoreError::Other(format!("stored {what} is invalid: {e}"))
+}
 
 fn corrupt(what: &str) -> impl Fn(FieldError) -> StoreError + '_ {
     move |e| StoreError::Other(format!("stored {what} is invalid: {e}"))
@@ -107,5 +115,64 @@ impl AuditRecord {
             success: self.success,
             detail: self.detail,
         })
+    }
+}
+
+/// A `clients` row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClientRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub client_type: String,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub grant_types: String,
+    pub scope: String,
+    pub is_active: bool,
+    pub secret_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ClientRecord {
+    pub fn into_client(self) -> Result<Client, StoreError> {
+        Ok(Client {
+            id: ClientId::from_uuid(self.id),
+            name: ClientName::parse(&self.name).map_err(corrupt("client name"))?,
+            client_type: ClientType::parse(&self.client_type).map_err(corrupt("client type"))?,
+            redirect_uris: split_uris(&self.redirect_uris).map_err(other("redirect URIs"))?,
+            post_logout_redirect_uris: split_uris(&self.post_logout_redirect_uris)
+                .map_err(other("post-logout redirect URIs"))?,
+            grant_types: GrantTypes::from_stored(&self.grant_types)
+                .map_err(other("grant types"))?,
+            scope: ClientScope::parse(&self.scope).map_err(corrupt("client scope"))?,
+            is_active: self.is_active,
+            secret_hash: self.secret_hash.map(ClientSecretHash::from_stored),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// The stored text of a client's fields, in the `clients` column order after `id`.
+pub(crate) struct ClientColumns {
+    pub name: String,
+    pub client_type: &'static str,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub grant_types: String,
+    pub scope: String,
+}
+
+impl ClientColumns {
+    pub fn of(client: &Client) -> Self {
+        Self {
+            name: client.name.as_str().to_owned(),
+            client_type: client.client_type.as_str(),
+            redirect_uris: join_uris(&client.redirect_uris),
+            post_logout_redirect_uris: join_uris(&client.post_logout_redirect_uris),
+            grant_types: client.grant_types.to_space_separated(),
+            scope: client.scope.to_space_separated(),
+        }
     }
 }

@@ -17,7 +17,7 @@ use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::application::{AuditService, AuthService, UserService};
+use crate::application::{AuditService, AuthService, ClientService, UserService};
 use crate::domain::ports::HealthProbe;
 use error::Problem;
 pub use routes::well_known::Discovery;
@@ -53,6 +53,7 @@ pub struct Services {
     pub discovery: Arc<Discovery>,
     pub auth: AuthService,
     pub users: UserService,
+    pub clients: ClientService,
     pub audit: AuditService,
     pub health: Arc<dyn HealthProbe>,
     pub metrics: Arc<MetricsState>,

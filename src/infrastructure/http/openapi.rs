@@ -27,6 +27,7 @@ use crate::domain::user::{Password, PasswordBlocklist, PasswordPolicy};
         (name = "auth", description = "Session management for an authenticated caller"),
         (name = "users", description = "Registration and the current user"),
         (name = "admin", description = "User administration and the audit log (admin role)"),
+        (name = "clients", description = "Registered OAuth clients (admin role)"),
         (name = "demo", description = "A protected example resource"),
         (name = "health", description = "Liveness and readiness"),
         (name = "discovery", description = "Public keys (JWKS) and server metadata (RFC 8414)"),
@@ -41,7 +42,10 @@ impl Modify for SecurityAddon {
         let components = openapi.components.get_or_insert_with(Default::default);
         let scopes = Scopes::from_iter([
             ("user", "Act as a regular user"),
-            ("admin", "Administer users and read the audit log"),
+            (
+                "admin",
+                "Administer users and clients and read the audit log",
+            ),
         ]);
         components.add_security_scheme(
             "oauth2",
@@ -111,7 +115,7 @@ fn oauth_example(status: u16) -> Option<serde_json::Value> {
 
 impl Modify for ErrorExamples {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
                 &mut item.get,
                 &mut item.post,
@@ -128,6 +132,11 @@ impl Modify for ErrorExamples {
                     };
                     for (media_type, content) in response.content.iter_mut() {
                         let example = match media_type.as_str() {
+                            "application/problem+json"
+                                if status == 404 && path.starts_with("/admin/clients") =>
+                            {
+                                serde_json::to_value(Problem::client_not_found().body()).ok()
+                            }
                             "application/problem+json" => problem_example(status),
                             "application/json" if status >= 400 => oauth_example(status),
                             _ => None,
@@ -148,6 +157,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::admin::router())
+        .merge(routes::clients::router())
         .merge(routes::well_known::router())
         .merge(routes::metrics::router())
         .merge(routes::health::router())

@@ -3,8 +3,8 @@
 //! (fast, no I/O, time under the caller's control); it keeps nothing across a restart and is not
 //! selectable through `DATABASE_URL`.
 //!
-//! The ports are in the same files as on the other backends: `users.rs`, `tokens.rs`, `audit.rs`,
-//! `throttle.rs`, `purge.rs`, with `error.rs` for the one failure a mutex can have.
+//! The ports are in the same files as on the other backends: `users.rs`, `clients.rs`,
+//! `tokens.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with `error.rs` for the one failure a mutex can have.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 mod audit;
+mod clients;
 mod error;
 mod purge;
 mod throttle;
@@ -21,6 +22,7 @@ mod users;
 
 use super::{PoolState, Repositories};
 use crate::domain::audit::{AuditEvent, AuditEventKind};
+use crate::domain::client::{Client, ClientId};
 use crate::domain::ports::{HealthProbe, StoreError, ThrottleState};
 use crate::domain::session::{RefreshTokenHash, RefreshTokenRecord, Session, SessionId};
 use crate::domain::user::{User, UserId};
@@ -30,6 +32,8 @@ use crate::domain::user::{User, UserId};
 struct StoredSession {
     session: Session,
     revoked_at: Option<DateTime<Utc>>,
+    /// The OAuth client the session's tokens were issued to.
+    client_id: Option<ClientId>,
 }
 
 /// A refresh token as stored: used once rotated.
@@ -43,6 +47,7 @@ struct StoredToken {
 #[derive(Default)]
 struct State {
     users: Vec<User>,
+    clients: Vec<Client>,
     sessions: HashMap<SessionId, StoredSession>,
     tokens: HashMap<RefreshTokenHash, StoredToken>,
     throttle: HashMap<String, ThrottleState>,

@@ -39,6 +39,7 @@ impl TokenRepository for MemoryStore {
         let stored = StoredSession {
             session,
             revoked_at: None,
+            client_id: new.client_id,
         };
         state.sessions.insert(stored.session.id, stored);
         let stored = StoredToken {

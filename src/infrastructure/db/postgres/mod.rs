@@ -6,7 +6,7 @@
 //! reconnects by itself when the database comes back. Migrations take sqlx's advisory lock, so
 //! replicas starting together apply them once.
 //!
-//! The ports are in the same files on every backend: `users.rs`, `tokens.rs`, `audit.rs`,
+//! The ports are in the same files on every backend: `users.rs`, `clients.rs`, `tokens.rs`, `audit.rs`,
 //! `throttle.rs`, `purge.rs`, with the driver's errors mapped in `error.rs`.
 
 use std::str::FromStr;
@@ -16,6 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 mod audit;
+mod clients;
 mod error;
 mod purge;
 mod throttle;

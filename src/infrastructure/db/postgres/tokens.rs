@@ -57,8 +57,8 @@ impl TokenRepository for PgStore {
         }
         let expires_at = session.expires_at.min(not_after);
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(session.id.as_uuid())
         .bind(session.user_id.as_uuid())
@@ -67,6 +67,7 @@ impl TokenRepository for PgStore {
         .bind(expires_at)
         .bind(not_after)
         .bind(session.parent_id.map(|id| id.as_uuid()))
+        .bind(new.client_id.map(|id| id.as_uuid()))
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;

@@ -9,7 +9,7 @@
 //! checkpoint (`checkpoint.rs`) ever blocks the async workers. Sessions already known to be live
 //! are answered from memory (`cache.rs`). Migrations are sqlx's, applied at start.
 //!
-//! The ports are in the same files on every backend: `users.rs`, `tokens.rs`, `audit.rs`,
+//! The ports are in the same files on every backend: `users.rs`, `clients.rs`, `tokens.rs`, `audit.rs`,
 //! `throttle.rs`, `purge.rs`, with the driver's errors mapped in `error.rs`; `rows.rs` decodes
 //! SQLite's columns and `files.rs` guards the database files.
 
@@ -27,6 +27,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 mod audit;
 mod cache;
 mod checkpoint;
+mod clients;
 mod error;
 mod files;
 mod purge;

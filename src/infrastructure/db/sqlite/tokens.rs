@@ -151,8 +151,8 @@ fn insert_session(
     let expires_at = micros(session.expires_at).min(not_after);
     connection
         .prepare_cached(
-            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -163,6 +163,7 @@ fn insert_session(
                 expires_at,
                 not_after,
                 session.parent_id.map(|id| id.to_string()),
+                new.client_id.map(|id| id.to_string()),
             ])
         })
         .and_then(|_| connection.prepare_cached(INSERT_TOKEN))

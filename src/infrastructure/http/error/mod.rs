@@ -154,6 +154,15 @@ impl Problem {
         )
     }
 
+    /// A 404 for a client id that names no registered client (a malformed id included).
+    pub fn client_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "client_not_found",
+            "No client has this id.",
+        )
+    }
+
     /// A 429 for a client over its request rate.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         Self::new(
@@ -229,6 +238,7 @@ impl From<AppError> for Problem {
             AppError::AuthenticationRequired => Self::missing_token(),
             AppError::Forbidden => Self::insufficient_scope(),
             AppError::UserNotFound => Self::user_not_found(),
+            AppError::ClientNotFound => Self::client_not_found(),
             AppError::UsernameTaken => Self::new(
                 S::CONFLICT,
                 "username_taken",

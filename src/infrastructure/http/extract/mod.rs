@@ -18,7 +18,7 @@ pub use auth::{AdminUser, CurrentUser, MaybeUser};
 pub use client_ip::{client_ip, Client};
 pub use form::OAuthForm;
 pub use json::{ApiJson, OAuthJson};
-pub use path::PathUserId;
+pub use path::{PathClientId, PathUserId};
 pub use query::ApiQuery;
 
 /// Whether the `Content-Type` of `headers` is one `accepts` (given the lower-cased media type,

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod clients;
 pub mod health;
 pub mod metrics;
 mod responses;

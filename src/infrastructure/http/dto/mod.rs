@@ -1,4 +1,9 @@
 //! Request and response bodies of the HTTP API. They are not domain types: routes convert.
+//! The client-registration bodies are in `clients.rs`.
+
+mod clients;
+
+pub use clients::*;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

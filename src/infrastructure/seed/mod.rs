@@ -3,11 +3,15 @@
 //! - no flags: the demo set, an `admin` (roles user + admin) and a `demo` user; their passwords
 //!   are taken from `--admin-password` / `--demo-password` or generated and printed once;
 //! - `--username U --password P [--role admin]`: one user;
-//! - `--from-file users.json|users.csv`: many (see `--help` for the columns).
+//! - `--from-file users.json|users.csv`: many (see `--help` for the columns);
+//! - `--client-name N --client-type T --redirect-uri U [...]`: one OAuth client (`clients.rs`),
+//!   whose id, and secret when confidential, are printed once.
 //!
 //! A user whose username exists already is left in place ("skipped"). Invalid rows are reported
 //! with their reason and make the exit status 1. Standard output carries only the report and
 //! the generated passwords; logs and progress go to standard error.
+
+mod clients;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +19,7 @@ use std::process::ExitCode;
 use base64::Engine;
 use serde::Deserialize;
 
-use super::bootstrap::build_user_service;
+use super::bootstrap::build_seed_services;
 use super::config::{Settings, SEED_ADMIN_PASSWORD, SEED_DEMO_PASSWORD, SEED_PROGRESS_EVERY};
 use super::crypto::argon2::import_problem;
 use super::telemetry::{self, LogStream};
@@ -27,7 +31,7 @@ use crate::domain::user::{Password, PasswordHash};
 #[command(
     about = "Create users in the auth-service database, idempotently",
     long_about = "Create users in the auth-service database (DATABASE_URL, from the environment or .env.{APP_ENV}), idempotently: existing usernames are skipped.\n\nWithout flags, creates the demo set: `admin` (roles user, admin) and `demo` (role user), printing generated passwords once.\n\nThe same command is `auth-service seed` and `cargo run --bin seed`. Standard output holds only the report (and generated passwords); logs and progress go to standard error.",
-    after_help = "FILES:\n  JSON: an array of objects {\"username\", \"password\" or \"password_hash\", \"email\"?, \"full_name\"?, \"roles\"?: [\"admin\"] or \"user admin\"}\n  CSV:  a header row with username,password,password_hash[,email][,full_name][,roles] (roles space-separated)\n  Each row gives a plaintext password or an existing hash (argon2 PHC, or bcrypt $2a$/$2b$/$2y$ as passlib writes it);\n  bcrypt hashes are upgraded to argon2id at the user's first login. Invalid rows are reported and skipped\n\nEXAMPLES:\n  cargo run -- seed\n  cargo run -- seed --username alice --password 'correct horse battery' --role admin\n  cargo run -- seed --from-file users.csv\n  cargo run --bin seed -- --from-file users.csv"
+    after_help = "FILES:\n  JSON: an array of objects {\"username\", \"password\" or \"password_hash\", \"email\"?, \"full_name\"?, \"roles\"?: [\"admin\"] or \"user admin\"}\n  CSV:  a header row with username,password,password_hash[,email][,full_name][,roles] (roles space-separated)\n  Each row gives a plaintext password or an existing hash (argon2 PHC, or bcrypt $2a$/$2b$/$2y$ as passlib writes it);\n  bcrypt hashes are upgraded to argon2id at the user's first login. Invalid rows are reported and skipped\n\nEXAMPLES:\n  cargo run -- seed\n  cargo run -- seed --username alice --password 'correct horse battery' --role admin\n  cargo run -- seed --from-file users.csv\n  cargo run -- seed --client-name Billing --client-type confidential --redirect-uri https://billing.example.com/cb\n  cargo run --bin seed -- --from-file users.csv"
 )]
 pub struct SeedArgs {
     /// Create one user with this username (needs --password).
@@ -48,6 +52,10 @@ pub struct SeedArgs {
     /// Password for the demo `demo` user (generated and printed when absent).
     #[arg(long, env = SEED_DEMO_PASSWORD, hide_env_values = true)]
     pub demo_password: Option<String>,
+    /// Boxed: the client flags would make `seed`'s arguments the command line's one large
+    /// variant.
+    #[command(flatten)]
+    pub client: Box<clients::ClientArgs>,
 }
 
 /// One user to create, from flags or a file row.
@@ -265,13 +273,16 @@ async fn create(users: &UserService, row: Row, label: &str, summary: &mut Summar
 /// output; the exit status is 1 when a row was rejected or the database cannot be opened.
 pub async fn run(args: SeedArgs, settings: &Settings) -> ExitCode {
     telemetry::init(settings.logging.format, "warn", LogStream::Stderr);
-    let users = match build_user_service(settings).await {
-        Ok(users) => users,
+    let (users, client_service) = match build_seed_services(settings).await {
+        Ok(services) => services,
         Err(error) => {
             eprintln!("seed: {error}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(client) = (*args.client).into_new_client() {
+        return clients::create(&client_service, client).await;
+    }
     let users = &users;
     let mut summary = Summary::default();
     if let Some(path) = &args.from_file {
