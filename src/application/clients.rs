@@ -12,7 +12,7 @@ use crate::domain::client::{
 };
 use crate::domain::ports::{ClientRepository, Clock};
 use crate::domain::user::User;
-use crate::domain::validation::{FieldError, Validator};
+use crate::domain::validation::Validator;
 
 /// A client to register, as received: every field is validated by
 /// [`ClientService::create_client`].
@@ -319,8 +319,8 @@ impl ClientService {
     /// once.
     ///
     /// # Errors
-    /// [`AppError::Forbidden`], [`AppError::ClientNotFound`], [`AppError::Validation`]
-    /// (`public_client`: a public client has no secret), [`AppError::Unavailable`].
+    /// [`AppError::Forbidden`], [`AppError::ClientNotFound`], [`AppError::PublicClient`],
+    /// [`AppError::Unavailable`].
     #[tracing::instrument(skip_all, fields(admin = %principal.user.id, client_id = %id))]
     pub async fn rotate_secret(
         &self,
@@ -330,11 +330,7 @@ impl ClientService {
     ) -> Result<ClientSecret, AppError> {
         let client = self.get_client(principal, id).await?;
         if client.client_type == ClientType::Public {
-            return Err(AppError::Validation(vec![FieldError::new(
-                "client_type",
-                "public_client",
-                "a public client has no secret to rotate",
-            )]));
+            return Err(AppError::PublicClient);
         }
         let secret = ClientSecret::generate();
         let stored = self

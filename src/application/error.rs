@@ -46,6 +46,9 @@ pub enum AppError {
     /// No OAuth client has the given id.
     #[error("no such client")]
     ClientNotFound,
+    /// The operation needs a confidential client (a secret rotation) and this one is public.
+    #[error("a public client has no secret")]
+    PublicClient,
     /// Too many password hashes in flight; retry later.
     #[error("the service is busy")]
     Busy { retry_after_secs: u64 },

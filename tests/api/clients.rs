@@ -135,8 +135,7 @@ async fn a_public_client_has_no_secret_and_gets_the_defaults() {
         None,
     )
     .await;
-    let problem = assert_validation_failed(rotate).await;
-    assert_eq!(problem["errors"][0]["code"], "public_client");
+    assert_problem(rotate, StatusCode::CONFLICT, "public_client").await;
 }
 
 #[tokio::test]

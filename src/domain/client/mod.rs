@@ -103,7 +103,7 @@ impl GrantTypes {
     /// `not_allowed_for_public_client`.
     pub fn parse(names: &[String], client_type: ClientType) -> Result<Self, FieldError> {
         let field = "grant_types";
-        if names.is_empty() || names.len() > GrantType::ALL.len() * 2 {
+        if names.is_empty() || names.len() > GrantType::ALL.len() {
             return Err(FieldError::new(
                 field,
                 "invalid_length",

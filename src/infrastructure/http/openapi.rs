@@ -133,9 +133,15 @@ impl Modify for ErrorExamples {
                     for (media_type, content) in response.content.iter_mut() {
                         let example = match media_type.as_str() {
                             "application/problem+json"
-                                if status == 404 && path.starts_with("/admin/clients") =>
+                                if path.starts_with("/admin/clients")
+                                    && matches!(status, 404 | 409) =>
                             {
-                                serde_json::to_value(Problem::client_not_found().body()).ok()
+                                let problem = if status == 404 {
+                                    Problem::client_not_found()
+                                } else {
+                                    Problem::public_client()
+                                };
+                                serde_json::to_value(problem.body()).ok()
                             }
                             "application/problem+json" => problem_example(status),
                             "application/json" if status >= 400 => oauth_example(status),

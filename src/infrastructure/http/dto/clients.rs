@@ -130,23 +130,27 @@ pub struct ClientPageBody {
 }))]
 pub struct ClientRequest {
     /// 1–100 characters, not blank, no control characters.
-    #[schema(value_type = String, required = true, nullable = false, min_length = 1, max_length = 100)]
+    #[schema(value_type = String, required = true, nullable = false, min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$")]
     pub client_name: Option<String>,
     #[schema(value_type = ClientTypeName, required = true, nullable = false)]
     pub client_type: Option<String>,
     /// 1–10 absolute `https` URIs, or `http` on 127.0.0.1, [::1] or localhost; no fragment,
     /// no wildcard; compared exactly.
-    #[schema(value_type = Vec<String>, required = true, nullable = false, min_items = 1, max_items = 10)]
+    #[schema(value_type = Vec<RedirectUriValue>, required = true, nullable = false, min_items = 1, max_items = 10)]
     pub redirect_uris: Option<Vec<String>>,
     /// 0–10 URIs under the same rules; default none.
-    #[schema(max_items = 10)]
+    #[schema(value_type = Option<Vec<RedirectUriValue>>, max_items = 10)]
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// Default `["authorization_code"]`; a public client cannot have `client_credentials`.
     #[schema(value_type = Option<Vec<GrantTypeName>>, min_items = 1, max_items = 3)]
     pub grant_types: Option<Vec<String>>,
     /// Space-separated values among `openid profile email offline_access user admin`;
     /// default `openid`.
-    #[schema(max_length = 200, example = "openid profile email")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^ *(openid|profile|email|offline_access|user|admin)( +(openid|profile|email|offline_access|user|admin))* *$",
+        example = "openid profile email"
+    )]
     pub scope: Option<String>,
 }
 
@@ -155,19 +159,51 @@ pub struct ClientRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"redirect_uris": ["https://billing.example.com/callback"], "is_active": true}))]
 pub struct ClientPatchRequest {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub client_name: Option<String>,
-    #[schema(min_items = 1, max_items = 10)]
+    #[schema(value_type = Option<Vec<RedirectUriValue>>, min_items = 1, max_items = 10)]
     pub redirect_uris: Option<Vec<String>>,
-    #[schema(max_items = 10)]
+    #[schema(value_type = Option<Vec<RedirectUriValue>>, max_items = 10)]
     pub post_logout_redirect_uris: Option<Vec<String>>,
     #[schema(value_type = Option<Vec<GrantTypeName>>, min_items = 1, max_items = 3)]
     pub grant_types: Option<Vec<String>>,
-    #[schema(max_length = 200)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^ *(openid|profile|email|offline_access|user|admin)( +(openid|profile|email|offline_access|user|admin))* *$"
+    )]
     pub scope: Option<String>,
     /// `false` disables the client and revokes every session issued to it at once.
     pub is_active: Option<bool>,
 }
+
+/// A redirect URI, as far as a pattern can say it: `https` on a host name (whose last label
+/// starts with a letter, as an IPv4-looking one must be a valid address), or `http` on a
+/// loopback host, then printable ASCII without `#` or `*`.
+const REDIRECT_URI_PATTERN: &str = r#"^(https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?|http://(127\.0\.0\.1|\[::1\]|localhost))(:[0-9]{1,4})?([/?][!-"$-)+-~]*)?$"#;
+
+/// A redirect URI (see [`crate::domain::client::RedirectUri`]).
+pub struct RedirectUriValue;
+
+impl utoipa::PartialSchema for RedirectUriValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "An absolute https URI, or http on 127.0.0.1, [::1] or localhost; no fragment, no wildcard.",
+            ))
+            .max_length(Some(512))
+            .pattern(Some(REDIRECT_URI_PATTERN))
+            .examples([serde_json::json!("https://billing.example.com/callback")])
+            .into()
+    }
+}
+
+impl ToSchema for RedirectUriValue {}
 
 /// A grant type name (`GrantType::ALL`).
 pub struct GrantTypeName;

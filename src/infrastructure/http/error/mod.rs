@@ -163,6 +163,15 @@ impl Problem {
         )
     }
 
+    /// A 409 for a secret rotation of a public client, which has no secret.
+    pub fn public_client() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "public_client",
+            "A public client has no secret.",
+        )
+    }
+
     /// A 429 for a client over its request rate.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         Self::new(
@@ -239,6 +248,7 @@ impl From<AppError> for Problem {
             AppError::Forbidden => Self::insufficient_scope(),
             AppError::UserNotFound => Self::user_not_found(),
             AppError::ClientNotFound => Self::client_not_found(),
+            AppError::PublicClient => Self::public_client(),
             AppError::UsernameTaken => Self::new(
                 S::CONFLICT,
                 "username_taken",

@@ -230,7 +230,7 @@ async fn delete_client(
 /// Rotate a client's secret
 ///
 /// Gives a confidential client a new secret, shown in this answer only; the old one stops
-/// working at once. A public client has none (422 `public_client`).
+/// working at once. A public client has none (409 `public_client`).
 #[utoipa::path(
     post, path = "/admin/clients/{client_id}/secret", tag = "clients",
     params(("client_id" = Uuid, Path, description = "The client's id")),
@@ -239,7 +239,7 @@ async fn delete_client(
         (status = 200, description = "The new secret", body = ClientSecretBody),
         AdminOnly,
         (status = 404, description = "No such client (client_not_found)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "A public client has no secret (public_client)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "A public client has no secret (public_client)", body = ProblemBody, content_type = "application/problem+json"),
         DatabaseDown,
     )
 )]
