@@ -44,6 +44,17 @@ fn client(name: &str, client_type: ClientType) -> (Client, Option<ClientSecret>)
 
 /// A session of `user` whose tokens are issued to `client_id` (`None`: the password grant).
 async fn client_session(b: &Backend, user: &User, client_id: Option<ClientId>) -> Session {
+    started_session(b, user, client_id, None).await
+}
+
+/// A session of `user` for `client_id`, started from `parent` if given (as
+/// `POST /auth/refresh-token` starts one, naming no client).
+async fn started_session(
+    b: &Backend,
+    user: &User,
+    client_id: Option<ClientId>,
+    parent: Option<&Session>,
+) -> Session {
     let at = now();
     let session = Session {
         id: SessionId::new(),
@@ -52,7 +63,7 @@ async fn client_session(b: &Backend, user: &User, client_id: Option<ClientId>) -
         created_at: at,
         expires_at: at + Duration::days(14),
         not_after: at + Duration::days(30),
-        parent_id: None,
+        parent_id: parent.map(|p| p.id),
     };
     let token = RefreshToken::generate();
     let new = NewSession {
@@ -234,4 +245,24 @@ pub async fn deleting_or_disabling_a_client_revokes_exactly_its_sessions(b: Back
         live(&b, &alice, &password_grant, at).await,
         "the password grant's lives"
     );
+}
+
+pub async fn sessions_started_from_a_client_session_end_with_the_client(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let clients = &b.repos.clients;
+    let (app, _) = client("App", ClientType::Public);
+    clients.insert(&app).await.unwrap();
+    let root = client_session(&b, &alice, Some(app.id)).await;
+    let child = started_session(&b, &alice, None, Some(&root)).await;
+    let grandchild = started_session(&b, &alice, None, Some(&child)).await;
+    let unrelated = client_session(&b, &alice, None).await;
+    let at = now();
+    for s in [&root, &child, &grandchild, &unrelated] {
+        assert!(live(&b, &alice, s, at).await);
+    }
+    assert_eq!(clients.delete(app.id, at).await.unwrap(), Some(3));
+    for s in [&root, &child, &grandchild] {
+        assert!(!live(&b, &alice, s, at).await, "ends with its client");
+    }
+    assert!(live(&b, &alice, &unrelated, at).await);
 }

@@ -23,6 +23,7 @@ impl TokenRepository for MemoryStore {
         if current != Some((new.credential_version, true)) {
             return Ok(None);
         }
+        let mut client_id = new.client_id;
         if let Some(parent) = session.parent_id {
             let parent = state.sessions.get(&parent).filter(|p| {
                 p.revoked_at.is_none() && p.session.user_id == user_id && p.session.expires_at > now
@@ -31,6 +32,7 @@ impl TokenRepository for MemoryStore {
                 return Ok(None);
             };
             session.not_after = session.not_after.min(parent.session.not_after);
+            client_id = client_id.or(parent.client_id);
         }
         session.expires_at = session.expires_at.min(session.not_after);
         let mut token = new.first_token.clone();
@@ -39,7 +41,7 @@ impl TokenRepository for MemoryStore {
         let stored = StoredSession {
             session,
             revoked_at: None,
-            client_id: new.client_id,
+            client_id,
         };
         state.sessions.insert(stored.session.id, stored);
         let stored = StoredToken {

@@ -36,11 +36,13 @@ impl TokenRepository for PgStore {
             return Ok(None);
         }
         let mut not_after = session.not_after;
+        let mut client_id = new.client_id.map(|id| id.as_uuid());
         if let Some(parent) = session.parent_id {
             // Likewise, a revocation of the parent either waits for this commit (and then
-            // revokes this session with it) or was committed before (and refuses it).
-            let parent_end: Option<DateTime<Utc>> = sqlx::query_scalar(
-                "SELECT not_after FROM sessions
+            // revokes this session with it) or was committed before (and refuses it). A session
+            // started from another belongs to the same client (if any), and ends with it.
+            let parent: Option<(DateTime<Utc>, Option<uuid::Uuid>)> = sqlx::query_as(
+                "SELECT not_after, client_id FROM sessions
                  WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3
                  FOR SHARE",
             )
@@ -50,10 +52,11 @@ impl TokenRepository for PgStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(store_error)?;
-            let Some(parent_end) = parent_end else {
+            let Some((parent_end, parent_client)) = parent else {
                 return Ok(None);
             };
             not_after = not_after.min(parent_end);
+            client_id = client_id.or(parent_client);
         }
         let expires_at = session.expires_at.min(not_after);
         sqlx::query(
@@ -67,7 +70,7 @@ impl TokenRepository for PgStore {
         .bind(expires_at)
         .bind(not_after)
         .bind(session.parent_id.map(|id| id.as_uuid()))
-        .bind(new.client_id.map(|id| id.as_uuid()))
+        .bind(client_id)
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;

@@ -132,21 +132,27 @@ fn insert_session(
         return Ok((None, 0));
     }
     let mut not_after = micros(session.not_after);
+    let mut client_id = new.client_id.map(|id| id.to_string());
     if let Some(parent) = session.parent_id {
-        let parent_end: Option<i64> = connection
+        // A session started from another belongs to the same client (if any): it ends with
+        // that client's deletion or disabling, as its parent does.
+        let parent: Option<(i64, Option<String>)> = connection
             .prepare_cached(
-                "SELECT not_after FROM sessions
+                "SELECT not_after, client_id FROM sessions
                  WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
             )
             .and_then(|mut s| {
-                s.query_row(params![parent.to_string(), user_id, now], |row| row.get(0))
-                    .optional()
+                s.query_row(params![parent.to_string(), user_id, now], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()
             })
             .map_err(store_error)?;
-        let Some(parent_end) = parent_end else {
+        let Some((parent_end, parent_client)) = parent else {
             return Ok((None, 0));
         };
         not_after = not_after.min(parent_end);
+        client_id = client_id.or(parent_client);
     }
     let expires_at = micros(session.expires_at).min(not_after);
     connection
@@ -163,7 +169,7 @@ fn insert_session(
                 expires_at,
                 not_after,
                 session.parent_id.map(|id| id.to_string()),
-                new.client_id.map(|id| id.to_string()),
+                client_id,
             ])
         })
         .and_then(|_| connection.prepare_cached(INSERT_TOKEN))
