@@ -1034,6 +1034,8 @@ contract_tests!(memory, sqlite, postgres: [
     unknown_client_ids_change_nothing,
     deleting_or_disabling_a_client_revokes_exactly_its_sessions,
     sessions_started_from_a_client_session_end_with_the_client,
+    a_session_started_while_its_client_is_deleted_does_not_outlive_it,
+    a_session_started_while_its_parent_ends_does_not_outlive_it,
     users_round_trip_and_are_found_by_username_regardless_of_case,
     usernames_and_emails_are_unique_regardless_of_case,
     a_password_change_bumps_the_credential_version_and_revokes_the_other_sessions,

@@ -55,6 +55,18 @@ async fn started_session(
     client_id: Option<ClientId>,
     parent: Option<&Session>,
 ) -> Session {
+    try_start_session(b, user, client_id, parent)
+        .await
+        .expect("started")
+}
+
+/// As [`started_session`]; `None` when the store refuses it (its parent ended).
+async fn try_start_session(
+    b: &Backend,
+    user: &User,
+    client_id: Option<ClientId>,
+    parent: Option<&Session>,
+) -> Option<Session> {
     let at = now();
     let session = Session {
         id: SessionId::new(),
@@ -78,13 +90,8 @@ async fn started_session(
         max_live_sessions: 100,
         client_id,
     };
-    b.repos
-        .tokens
-        .create_session(&new)
-        .await
-        .unwrap()
-        .expect("started");
-    session
+    let started = b.repos.tokens.create_session(&new).await.unwrap();
+    started.map(|_| session)
 }
 
 pub async fn clients_round_trip_page_update_and_delete(b: Backend) {
@@ -265,4 +272,51 @@ pub async fn sessions_started_from_a_client_session_end_with_the_client(b: Backe
         assert!(!live(&b, &alice, s, at).await, "ends with its client");
     }
     assert!(live(&b, &alice, &unrelated, at).await);
+}
+
+/// Deleting a client while a session is being started from one of its sessions: the new session
+/// is refused, or revoked with the client; it never outlives it (on PostgreSQL the two
+/// transactions overlap).
+pub async fn a_session_started_while_its_client_is_deleted_does_not_outlive_it(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    for round in 0..12 {
+        let (app, _) = client("Racing", ClientType::Public);
+        b.repos.clients.insert(&app).await.unwrap();
+        let root = client_session(&b, &alice, Some(app.id)).await;
+        let (child, deleted) = tokio::join!(
+            try_start_session(&b, &alice, None, Some(&root)),
+            b.repos.clients.delete(app.id, now()),
+        );
+        assert!(deleted.unwrap().is_some());
+        let at = now();
+        assert!(!live(&b, &alice, &root, at).await);
+        if let Some(child) = child {
+            assert!(
+                !live(&b, &alice, &child, at).await,
+                "round {round}: the child outlived its client"
+            );
+        }
+    }
+}
+
+/// Ending a session while another is being started from it: the new session is refused, or
+/// revoked with its parent; it never outlives it.
+pub async fn a_session_started_while_its_parent_ends_does_not_outlive_it(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    for round in 0..12 {
+        let root = client_session(&b, &alice, None).await;
+        let (child, ended) = tokio::join!(
+            try_start_session(&b, &alice, None, Some(&root)),
+            b.repos
+                .tokens
+                .revoke_session(root.id, RevocationReason::Logout, now()),
+        );
+        assert!(ended.unwrap());
+        if let Some(child) = child {
+            assert!(
+                !live(&b, &alice, &child, now()).await,
+                "round {round}: the child outlived its parent"
+            );
+        }
+    }
 }

@@ -20,6 +20,15 @@ async fn revoke_client_sessions(
     reason: RevocationReason,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    // First wait for the sessions being started from this client's sessions (they hold their
+    // parent's row `FOR SHARE` until they commit; later ones wait for this transaction and then
+    // find their parent revoked). The UPDATE is a new statement, so its snapshot includes the
+    // children committed meanwhile, which inherit the client id.
+    sqlx::query("SELECT 1 FROM sessions WHERE client_id = $1 AND revoked_at IS NULL FOR UPDATE")
+        .bind(id.as_uuid())
+        .execute(&mut **tx)
+        .await
+        .map_err(store_error)?;
     sqlx::query(
         "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
          WHERE client_id = $3 AND revoked_at IS NULL",

@@ -181,6 +181,15 @@ async fn revoke_family(
     reason: RevocationReason,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    // First wait for the sessions being started from this one (they hold its row `FOR SHARE`
+    // until they commit). The UPDATE below is a new statement, so its snapshot then includes
+    // them: an UPDATE alone, blocked on the row lock, re-checks only the rows of its own
+    // earlier snapshot and would leave a child committed meanwhile live.
+    sqlx::query("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut *connection)
+        .await
+        .map_err(store_error)?;
     let revoked: Vec<bool> = sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
          WHERE (id = $3 OR parent_id = $3) AND revoked_at IS NULL RETURNING id = $3",
