@@ -27,6 +27,8 @@ fn claims() -> AccessClaims {
         username: "alice".into(),
         roles: Roles::new([Role::User]),
         scope: Roles::new([Role::User]),
+        oidc: Default::default(),
+        client_id: None,
         issued_at: now,
         not_before: now,
         expires_at: now + chrono::Duration::minutes(15),

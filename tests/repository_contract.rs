@@ -121,6 +121,8 @@ async fn start_session(
         expires_at: at + Duration::days(14),
         not_after: at + Duration::days(30),
         parent_id: parent,
+        oidc: Default::default(),
+        client_id: None,
     };
     let first_token = RefreshTokenRecord {
         hash: token.hash(),
@@ -130,10 +132,10 @@ async fn start_session(
     };
     let new = NewSession {
         session: session.clone(),
-        first_token,
+        first_token: Some(first_token),
+        signin: None,
         credential_version: user.credential_version,
         max_live_sessions: cap,
-        client_id: None,
     };
     let expires_at = b.repos.tokens.create_session(&new).await.unwrap()?;
     session.expires_at = expires_at;

@@ -3,11 +3,14 @@
 mod issuance;
 mod revocation;
 
+pub(crate) use issuance::SessionStart;
+
 use chrono::Duration;
 
 use super::guard::{Check, PasswordGuard};
 use super::{AppError, Auditor, Ports, Principal, RequestContext};
 use crate::domain::audit::{AuditEventKind as Event, LoginFailure};
+use crate::domain::oidc::Scope;
 use crate::domain::ports::{LockoutPolicy, TokenError};
 use crate::domain::session::{RefreshToken, Rotation, RotationOutcome, SessionId};
 use crate::domain::token::TokenPair;
@@ -129,7 +132,8 @@ impl AuthService {
             Some(requested) => requested.intersection(&user.roles),
             None => user.roles.clone(),
         };
-        let Some(pair) = self.start_session(&user, scope, None).await? else {
+        let start = SessionStart::password_grant(&user, scope.into());
+        let Some(pair) = self.start_session(start).await? else {
             self.audit
                 .event(Event::LoginFailed, ctx)
                 .user(&user)
@@ -202,7 +206,11 @@ impl AuthService {
                     refresh_token: next,
                     refresh_expires_at: session.expires_at,
                     session_id: session.id,
-                    scope: session.scope,
+                    scope: Scope {
+                        oidc: session.oidc,
+                        roles: session.scope,
+                    },
+                    id_token: None,
                 })
             }
             RotationOutcome::Reused { .. } => Err(AppError::RefreshTokenReused),
@@ -246,7 +254,10 @@ impl AuthService {
         let now = self.ports.clock.now();
         let parent = principal.claims.session_id;
         let Some(pair) = self
-            .start_session(&principal.user, scope, Some(parent))
+            .start_session(SessionStart {
+                parent: Some(parent),
+                ..SessionStart::password_grant(&principal.user, scope.into())
+            })
             .await?
         else {
             return Err(AppError::InvalidToken(TokenError::Invalid(

@@ -47,7 +47,7 @@ async fn login_matches_the_username_regardless_of_case_and_grants_all_roles() {
     let pair = login(&h, "ALICE", PASSWORD).await.unwrap();
     assert_eq!(pair.access_token.claims.user_id, user.id);
     assert_eq!(pair.access_token.claims.username, "Alice");
-    assert_eq!(pair.scope, Roles::new([Role::User, Role::Admin]));
+    assert_eq!(pair.scope, Roles::new([Role::User, Role::Admin]).into());
     assert_eq!(
         pair.access_token.claims.expires_at - pair.access_token.claims.issued_at,
         Duration::minutes(15)
@@ -95,7 +95,7 @@ async fn a_scope_narrows_the_session_and_unknown_scopes_are_refused() {
         .login("alice", &pw, Some("user"), &ctx)
         .await
         .unwrap();
-    assert_eq!(pair.scope, Roles::new([Role::User]));
+    assert_eq!(pair.scope, Roles::new([Role::User]).into());
     let err = h.auth.login("alice", &pw, Some("user root"), &ctx).await;
     assert!(matches!(err, Err(AppError::InvalidScope(m)) if m.contains("root")));
 
@@ -107,7 +107,7 @@ async fn a_scope_narrows_the_session_and_unknown_scopes_are_refused() {
         .unwrap();
     assert_eq!(
         pair.scope,
-        Roles::new([Role::User]),
+        Roles::new([Role::User]).into(),
         "a role the user lacks is left out"
     );
 }
@@ -124,7 +124,7 @@ async fn refresh_rotates_the_token_and_keeps_the_session_scope() {
     let second = h.auth.refresh(&first.refresh_token, &ctx).await.unwrap();
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(second.session_id, first.session_id);
-    assert_eq!(second.scope, Roles::new([Role::User]));
+    assert_eq!(second.scope, Roles::new([Role::User]).into());
     assert!(h.auth.refresh(&second.refresh_token, &ctx).await.is_ok());
 }
 
@@ -343,7 +343,7 @@ async fn a_login_whose_password_changed_while_it_was_checked_starts_no_session()
     // ...and the store refuses the session it would start now.
     let started = h
         .auth
-        .start_session(&stale, Roles::new([Role::User]), None)
+        .start_session(SessionStart::password_grant(&stale, Roles::new([Role::User]).into()))
         .await
         .unwrap();
     assert!(started.is_none());

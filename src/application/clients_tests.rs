@@ -60,23 +60,25 @@ async fn session_of(h: &Harness, user: &User, client: Option<ClientId>) -> Sessi
         id: SessionId::new(),
         user_id: user.id,
         scope: Roles::new([Role::User]),
+        oidc: Default::default(),
         created_at: at,
         expires_at: at + Duration::days(1),
         not_after: at + Duration::days(2),
         parent_id: None,
+        client_id: client,
     };
     let token = RefreshToken::generate();
     let new = NewSession {
-        first_token: RefreshTokenRecord {
+        first_token: Some(RefreshTokenRecord {
             hash: token.hash(),
             session_id: session.id,
             created_at: at,
             expires_at: session.expires_at,
-        },
+        }),
+        signin: None,
         session: session.clone(),
         credential_version: user.credential_version,
         max_live_sessions: 100,
-        client_id: client,
     };
     h.store.create_session(&new).await.unwrap().unwrap();
     session.id

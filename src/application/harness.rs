@@ -13,7 +13,7 @@ use super::{AuthService, AuthSettings, ClientService, Ports, UserService};
 use crate::domain::ports::{
     AccessTokenCodec, Clock, HashError, LockoutPolicy, PasswordHasher, TokenError,
 };
-use crate::domain::token::AccessClaims;
+use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
 use crate::domain::user::{Password, PasswordHash, PasswordPolicy};
 use crate::infrastructure::db::memory::MemoryStore;
 
@@ -75,6 +75,7 @@ impl PasswordHasher for FakeHasher {
 #[derive(Default)]
 pub struct FakeCodec {
     issued: Mutex<HashMap<String, AccessClaims>>,
+    clients: Mutex<HashMap<String, ClientAccessClaims>>,
 }
 
 impl AccessTokenCodec for FakeCodec {
@@ -99,6 +100,24 @@ impl AccessTokenCodec for FakeCodec {
             return Err(TokenError::Expired);
         }
         Ok(claims)
+    }
+
+    fn sign_client(&self, claims: &ClientAccessClaims) -> Result<String, TokenError> {
+        let token = format!("client-token-{}", claims.token_id);
+        self.clients
+            .lock()
+            .unwrap()
+            .insert(token.clone(), claims.clone());
+        Ok(token)
+    }
+
+    fn verify_any(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedAccess, TokenError> {
+        let client = self.clients.lock().unwrap().get(token).cloned();
+        match client {
+            Some(claims) if claims.expires_at <= now => Err(TokenError::Expired),
+            Some(claims) => Ok(VerifiedAccess::Client(claims)),
+            None => self.verify(token, now).map(VerifiedAccess::User),
+        }
     }
 }
 

@@ -13,10 +13,12 @@ use super::client::{Client, ClientChanges, ClientId, ClientSecretHash};
 pub use super::lockout::{
     LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome, ThrottleState,
 };
+use super::oidc::{CodeGrant, CodeHash, IdClaims, Redemption, SigninHash};
 use super::session::{
-    NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome, SessionId,
+    LiveRefreshToken, NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome,
+    Session, SessionId,
 };
-use super::token::AccessClaims;
+use super::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
 use super::user::{LoginKey, Password, PasswordHash, User, UserChanges, UserId};
 
 /// A failure of a repository.
@@ -160,6 +162,28 @@ pub trait TokenRepository: Send + Sync {
         rotation: &Rotation,
     ) -> Result<RotationOutcome, StoreError>;
 
+    /// The refresh token with this hash if it is live: unused, unexpired, its session neither
+    /// revoked nor expired, its user active. Read only (nothing rotates).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn find_live_refresh_token(
+        &self,
+        hash: &RefreshTokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LiveRefreshToken>, StoreError>;
+
+    /// The browser sign-in whose cookie hashes to `hash`, with its user, if the session is
+    /// neither revoked nor expired at `now` and the user is active.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn find_signin(
+        &self,
+        hash: &SigninHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Session, Arc<User>)>, StoreError>;
+
     /// The session a refresh token belongs to, whatever its state.
     ///
     /// # Errors
@@ -192,6 +216,40 @@ pub trait TokenRepository: Send + Sync {
         reason: RevocationReason,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+}
+
+/// Authorization codes, stored by hash until the purge.
+#[async_trait]
+pub trait AuthorizationCodeRepository: Send + Sync {
+    /// Stores a newly issued code.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn insert(&self, grant: &CodeGrant) -> Result<(), StoreError>;
+
+    /// Redeems the code with this hash in one atomic step. Unused and unexpired at `now`: it is
+    /// marked used by `session_id` (the session the caller is about to start) and
+    /// [`Redemption::Fresh`] returns what it was issued for. Already used (expired or not): it
+    /// is marked replayed and [`Redemption::Replayed`] names the session of the first
+    /// redemption. Otherwise [`Redemption::Unknown`]. Of concurrent redemptions of one code,
+    /// exactly one is `Fresh`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`]; nothing is changed then.
+    async fn redeem(
+        &self,
+        hash: &CodeHash,
+        session_id: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Redemption, StoreError>;
+
+    /// Whether the code was presented again after its redemption. The redeemer asks once its
+    /// session is stored: a replay that came in between could not revoke it yet, so the
+    /// redeemer does.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Other`].
+    async fn was_replayed(&self, hash: &CodeHash) -> Result<bool, StoreError>;
 }
 
 /// Registered OAuth clients. Deleting or disabling one revokes every live session issued to it
@@ -255,7 +313,8 @@ pub trait ClientRepository: Send + Sync {
 pub struct PurgeCutoffs {
     /// Sessions and refresh tokens that expired before it go; a login key locked past it stays.
     pub now: DateTime<Utc>,
-    /// Sessions revoked before it go.
+    /// Sessions revoked before it go; so do authorization codes that expired before it (kept
+    /// until then so that a late replay still revokes what the code issued).
     pub revoked_before: DateTime<Utc>,
     /// Audit events older than it go.
     pub audit_before: DateTime<Utc>,
@@ -414,6 +473,47 @@ pub trait AccessTokenCodec: Send + Sync {
     /// # Errors
     /// [`TokenError::Invalid`] or [`TokenError::Expired`].
     fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError>;
+
+    /// Signs the claims of a `client_credentials` token (`sub` and `client_id` are the client,
+    /// no `sid`): [`AccessTokenCodec::verify`] refuses such a token, so it never passes for a
+    /// user's.
+    ///
+    /// # Errors
+    /// [`TokenError::Signing`].
+    fn sign_client(&self, claims: &ClientAccessClaims) -> Result<String, TokenError>;
+
+    /// Verifies a token of either kind, with the checks of [`AccessTokenCodec::verify`]
+    /// (for introspection).
+    ///
+    /// # Errors
+    /// [`TokenError::Invalid`] or [`TokenError::Expired`].
+    fn verify_any(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedAccess, TokenError>;
+}
+
+/// Signs and checks ID tokens (OpenID Connect Core §2), with an asymmetric key published in
+/// the JWKS, whatever signs the access tokens.
+pub trait IdTokenCodec: Send + Sync {
+    /// Signs the claims; the issuer is the codec's.
+    ///
+    /// # Errors
+    /// [`TokenError::Signing`].
+    fn sign_id_token(&self, claims: &IdClaims) -> Result<String, TokenError>;
+
+    /// Reads an `id_token_hint` (OpenID Connect RP-Initiated Logout §2): the signature, the
+    /// algorithm and the issuer must check out; an expired token is accepted, as the
+    /// specification allows. Returns the subject, the audience (client) and the `sid`.
+    ///
+    /// # Errors
+    /// [`TokenError::Invalid`].
+    fn read_id_token_hint(&self, token: &str) -> Result<IdTokenHint, TokenError>;
+}
+
+/// What an `id_token_hint` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdTokenHint {
+    pub subject: UserId,
+    pub audience: ClientId,
+    pub session_id: SessionId,
 }
 
 /// The time, through a port so tests can move it.

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::audit::{AuditEvent, AuditEventKind};
 use super::client::ClientId;
+use super::oidc::{OidcScopes, SigninHash};
 use super::user::{Roles, User, UserId};
 
 super::id::uuid_id! {
@@ -58,6 +59,8 @@ pub struct Session {
     pub user_id: UserId,
     /// The roles granted at login; every token of the session carries them.
     pub scope: Roles,
+    /// The OpenID scope values granted (code flow only; stored with the roles in `scope`).
+    pub oidc: OidcScopes,
     pub created_at: DateTime<Utc>,
     /// When the newest refresh token of the session expires.
     pub expires_at: DateTime<Utc>,
@@ -68,20 +71,25 @@ pub struct Session {
     /// that one revokes this one too, so a stolen access token cannot mint a session that
     /// outlives its victim's logout.
     pub parent_id: Option<SessionId>,
+    /// The OAuth client the session's tokens are issued to; `None` for the password grant and
+    /// for browser sign-ins. Deleting or disabling that client revokes the session. A session
+    /// started from another one inherits the parent's client.
+    pub client_id: Option<ClientId>,
 }
 
 /// A session to start (see [`crate::domain::ports::TokenRepository::create_session`]).
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub session: Session,
-    pub first_token: RefreshTokenRecord,
+    /// The session's first refresh token; `None` for a browser sign-in, which has none.
+    pub first_token: Option<RefreshTokenRecord>,
+    /// For a browser sign-in, the hash of its cookie's token (unique), by which
+    /// [`crate::domain::ports::TokenRepository::find_signin`] finds it.
+    pub signin: Option<SigninHash>,
     /// The user's credential version the caller checked the password (or token) against.
     pub credential_version: i64,
     /// The most live sessions a user keeps; the oldest beyond are revoked.
     pub max_live_sessions: u32,
-    /// The OAuth client the session's tokens are issued to; `None` for the password grant.
-    /// Deleting or disabling that client revokes the session.
-    pub client_id: Option<ClientId>,
 }
 
 /// A refresh token to rotate (see
@@ -158,6 +166,15 @@ pub struct RefreshTokenRecord {
     pub session_id: SessionId,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// A live refresh token, as introspection and revocation see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRefreshToken {
+    pub session: Session,
+    pub user: Box<User>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// What the store did with a presented refresh token.

@@ -76,19 +76,21 @@ async fn try_start_session(
         expires_at: at + Duration::days(14),
         not_after: at + Duration::days(30),
         parent_id: parent.map(|p| p.id),
+        oidc: Default::default(),
+        client_id,
     };
     let token = RefreshToken::generate();
     let new = NewSession {
-        first_token: RefreshTokenRecord {
+        first_token: Some(RefreshTokenRecord {
             hash: token.hash(),
             session_id: session.id,
             created_at: at,
             expires_at: session.expires_at,
-        },
+        }),
+        signin: None,
         session: session.clone(),
         credential_version: user.credential_version,
         max_live_sessions: 100,
-        client_id,
     };
     let started = b.repos.tokens.create_session(&new).await.unwrap();
     started.map(|_| session)

@@ -26,7 +26,7 @@ use crate::application::{
     AuthService, AuthSettings, ClientService, MaintenanceService, Ports, Retention, UserService,
 };
 use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
-use crate::domain::token::AccessClaims;
+use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
 use crate::domain::user::PasswordPolicy;
 
 /// A start-up failure, with a message an operator can act on.
@@ -172,6 +172,16 @@ impl AccessTokenCodec for NoAccessTokens {
     }
 
     fn verify(&self, _: &str, _: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
+        Err(TokenError::Invalid("this command accepts no access token"))
+    }
+
+    fn sign_client(&self, _: &ClientAccessClaims) -> Result<String, TokenError> {
+        Err(TokenError::Signing(
+            "this command loads no signing key".into(),
+        ))
+    }
+
+    fn verify_any(&self, _: &str, _: DateTime<Utc>) -> Result<VerifiedAccess, TokenError> {
         Err(TokenError::Invalid("this command accepts no access token"))
     }
 }

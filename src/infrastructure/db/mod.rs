@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::ports::{
-    AuditLog, ClientRepository, HealthProbe, LoginThrottle, Purge, StoreError, TokenRepository,
-    UserRepository,
+    AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe, LoginThrottle, Purge,
+    StoreError, TokenRepository, UserRepository,
 };
 
 /// The repositories of one backend, as the wiring hands them to the use cases.
@@ -23,6 +23,7 @@ pub struct Repositories {
     pub users: Arc<dyn UserRepository>,
     pub clients: Arc<dyn ClientRepository>,
     pub tokens: Arc<dyn TokenRepository>,
+    pub codes: Arc<dyn AuthorizationCodeRepository>,
     pub throttle: Arc<dyn LoginThrottle>,
     pub audit: Arc<dyn AuditLog>,
     pub purge: Arc<dyn Purge>,
@@ -74,6 +75,7 @@ impl Repositories {
         S: UserRepository
             + ClientRepository
             + TokenRepository
+            + AuthorizationCodeRepository
             + LoginThrottle
             + AuditLog
             + Purge
@@ -85,6 +87,7 @@ impl Repositories {
             users: store.clone(),
             clients: store.clone(),
             tokens: store.clone(),
+            codes: store.clone(),
             throttle: store.clone(),
             audit: store.clone(),
             purge: store.clone(),

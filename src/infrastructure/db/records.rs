@@ -9,6 +9,7 @@ use crate::domain::client::{
     join_uris, split_uris, Client, ClientId, ClientName, ClientScope, ClientSecretHash, ClientType,
     GrantTypes,
 };
+use crate::domain::oidc::Scope;
 use crate::domain::ports::StoreError;
 use crate::domain::session::{Session, SessionId};
 use crate::domain::user::{EmailAddress, FullName, PasswordHash, Roles, User, UserId, Username};
@@ -72,14 +73,19 @@ pub(crate) struct SessionRecord {
     pub expires_at: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
     pub parent_id: Option<Uuid>,
+    pub client_id: Option<Uuid>,
 }
 
 impl SessionRecord {
     pub fn into_session(self) -> Result<Session, StoreError> {
+        // The column holds the OpenID values and the role names of the granted scope.
+        let scope = Scope::from_stored(&self.scope).map_err(other("session scope"))?;
         Ok(Session {
             id: SessionId::from_uuid(self.id),
             user_id: UserId::from_uuid(self.user_id),
-            scope: Roles::parse_space_separated(&self.scope).map_err(corrupt("scope"))?,
+            scope: scope.roles,
+            oidc: scope.oidc,
+            client_id: self.client_id.map(ClientId::from_uuid),
             created_at: self.created_at,
             expires_at: self.expires_at,
             not_after: self.not_after,
@@ -175,4 +181,13 @@ impl ClientColumns {
             scope: client.scope.to_space_separated(),
         }
     }
+}
+
+/// The `scope` column of a session: its OpenID values, then its role names.
+pub(crate) fn stored_scope(session: &Session) -> String {
+    Scope {
+        oidc: session.oidc,
+        roles: session.scope.clone(),
+    }
+    .to_space_separated()
 }

@@ -17,6 +17,8 @@ fn claims(now: DateTime<Utc>) -> AccessClaims {
         username: "alice".into(),
         roles: Roles::new([Role::User, Role::Admin]),
         scope: Roles::new([Role::User]),
+        oidc: Default::default(),
+        client_id: None,
         issued_at: now,
         not_before: now,
         expires_at: now + Duration::minutes(15),

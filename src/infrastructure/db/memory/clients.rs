@@ -11,7 +11,7 @@ use crate::domain::ports::{ClientRepository, StoreError};
 fn revoke_client_sessions(state: &mut State, client: ClientId, now: DateTime<Utc>) -> u64 {
     let mut revoked = 0;
     for stored in state.sessions.values_mut() {
-        if stored.client_id == Some(client) && stored.revoked_at.is_none() {
+        if stored.session.client_id == Some(client) && stored.revoked_at.is_none() {
             stored.revoked_at = Some(now);
             revoked += 1;
         }

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 mod audit;
 mod clients;
+mod codes;
 mod error;
 mod purge;
 mod throttle;
@@ -22,7 +23,8 @@ mod users;
 
 use super::{PoolState, Repositories};
 use crate::domain::audit::{AuditEvent, AuditEventKind};
-use crate::domain::client::{Client, ClientId};
+use crate::domain::client::Client;
+use crate::domain::oidc::{CodeGrant, CodeHash, SigninHash};
 use crate::domain::ports::{HealthProbe, StoreError, ThrottleState};
 use crate::domain::session::{RefreshTokenHash, RefreshTokenRecord, Session, SessionId};
 use crate::domain::user::{User, UserId};
@@ -32,8 +34,17 @@ use crate::domain::user::{User, UserId};
 struct StoredSession {
     session: Session,
     revoked_at: Option<DateTime<Utc>>,
-    /// The OAuth client the session's tokens were issued to.
-    client_id: Option<ClientId>,
+    /// A browser sign-in's cookie hash.
+    signin: Option<SigninHash>,
+}
+
+/// An authorization code as stored.
+#[derive(Debug, Clone)]
+struct StoredCode {
+    grant: CodeGrant,
+    /// The session its redemption started.
+    redeemed_by: Option<SessionId>,
+    replayed: bool,
 }
 
 /// A refresh token as stored: used once rotated.
@@ -50,6 +61,7 @@ struct State {
     clients: Vec<Client>,
     sessions: HashMap<SessionId, StoredSession>,
     tokens: HashMap<RefreshTokenHash, StoredToken>,
+    codes: HashMap<CodeHash, StoredCode>,
     throttle: HashMap<String, ThrottleState>,
     audit: Vec<AuditEvent>,
 }

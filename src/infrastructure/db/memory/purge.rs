@@ -29,6 +29,12 @@ impl Purge for MemoryStore {
         state.tokens.retain(|_, t| t.record.expires_at >= now);
         count(before, state.tokens.len());
 
+        let before = state.codes.len();
+        state
+            .codes
+            .retain(|_, c| c.grant.expires_at >= revoked_before);
+        count(before, state.codes.len());
+
         let before = state.audit.len();
         state.audit.retain(|e| e.at >= cutoffs.audit_before);
         count(before, state.audit.len());

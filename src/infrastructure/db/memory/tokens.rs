@@ -1,15 +1,18 @@
 //! [`TokenRepository`] in memory: sessions and refresh tokens, with the atomic rotation.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{MemoryStore, State, StoredSession, StoredToken};
+use crate::domain::oidc::SigninHash;
 use crate::domain::ports::{StoreError, TokenRepository};
 use crate::domain::session::{
-    NewSession, RefreshTokenHash, RefreshTokenRecord, RevocationReason, Rotation, RotationOutcome,
-    SessionId,
+    LiveRefreshToken, NewSession, RefreshTokenHash, RefreshTokenRecord, RevocationReason, Rotation,
+    RotationOutcome, Session, SessionId,
 };
-use crate::domain::user::UserId;
+use crate::domain::user::{User, UserId};
 
 #[async_trait]
 impl TokenRepository for MemoryStore {
@@ -23,7 +26,6 @@ impl TokenRepository for MemoryStore {
         if current != Some((new.credential_version, true)) {
             return Ok(None);
         }
-        let mut client_id = new.client_id;
         if let Some(parent) = session.parent_id {
             let parent = state.sessions.get(&parent).filter(|p| {
                 p.revoked_at.is_none() && p.session.user_id == user_id && p.session.expires_at > now
@@ -32,23 +34,26 @@ impl TokenRepository for MemoryStore {
                 return Ok(None);
             };
             session.not_after = session.not_after.min(parent.session.not_after);
-            client_id = client_id.or(parent.client_id);
+            session.client_id = session.client_id.or(parent.session.client_id);
         }
         session.expires_at = session.expires_at.min(session.not_after);
-        let mut token = new.first_token.clone();
-        token.expires_at = token.expires_at.min(session.not_after);
         let expires_at = session.expires_at;
+        let not_after = session.not_after;
         let stored = StoredSession {
             session,
             revoked_at: None,
-            client_id,
+            signin: new.signin.clone(),
         };
         state.sessions.insert(stored.session.id, stored);
-        let stored = StoredToken {
-            record: token,
-            used: false,
-        };
-        state.tokens.insert(stored.record.hash.clone(), stored);
+        if let Some(token) = &new.first_token {
+            let mut record = token.clone();
+            record.expires_at = record.expires_at.min(not_after);
+            let stored = StoredToken {
+                record,
+                used: false,
+            };
+            state.tokens.insert(stored.record.hash.clone(), stored);
+        }
         // Beyond the cap, the oldest live sessions go (newest first, as the databases order).
         let mut live: Vec<_> = (state.sessions.values())
             .filter(|s| s.session.user_id == user_id && s.revoked_at.is_none())
@@ -76,6 +81,43 @@ impl TokenRepository for MemoryStore {
         Ok(outcome)
     }
 
+    async fn find_live_refresh_token(
+        &self,
+        hash: &RefreshTokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LiveRefreshToken>, StoreError> {
+        let state = self.lock()?;
+        let Some(token) = state.tokens.get(hash).filter(|t| !t.used) else {
+            return Ok(None);
+        };
+        if token.record.expires_at <= now {
+            return Ok(None);
+        }
+        let Some((session, user)) = live_session(&state, token.record.session_id, now) else {
+            return Ok(None);
+        };
+        Ok(Some(LiveRefreshToken {
+            session,
+            user: Box::new(user),
+            expires_at: token.record.expires_at,
+            created_at: token.record.created_at,
+        }))
+    }
+
+    async fn find_signin(
+        &self,
+        hash: &SigninHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Session, Arc<User>)>, StoreError> {
+        let state = self.lock()?;
+        let id = (state.sessions.values())
+            .find(|s| s.signin.as_ref() == Some(hash))
+            .map(|s| s.session.id);
+        Ok(id
+            .and_then(|id| live_session(&state, id, now))
+            .map(|(session, user)| (session, Arc::new(user))))
+    }
+
     async fn find_session_of_refresh_token(
         &self,
         hash: &RefreshTokenHash,
@@ -101,6 +143,17 @@ impl TokenRepository for MemoryStore {
     ) -> Result<u64, StoreError> {
         Ok(revoke_all(&mut *self.lock()?, user_id, except, now))
     }
+}
+
+/// The session `id` with its user, when the session is neither revoked nor expired at `now` and
+/// the user is active.
+fn live_session(state: &State, id: SessionId, now: DateTime<Utc>) -> Option<(Session, User)> {
+    let stored = state.sessions.get(&id)?;
+    if stored.revoked_at.is_some() || stored.session.expires_at <= now {
+        return None;
+    }
+    let user = (state.users.iter()).find(|u| u.id == stored.session.user_id && u.is_active)?;
+    Some((stored.session.clone(), user.clone()))
 }
 
 /// Revokes every live session of the user but `except`; returns how many.

@@ -31,7 +31,8 @@ const USER_COLUMNS: &str =
     "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.credential_version, u.created_at, u.updated_at";
 
 /// The `sessions` columns a [`crate::infrastructure::db::records::SessionRecord`] reads.
-const SESSION_COLUMNS: &str = "id, user_id, scope, created_at, expires_at, not_after, parent_id";
+const SESSION_COLUMNS: &str =
+    "id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id";
 
 /// Every repository in one PostgreSQL database.
 pub struct PgStore {
@@ -81,5 +82,29 @@ impl HealthProbe for PgStore {
         .await
         .map(|_| ())
         .map_err(store_error)
+    }
+}
+
+// PENDING-STORAGE: replaced by the real adapter.
+#[async_trait::async_trait]
+impl crate::domain::ports::AuthorizationCodeRepository for PgStore {
+    async fn insert(&self, _grant: &crate::domain::oidc::CodeGrant) -> Result<(), StoreError> {
+        Err(StoreError::Other("PENDING-STORAGE codes".into()))
+    }
+
+    async fn redeem(
+        &self,
+        _hash: &crate::domain::oidc::CodeHash,
+        _session_id: crate::domain::session::SessionId,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::domain::oidc::Redemption, StoreError> {
+        Err(StoreError::Other("PENDING-STORAGE codes".into()))
+    }
+
+    async fn was_replayed(
+        &self,
+        _hash: &crate::domain::oidc::CodeHash,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Other("PENDING-STORAGE codes".into()))
     }
 }

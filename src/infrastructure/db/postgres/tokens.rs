@@ -1,5 +1,6 @@
 //! [`TokenRepository`] on PostgreSQL: sessions and refresh tokens, with the atomic rotation.
 
+use crate::infrastructure::db::records::stored_scope;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -36,7 +37,7 @@ impl TokenRepository for PgStore {
             return Ok(None);
         }
         let mut not_after = session.not_after;
-        let mut client_id = new.client_id.map(|id| id.as_uuid());
+        let mut client_id = session.client_id.map(|id| id.as_uuid());
         if let Some(parent) = session.parent_id {
             // Likewise, a revocation of the parent either waits for this commit (and then
             // revokes this session with it) or was committed before (and refuses it). A session
@@ -65,7 +66,7 @@ impl TokenRepository for PgStore {
         )
         .bind(session.id.as_uuid())
         .bind(session.user_id.as_uuid())
-        .bind(session.scope.to_space_separated())
+        .bind(stored_scope(session))
         .bind(session.created_at)
         .bind(expires_at)
         .bind(not_after)
@@ -74,15 +75,16 @@ impl TokenRepository for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
-        let token = &new.first_token;
-        sqlx::query(INSERT_TOKEN)
-            .bind(token.hash.as_str())
-            .bind(session.id.as_uuid())
-            .bind(token.created_at)
-            .bind(token.expires_at.min(not_after))
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+        if let Some(token) = &new.first_token {
+            sqlx::query(INSERT_TOKEN)
+                .bind(token.hash.as_str())
+                .bind(session.id.as_uuid())
+                .bind(token.created_at)
+                .bind(token.expires_at.min(not_after))
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        }
         sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
              WHERE id IN (SELECT id FROM sessions
@@ -112,6 +114,30 @@ impl TokenRepository for PgStore {
         }
         tx.commit().await.map_err(store_error)?;
         Ok(outcome)
+    }
+
+    async fn find_live_refresh_token(
+        &self,
+        _hash: &RefreshTokenHash,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<crate::domain::session::LiveRefreshToken>, StoreError> {
+        Err(StoreError::Other(
+            "PENDING-STORAGE find_live_refresh_token".into(),
+        ))
+    }
+
+    async fn find_signin(
+        &self,
+        _hash: &crate::domain::oidc::SigninHash,
+        _now: DateTime<Utc>,
+    ) -> Result<
+        Option<(
+            crate::domain::session::Session,
+            std::sync::Arc<crate::domain::user::User>,
+        )>,
+        StoreError,
+    > {
+        Err(StoreError::Other("PENDING-STORAGE find_signin".into()))
     }
 
     async fn find_session_of_refresh_token(

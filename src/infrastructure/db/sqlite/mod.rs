@@ -206,3 +206,27 @@ impl HealthProbe for SqliteStore {
         }
     }
 }
+
+// PENDING-STORAGE: replaced by the real adapter.
+#[async_trait::async_trait]
+impl crate::domain::ports::AuthorizationCodeRepository for SqliteStore {
+    async fn insert(&self, _grant: &crate::domain::oidc::CodeGrant) -> Result<(), StoreError> {
+        Err(StoreError::Other("PENDING-STORAGE codes".into()))
+    }
+
+    async fn redeem(
+        &self,
+        _hash: &crate::domain::oidc::CodeHash,
+        _session_id: crate::domain::session::SessionId,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::domain::oidc::Redemption, StoreError> {
+        Err(StoreError::Other("PENDING-STORAGE codes".into()))
+    }
+
+    async fn was_replayed(
+        &self,
+        _hash: &crate::domain::oidc::CodeHash,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Other("PENDING-STORAGE codes".into()))
+    }
+}

@@ -65,7 +65,7 @@ pub(in crate::infrastructure::db::sqlite) fn user_from_row(
 
 /// The `sessions` columns in the order [`session_from_row`] reads them.
 pub(in crate::infrastructure::db::sqlite) const SESSION_COLUMNS: &str =
-    "id, user_id, scope, created_at, expires_at, not_after, parent_id";
+    "id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id";
 
 /// A `sessions` row in [`SESSION_COLUMNS`] order.
 pub(in crate::infrastructure::db::sqlite) fn session_from_row(
@@ -80,6 +80,10 @@ pub(in crate::infrastructure::db::sqlite) fn session_from_row(
         not_after: time(row.get(5)?)?,
         parent_id: row
             .get::<_, Option<String>>(6)?
+            .map(|id| uuid(&id))
+            .transpose()?,
+        client_id: row
+            .get::<_, Option<String>>(7)?
             .map(|id| uuid(&id))
             .transpose()?,
     })

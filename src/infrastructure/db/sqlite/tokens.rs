@@ -1,5 +1,6 @@
 //! [`TokenRepository`] on SQLite: sessions and refresh tokens, with the atomic rotation.
 
+use crate::infrastructure::db::records::stored_scope;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -48,6 +49,30 @@ impl TokenRepository for SqliteStore {
             RotationOutcome::Invalid => {}
         }
         Ok(outcome)
+    }
+
+    async fn find_live_refresh_token(
+        &self,
+        _hash: &RefreshTokenHash,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<crate::domain::session::LiveRefreshToken>, StoreError> {
+        Err(StoreError::Other(
+            "PENDING-STORAGE find_live_refresh_token".into(),
+        ))
+    }
+
+    async fn find_signin(
+        &self,
+        _hash: &crate::domain::oidc::SigninHash,
+        _now: DateTime<Utc>,
+    ) -> Result<
+        Option<(
+            crate::domain::session::Session,
+            std::sync::Arc<crate::domain::user::User>,
+        )>,
+        StoreError,
+    > {
+        Err(StoreError::Other("PENDING-STORAGE find_signin".into()))
     }
 
     async fn find_session_of_refresh_token(
@@ -132,7 +157,7 @@ fn insert_session(
         return Ok((None, 0));
     }
     let mut not_after = micros(session.not_after);
-    let mut client_id = new.client_id.map(|id| id.to_string());
+    let mut client_id = session.client_id.map(|id| id.to_string());
     if let Some(parent) = session.parent_id {
         // A session started from another belongs to the same client (if any): it ends with
         // that client's deletion or disabling, as its parent does.
@@ -164,7 +189,7 @@ fn insert_session(
             s.execute(params![
                 session.id.to_string(),
                 user_id,
-                session.scope.to_space_separated(),
+                stored_scope(session),
                 now,
                 expires_at,
                 not_after,
@@ -172,16 +197,20 @@ fn insert_session(
                 client_id,
             ])
         })
-        .and_then(|_| connection.prepare_cached(INSERT_TOKEN))
-        .and_then(|mut s| {
-            s.execute(params![
-                new.first_token.hash.as_str(),
-                session.id.to_string(),
-                micros(new.first_token.created_at),
-                micros(new.first_token.expires_at).min(not_after),
-            ])
-        })
         .map_err(store_error)?;
+    if let Some(token) = &new.first_token {
+        connection
+            .prepare_cached(INSERT_TOKEN)
+            .and_then(|mut s| {
+                s.execute(params![
+                    token.hash.as_str(),
+                    session.id.to_string(),
+                    micros(token.created_at),
+                    micros(token.expires_at).min(not_after),
+                ])
+            })
+            .map_err(store_error)?;
+    }
     let capped = connection
         .prepare_cached(
             "UPDATE sessions SET revoked_at = ?1, revoked_reason = ?2
