@@ -5,14 +5,16 @@ mod revocation;
 
 pub(crate) use issuance::SessionStart;
 
+use std::sync::Arc;
+
 use chrono::Duration;
 
 use super::guard::{Check, PasswordGuard};
 use super::{AppError, Auditor, Ports, Principal, RequestContext};
 use crate::domain::audit::{AuditEventKind as Event, LoginFailure};
-use crate::domain::oidc::Scope;
+use crate::domain::oidc::{Scope, SigninToken};
 use crate::domain::ports::{LockoutPolicy, TokenError};
-use crate::domain::session::{RefreshToken, Rotation, RotationOutcome, SessionId};
+use crate::domain::session::{RefreshToken, Rotation, RotationOutcome, Session, SessionId};
 use crate::domain::token::TokenPair;
 use crate::domain::user::{LoginKey, Password, Roles, User};
 
@@ -35,6 +37,14 @@ pub enum TokenTypeHint {
     RefreshToken,
 }
 
+/// A browser sign-in just started: the cookie token to set, the session behind it and its user.
+#[derive(Debug)]
+pub struct BrowserSignIn {
+    pub token: SigninToken,
+    pub session: Session,
+    pub user: Arc<User>,
+}
+
 /// The session use cases.
 #[derive(Clone)]
 pub struct AuthService {
@@ -53,6 +63,11 @@ impl AuthService {
             ports,
             settings,
         }
+    }
+
+    /// The ports the use cases drive (for the provider's use cases, which build on these).
+    pub(crate) fn ports(&self) -> &Ports {
+        &self.ports
     }
 
     /// The configured lifetimes.
@@ -87,6 +102,95 @@ impl AuthService {
                     .map_err(|error| AppError::InvalidScope(error.message))
             })
             .transpose()?;
+        let user = self.check_credentials(username, password, ctx).await?;
+        let scope = match requested {
+            Some(requested) => requested.intersection(&user.roles),
+            None => user.roles.clone(),
+        };
+        let start = SessionStart::password_grant(&user, scope.into());
+        let Some(pair) = self.start_session(start).await? else {
+            self.record_changed_meanwhile(&user, ctx).await?;
+            return Err(AppError::InvalidCredentials);
+        };
+        self.audit
+            .event(Event::LoginSucceeded, ctx)
+            .user(&user)
+            .detail(format!("session {}", pair.session_id))
+            .record()
+            .await?;
+        Ok(pair)
+    }
+
+    /// The browser sign-in of the hosted login page: the same password check as
+    /// [`AuthService::login`] (same lockout, timing and audit), then a sign-in session whose
+    /// cookie token is returned. `for_client` names the client whose authorization request
+    /// led here, for the audit trail.
+    ///
+    /// # Errors
+    /// As [`AuthService::login`], but for the scope.
+    #[tracing::instrument(skip_all, fields(username = tracing::field::Empty, ip = ctx.ip.map(tracing::field::display)))]
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &Password,
+        for_client: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<BrowserSignIn, AppError> {
+        let user = self.check_credentials(username, password, ctx).await?;
+        let Some((token, session)) = self.start_signin(&user).await? else {
+            self.record_changed_meanwhile(&user, ctx).await?;
+            return Err(AppError::InvalidCredentials);
+        };
+        let client = for_client.map_or(String::new(), |c| format!(" for client {c}"));
+        self.audit
+            .event(Event::LoginSucceeded, ctx)
+            .user(&user)
+            .detail(format!("browser sign-in {}{client}", session.id))
+            .record()
+            .await?;
+        Ok(BrowserSignIn {
+            token,
+            session,
+            user: Arc::new(user),
+        })
+    }
+
+    /// The browser sign-in whose cookie carries `token`, with its user, if it is still live.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`].
+    pub async fn find_sign_in(
+        &self,
+        token: &SigninToken,
+    ) -> Result<Option<(Session, Arc<User>)>, AppError> {
+        let now = self.ports.clock.now();
+        Ok(self.ports.tokens.find_signin(&token.hash(), now).await?)
+    }
+
+    async fn record_changed_meanwhile(
+        &self,
+        user: &User,
+        ctx: &RequestContext,
+    ) -> Result<(), AppError> {
+        self.audit
+            .event(Event::LoginFailed, ctx)
+            .user(user)
+            .failed_because(LoginFailure::PasswordChanged)
+            .record()
+            .await
+    }
+
+    /// Checks a username and password under the lockout, and audits a failure. A name that can
+    /// never be a username is refused before any lookup; unknown users cost one hash
+    /// verification, like wrong passwords, and get the same error. Every password check holds
+    /// one of the `lockout.max_failures` guesses of its key's window, whether or not the
+    /// account exists.
+    async fn check_credentials(
+        &self,
+        username: &str,
+        password: &Password,
+        ctx: &RequestContext,
+    ) -> Result<User, AppError> {
         let Some(key) = LoginKey::parse(username) else {
             self.audit
                 .event(Event::LoginFailed, ctx)
@@ -128,27 +232,7 @@ impl AuthService {
         };
         self.guard.succeeded(&key).await?;
         self.rehash_if_outdated(&user, password).await;
-        let scope = match requested {
-            Some(requested) => requested.intersection(&user.roles),
-            None => user.roles.clone(),
-        };
-        let start = SessionStart::password_grant(&user, scope.into());
-        let Some(pair) = self.start_session(start).await? else {
-            self.audit
-                .event(Event::LoginFailed, ctx)
-                .user(&user)
-                .failed_because(LoginFailure::PasswordChanged)
-                .record()
-                .await?;
-            return Err(AppError::InvalidCredentials);
-        };
-        self.audit
-            .event(Event::LoginSucceeded, ctx)
-            .user(&user)
-            .detail(format!("session {}", pair.session_id))
-            .record()
-            .await?;
-        Ok(pair)
+        Ok(user)
     }
 
     /// The user with this key (if any) and whether `password` is theirs; an unknown user is

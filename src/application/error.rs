@@ -49,6 +49,25 @@ pub enum AppError {
     /// The operation needs a confidential client (a secret rotation) and this one is public.
     #[error("a public client has no secret")]
     PublicClient,
+    /// Client authentication failed: unknown or disabled client, wrong or missing secret, or a
+    /// secret sent by a public client (RFC 6749 §5.2 `invalid_client`, 401).
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// The authenticated client may not use this grant (`unauthorized_client`); the text says
+    /// which.
+    #[error("unauthorized client: {0}")]
+    UnauthorizedClient(&'static str),
+    /// An authorization code that is unknown, expired, already used, issued to another client
+    /// or redirect URI, or whose PKCE check failed (`invalid_grant`); the text says which.
+    #[error("invalid grant: {0}")]
+    InvalidGrant(&'static str),
+    /// A request that breaks the protocol in a way the client can fix (`invalid_request`).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A valid token whose scope does not cover the operation (`insufficient_scope`); the text
+    /// names the scope needed.
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(&'static str),
     /// Too many password hashes in flight; retry later.
     #[error("the service is busy")]
     Busy { retry_after_secs: u64 },

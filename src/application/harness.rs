@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::{AuthService, AuthSettings, ClientService, Ports, UserService};
+use super::{AuthService, AuthSettings, ClientService, OidcPorts, OidcService, Ports, UserService};
 use crate::domain::ports::{
     AccessTokenCodec, Clock, HashError, LockoutPolicy, PasswordHasher, TokenError,
 };
@@ -149,6 +149,36 @@ pub struct Harness {
     pub auth: AuthService,
     pub users: UserService,
     pub clients: ClientService,
+    pub oidc: OidcService,
+    pub id_tokens: Arc<FakeIdTokens>,
+}
+
+/// Keeps signed ID-token claims in a map; the "token" is a key into it.
+#[derive(Default)]
+pub struct FakeIdTokens {
+    pub issued: Mutex<HashMap<String, crate::domain::oidc::IdClaims>>,
+}
+
+impl crate::domain::ports::IdTokenCodec for FakeIdTokens {
+    fn sign_id_token(&self, claims: &crate::domain::oidc::IdClaims) -> Result<String, TokenError> {
+        let mut issued = self.issued.lock().unwrap();
+        let token = format!("id-token-{}", issued.len());
+        issued.insert(token.clone(), claims.clone());
+        Ok(token)
+    }
+
+    fn read_id_token_hint(
+        &self,
+        token: &str,
+    ) -> Result<crate::domain::ports::IdTokenHint, TokenError> {
+        let issued = self.issued.lock().unwrap();
+        let claims = issued.get(token).ok_or(TokenError::Invalid("unknown"))?;
+        Ok(crate::domain::ports::IdTokenHint {
+            subject: claims.subject,
+            audience: claims.audience,
+            session_id: claims.session_id,
+        })
+    }
 }
 
 impl Harness {
@@ -187,7 +217,18 @@ impl Harness {
             },
         );
         let users = UserService::new(ports, PasswordPolicy::default(), true, lockout);
+        let id_tokens = Arc::new(FakeIdTokens::default());
+        let oidc = OidcService::new(
+            auth.clone(),
+            OidcPorts {
+                clients: Arc::new(store.clone()),
+                codes: Arc::new(store.clone()),
+                id_tokens: id_tokens.clone(),
+            },
+        );
         Self {
+            oidc,
+            id_tokens,
             store,
             hasher,
             clock,

@@ -8,6 +8,7 @@ mod guard;
 #[cfg(test)]
 pub(crate) mod harness;
 pub mod maintenance;
+pub mod oidc;
 pub mod users;
 
 use std::net::IpAddr;
@@ -22,10 +23,11 @@ use crate::domain::user::{Role, User};
 use crate::domain::validation::FieldError;
 
 pub use audit::{AuditService, Auditor};
-pub use auth::{AuthService, AuthSettings, TokenTypeHint};
+pub use auth::{AuthService, AuthSettings, BrowserSignIn, TokenTypeHint};
 pub use clients::{ClientPatch, ClientService, NewClient, RegisteredClient};
 pub use error::AppError;
 pub use maintenance::{MaintenanceService, Retention};
+pub use oidc::{ClientCredentials, OidcPorts, OidcService};
 pub use users::{ImportedUser, NewUser, UserPatch, UserService};
 
 /// Every port the use cases drive, as the wiring hands them over.

@@ -28,11 +28,14 @@ pub enum AuditEventKind {
     ClientUpdated,
     ClientDeleted,
     ClientSecretRotated,
+    AuthorizationCodeExchanged,
+    AuthorizationCodeReused,
+    ClientCredentialsGranted,
 }
 
 impl AuditEventKind {
     /// Every kind, for documentation and validation.
-    pub const ALL: [AuditEventKind; 16] = [
+    pub const ALL: [AuditEventKind; 19] = [
         Self::UserCreated,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -49,6 +52,9 @@ impl AuditEventKind {
         Self::ClientUpdated,
         Self::ClientDeleted,
         Self::ClientSecretRotated,
+        Self::AuthorizationCodeExchanged,
+        Self::AuthorizationCodeReused,
+        Self::ClientCredentialsGranted,
     ];
 
     /// The event's snake_case name, as stored and served.
@@ -70,6 +76,9 @@ impl AuditEventKind {
             Self::ClientUpdated => "client_updated",
             Self::ClientDeleted => "client_deleted",
             Self::ClientSecretRotated => "client_secret_rotated",
+            Self::AuthorizationCodeExchanged => "authorization_code_exchanged",
+            Self::AuthorizationCodeReused => "authorization_code_reused",
+            Self::ClientCredentialsGranted => "client_credentials_granted",
         }
     }
 }

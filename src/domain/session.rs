@@ -33,6 +33,10 @@ pub enum RevocationReason {
     ClientDeleted,
     /// The OAuth client the session was issued to was disabled.
     ClientDisabled,
+    /// The authorization code that started the session was presented again (it leaked).
+    AuthorizationCodeReused,
+    /// A client other than the session's presented its refresh token.
+    WrongClient,
 }
 
 impl RevocationReason {
@@ -48,6 +52,8 @@ impl RevocationReason {
             Self::TooManySessions => "too_many_sessions",
             Self::ClientDeleted => "client_deleted",
             Self::ClientDisabled => "client_disabled",
+            Self::AuthorizationCodeReused => "authorization_code_reused",
+            Self::WrongClient => "wrong_client",
         }
     }
 }

@@ -59,12 +59,7 @@ impl RedirectUri {
                 "a redirect URI must not carry a user name or password",
             );
         }
-        let loopback = match url.host() {
-            Some(Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
-            Some(Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(Host::Domain(name)) => name == "localhost",
-            None => false,
-        };
+        let loopback = is_loopback(&url);
         let secure = match url.scheme() {
             "https" => url.host().is_some(),
             "http" => loopback,
@@ -83,4 +78,47 @@ impl RedirectUri {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether an authorization request's `redirect_uri` names this registered URI: the same
+    /// string exactly (RFC 9700 §4.1.3), except that for `http` on a loopback IP literal or
+    /// `localhost` the port may differ (RFC 8252 §7.3: a native app listens on whatever port
+    /// the system gives it). Scheme, host, path and query must still be identical.
+    pub fn matches(&self, requested: &str) -> bool {
+        if self.0 == requested {
+            return true;
+        }
+        let (Ok(registered), Ok(asked)) = (Url::parse(&self.0), Url::parse(requested)) else {
+            return false;
+        };
+        let loopback = registered.scheme() == "http" && is_loopback(&registered);
+        // Comparing the raw strings with the port removed keeps every other byte significant
+        // (the parser would normalise case, dots and percent-encoding).
+        loopback
+            && asked.scheme() == "http"
+            && registered.host() == asked.host()
+            && !requested.contains('#')
+            && without_port(&self.0) == without_port(requested)
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(name)) => name == "localhost",
+        None => false,
+    }
+}
+
+/// `http://host:port/rest` as `http://host/rest` (the text after the authority untouched).
+fn without_port(raw: &str) -> Option<String> {
+    let rest = raw.strip_prefix("http://")?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = match authority.rfind(':') {
+        // `[::1]:8080` or `127.0.0.1:8080`; `[::1]` alone has its last colon inside brackets.
+        Some(colon) if !authority[colon..].contains(']') => &authority[..colon],
+        _ => authority,
+    };
+    Some(format!("http://{host}{tail}"))
 }

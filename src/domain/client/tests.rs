@@ -169,3 +169,39 @@ fn secrets_carry_256_random_bits_and_verify_only_against_their_own_hash() {
     assert!(!ClientSecretHash::from_stored(String::new()).verify(""));
     assert_eq!(format!("{secret:?}"), "ClientSecret(..)");
 }
+
+#[test]
+fn redirect_uris_match_exactly_except_a_loopback_port() {
+    let https = RedirectUri::parse("r", "https://app.example/cb?x=1").unwrap();
+    assert!(https.matches("https://app.example/cb?x=1"));
+    for other in [
+        "https://app.example/cb?x=2",
+        "https://app.example/cb?x=1&y=2",
+        "https://APP.example/cb?x=1",
+        "https://app.example:443/cb?x=1",
+        "https://app.example/cb/?x=1",
+        "https://app.example/cb?x=1#f",
+        "http://app.example/cb?x=1",
+        "https://app.example.evil/cb?x=1",
+    ] {
+        assert!(!https.matches(other), "{other}");
+    }
+    let native = RedirectUri::parse("r", "http://127.0.0.1/callback").unwrap();
+    assert!(native.matches("http://127.0.0.1:54321/callback"));
+    assert!(native.matches("http://127.0.0.1/callback"));
+    for other in [
+        "http://127.0.0.1:54321/callback2",
+        "http://127.0.0.1:54321/Callback",
+        "http://localhost:54321/callback",
+        "https://127.0.0.1:54321/callback",
+        "http://127.0.0.1:54321/callback#x",
+        "http://127.0.0.1:54321/callback?x",
+        "http://127.0.0.2:54321/callback",
+    ] {
+        assert!(!native.matches(other), "{other}");
+    }
+    let v6 = RedirectUri::parse("r", "http://[::1]:8080/cb").unwrap();
+    assert!(v6.matches("http://[::1]:9999/cb"));
+    assert!(v6.matches("http://[::1]/cb"));
+    assert!(!v6.matches("http://127.0.0.1:9999/cb"));
+}

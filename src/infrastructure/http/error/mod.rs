@@ -130,6 +130,19 @@ impl Problem {
         problem
     }
 
+    /// A 403 for a valid token whose scope lacks `scope` (e.g. `openid` for UserInfo).
+    pub(crate) fn missing_scope(scope: &'static str) -> Self {
+        let mut problem = Self::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("This operation needs the {scope} scope."),
+        );
+        problem.www_authenticate = Some(format!(
+            "Bearer error=\"insufficient_scope\", error_description=\"{scope} scope required\", scope=\"{scope}\""
+        ));
+        problem
+    }
+
     /// A 503 for a dependency that is down (the cause is logged by the caller).
     pub(crate) fn unavailable() -> Self {
         Self::new(
@@ -246,6 +259,19 @@ impl From<AppError> for Problem {
             .retry_after(retry_after_secs),
             AppError::AuthenticationRequired => Self::missing_token(),
             AppError::Forbidden => Self::insufficient_scope(),
+            AppError::InsufficientScope(scope) => Self::missing_scope(scope),
+            AppError::InvalidClient => Self::new(
+                S::UNAUTHORIZED,
+                "invalid_client",
+                "Client authentication failed.",
+            ),
+            AppError::UnauthorizedClient(detail) => {
+                Self::new(S::BAD_REQUEST, "unauthorized_client", detail)
+            }
+            AppError::InvalidGrant(detail) => Self::new(S::BAD_REQUEST, "invalid_grant", detail),
+            AppError::InvalidRequest(detail) => {
+                Self::new(S::BAD_REQUEST, "invalid_request", detail)
+            }
             AppError::UserNotFound => Self::user_not_found(),
             AppError::ClientNotFound => Self::client_not_found(),
             AppError::PublicClient => Self::public_client(),

@@ -26,6 +26,8 @@ pub struct OAuthError {
     error: &'static str,
     description: String,
     retry_after: Option<u64>,
+    /// RFC 6749 §5.2: a 401 `invalid_client` names the authentication scheme to use.
+    www_authenticate: Option<&'static str>,
 }
 
 impl OAuthError {
@@ -35,6 +37,7 @@ impl OAuthError {
             error,
             description: description.into(),
             retry_after: None,
+            www_authenticate: None,
         }
     }
 
@@ -89,6 +92,7 @@ impl OAuthError {
             error,
             description: problem.detail,
             retry_after: problem.retry_after,
+            www_authenticate: None,
         }
     }
 }
@@ -114,6 +118,21 @@ impl From<AppError> for OAuthError {
                 Self::new(S::BAD_REQUEST, "invalid_grant", error.to_string())
             }
             AppError::InvalidScope(detail) => Self::new(S::BAD_REQUEST, "invalid_scope", detail),
+            AppError::InvalidClient => Self {
+                www_authenticate: Some("Basic realm=\"auth-service\", charset=\"UTF-8\""),
+                ..Self::new(
+                    S::UNAUTHORIZED,
+                    "invalid_client",
+                    "Client authentication failed: unknown or disabled client, or wrong credentials.",
+                )
+            },
+            AppError::UnauthorizedClient(detail) => {
+                Self::new(S::BAD_REQUEST, "unauthorized_client", detail)
+            }
+            AppError::InvalidGrant(detail) => Self::new(S::BAD_REQUEST, "invalid_grant", detail),
+            AppError::InvalidRequest(detail) => {
+                Self::new(S::BAD_REQUEST, "invalid_request", detail)
+            }
             AppError::AccountLocked { retry_after_secs } => Self {
                 retry_after: Some(retry_after_secs),
                 ..Self::new(S::TOO_MANY_REQUESTS, "invalid_grant", error.to_string())
@@ -146,6 +165,12 @@ impl IntoResponse for OAuthError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(challenge) = self.www_authenticate {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }
