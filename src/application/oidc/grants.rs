@@ -141,6 +141,13 @@ impl OidcService {
         Ok(pair)
     }
 
+    /// Whether the code flow's token response carries the refresh token: when
+    /// `offline_access` was granted or the client is registered for `refresh_token`.
+    pub fn hands_out_refresh_token(&self, client: &Client, pair: &TokenPair) -> bool {
+        pair.scope.oidc.contains(OidcScope::OfflineAccess)
+            || client.grant_types.contains(GrantType::RefreshToken)
+    }
+
     async fn revoke_after_replay(
         &self,
         session_id: SessionId,

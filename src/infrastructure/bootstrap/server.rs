@@ -9,14 +9,17 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use super::{build_use_cases, StartupError, UseCases};
-use crate::application::{AuditService, AuthService, MaintenanceService, UserService};
+use crate::application::{
+    AuditService, AuthService, MaintenanceService, OidcPorts, OidcService, UserService,
+};
 use crate::domain::ports::Clock;
 use crate::infrastructure::clock::SystemClock;
 use crate::infrastructure::config::{AppEnv, Settings};
 use crate::infrastructure::crypto::jwt::JwtCodec;
 use crate::infrastructure::crypto::keys;
 use crate::infrastructure::http::{
-    self, AppState, ConnectionLimits, Discovery, HttpApp, HttpOptions, MetricsState, RateLimit,
+    self, AppState, BrowserSettings, ConnectionLimits, Discovery, HttpApp, HttpOptions,
+    MetricsState, RateLimit,
 };
 use crate::infrastructure::metrics;
 
@@ -46,17 +49,29 @@ pub async fn build_services(
         maintenance,
         repos,
     } = build_use_cases(settings, clock, codec.clone()).await?;
+    let id_tokens = build_id_token_codec(settings)?;
     let discovery = Arc::new(Discovery::new(
         &settings.tokens.issuer,
-        codec.jwks().clone(),
+        &settings.tokens.audience,
+        id_tokens.jwks_with(codec.jwks()),
         codec.algorithm(),
     ));
+    let oidc = OidcService::new(
+        auth.clone(),
+        OidcPorts {
+            clients: repos.clients.clone(),
+            codes: repos.codes.clone(),
+            id_tokens,
+        },
+    );
     let pool = repos.pool;
     let state = AppState::new(http::Services {
         discovery,
         auth: auth.clone(),
         users: users.clone(),
         clients,
+        oidc,
+        browser: Arc::new(BrowserSettings::new(&settings.tokens.issuer)),
         audit: AuditService::new(repos.audit),
         health: repos.health,
         metrics: Arc::new(MetricsState {

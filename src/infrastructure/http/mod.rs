@@ -5,6 +5,8 @@ pub mod error;
 pub mod extract;
 mod middleware;
 mod openapi;
+pub mod pages;
+pub mod browser;
 pub mod routes;
 mod server;
 
@@ -17,7 +19,7 @@ use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::application::{AuditService, AuthService, ClientService, UserService};
+use crate::application::{AuditService, AuthService, ClientService, OidcService, UserService};
 use crate::domain::ports::HealthProbe;
 use error::Problem;
 pub use routes::well_known::Discovery;
@@ -54,11 +56,33 @@ pub struct Services {
     pub auth: AuthService,
     pub users: UserService,
     pub clients: ClientService,
+    pub oidc: OidcService,
+    /// How the browser flows answer: the issuer and whether cookies are `Secure`.
+    pub browser: Arc<BrowserSettings>,
     pub audit: AuditService,
     pub health: Arc<dyn HealthProbe>,
     pub metrics: Arc<MetricsState>,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_proxy_headers: bool,
+}
+
+/// The settings of the browser flows (authorization, login page, end session).
+#[derive(Debug, Clone)]
+pub struct BrowserSettings {
+    /// The issuer: `iss` of every token and of every authorization response (RFC 9207).
+    pub issuer: String,
+    /// Cookies get `Secure` and the `__Host-` prefix when the issuer is `https`.
+    pub secure_cookies: bool,
+}
+
+impl BrowserSettings {
+    /// The settings for `issuer`.
+    pub fn new(issuer: &str) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            secure_cookies: issuer.starts_with("https://"),
+        }
+    }
 }
 
 /// What `/metrics` renders. The HTTP adapter knows no storage adapter: the wiring passes

@@ -23,14 +23,15 @@ use crate::domain::user::{Password, PasswordBlocklist, PasswordPolicy};
     // Referenced only from a query parameter's `value_type`, so not collected automatically.
     components(schemas(super::dto::AuditEventName)),
     tags(
-        (name = "oauth2", description = "RFC 6749 / RFC 7009 endpoints (form-encoded, RFC 6749 error JSON)"),
+        (name = "oauth2", description = "RFC 6749 / RFC 7009 / RFC 7662 endpoints (form-encoded, RFC 6749 error JSON)"),
+        (name = "oidc", description = "OpenID Connect: the authorization endpoint and its login page, UserInfo, end session"),
         (name = "auth", description = "Session management for an authenticated caller"),
         (name = "users", description = "Registration and the current user"),
         (name = "admin", description = "User administration and the audit log (admin role)"),
         (name = "clients", description = "Registered OAuth clients (admin role)"),
         (name = "demo", description = "A protected example resource"),
         (name = "health", description = "Liveness and readiness"),
-        (name = "discovery", description = "Public keys (JWKS) and server metadata (RFC 8414)"),
+        (name = "discovery", description = "Public keys (JWKS), server metadata (RFC 8414) and OpenID Connect discovery"),
     )
 )]
 struct ApiDoc;
@@ -161,6 +162,8 @@ impl Modify for ErrorExamples {
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::auth::router())
+        .merge(routes::authorize::router())
+        .merge(routes::oidc::router())
         .merge(routes::users::router())
         .merge(routes::admin::router())
         .merge(routes::clients::router())

@@ -171,11 +171,18 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    pub refresh_token: String,
+    /// Absent for `client_credentials`, and for the code flow unless `offline_access` was
+    /// granted or the client is registered for `refresh_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// Seconds until the refresh token expires.
-    pub refresh_expires_in: i64,
-    /// The granted roles, space-separated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<i64>,
+    /// The granted scope, space-separated: OpenID values, then role names.
     pub scope: String,
+    /// The ID token, when `openid` was granted in the code flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 impl From<&TokenPair> for TokenResponse {
@@ -185,9 +192,10 @@ impl From<&TokenPair> for TokenResponse {
             access_token: pair.access_token.token.clone(),
             token_type: "Bearer",
             expires_in: (claims.expires_at - claims.issued_at).num_seconds(),
-            refresh_token: pair.refresh_token.expose().to_owned(),
-            refresh_expires_in: (pair.refresh_expires_at - claims.issued_at).num_seconds(),
+            refresh_token: Some(pair.refresh_token.expose().to_owned()),
+            refresh_expires_in: Some((pair.refresh_expires_at - claims.issued_at).num_seconds()),
             scope: pair.scope.to_space_separated(),
+            id_token: pair.id_token.clone(),
         }
     }
 }

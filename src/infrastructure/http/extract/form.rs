@@ -10,8 +10,11 @@ use crate::infrastructure::http::error::{OAuthError, Rejection};
 use crate::infrastructure::http::AppState;
 
 /// Every parameter the OAuth2 endpoints read (and the client credentials a client may send).
-const OAUTH_PARAMETERS: [&str; 9] = [
+const OAUTH_PARAMETERS: [&str; 12] = [
     "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
     "username",
     "password",
     "scope",

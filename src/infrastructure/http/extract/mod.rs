@@ -7,6 +7,7 @@
 //! serde's rejections is read or shown.
 
 mod auth;
+mod client_auth;
 mod client_ip;
 pub mod fields;
 mod form;
@@ -15,6 +16,7 @@ mod path;
 mod query;
 
 pub use auth::{AdminUser, CurrentUser, MaybeUser};
+pub use client_auth::client_credentials;
 pub use client_ip::{client_ip, Client};
 pub use form::OAuthForm;
 pub use json::{ApiJson, OAuthJson};

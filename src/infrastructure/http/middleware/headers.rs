@@ -38,6 +38,10 @@ pub(super) fn security_headers(headers: &mut axum::http::HeaderMap) {
     ];
     headers.reserve(SECURITY_HEADERS.len() + 1);
     for (name, value) in SECURITY_HEADERS {
+        // The login and sign-out pages set a stricter policy of their own.
+        if name == header::CONTENT_SECURITY_POLICY && headers.contains_key(&name) {
+            continue;
+        }
         headers.insert(name, value);
     }
     headers.remove(header::SERVER);

@@ -17,4 +17,9 @@ pub use rate_limit::{rate_limit, Limiter};
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The OAuth2 endpoints, whose errors are RFC 6749 JSON rather than problem documents.
-const OAUTH_PATHS: [&str; 3] = ["/auth/token", "/auth/refresh", "/auth/revoke"];
+const OAUTH_PATHS: [&str; 4] = [
+    "/auth/token",
+    "/auth/refresh",
+    "/auth/revoke",
+    "/auth/introspect",
+];

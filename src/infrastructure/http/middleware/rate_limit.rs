@@ -14,7 +14,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use super::OAUTH_PATHS;
 use crate::infrastructure::http::error::{OAuthError, Problem};
 use crate::infrastructure::http::extract::client_ip;
-use crate::infrastructure::http::RateLimit;
+use crate::infrastructure::http::{pages, RateLimit};
 
 /// A per-client-IP token bucket for the endpoints that cost a password hash or mint tokens.
 pub struct Limiter {
@@ -36,8 +36,9 @@ impl Limiter {
 
 /// The endpoints that cost a password hash or mint tokens and sessions, all sharing one bucket
 /// per client IP.
-const LIMITED: [(Method, &str); 5] = [
+const LIMITED: [(Method, &str); 6] = [
     (Method::POST, "/auth/token"),
+    (Method::POST, "/auth/authorize"),
     (Method::POST, "/auth/refresh"),
     (Method::POST, "/users"),
     (Method::PUT, "/users/me/password"),
@@ -75,6 +76,19 @@ pub async fn rate_limit(
             tracing::warn!(%ip, path = request.uri().path(), "rate limit exceeded");
             if OAUTH_PATHS.contains(&request.uri().path()) {
                 OAuthError::rate_limited(seconds).into_response()
+            } else if request.uri().path() == "/auth/authorize" {
+                // The login form: a page for the person at the browser.
+                pages::error(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    "Too many attempts",
+                    &format!("Too many sign-in attempts from your network; try again in {seconds} seconds."),
+                    "Wait a moment, then go back and sign in again.",
+                )
+                .with_header(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(seconds),
+                )
+                .into_response()
             } else {
                 Problem::rate_limited(seconds).into_response()
             }

@@ -1,14 +1,14 @@
 //! The OAuth2 endpoints and the session endpoints: token, refresh, revoke, logout.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use secrecy::ExposeSecret;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::application::TokenTypeHint;
+use crate::application::{AppError, TokenTypeHint};
 use crate::domain::session::RefreshToken;
 use crate::domain::token::TokenPair;
 use crate::domain::user::Password;
@@ -16,7 +16,9 @@ use crate::infrastructure::http::dto::{
     IssuedRefreshToken, RefreshRequest, RevokeRequest, TokenRequest, TokenResponse,
 };
 use crate::infrastructure::http::error::{OAuthError, OAuthErrorBody, Problem, ProblemBody};
-use crate::infrastructure::http::extract::{Client, CurrentUser, OAuthForm, OAuthJson};
+use crate::infrastructure::http::extract::{
+    client_credentials, Client, CurrentUser, OAuthForm, OAuthJson,
+};
 use crate::infrastructure::http::routes::responses::{DatabaseDown, Unauthenticated};
 use crate::infrastructure::http::{no_store, AppState};
 
@@ -35,18 +37,24 @@ fn token_response(pair: &TokenPair) -> Response {
     (no_store(), Json(TokenResponse::from(pair))).into_response()
 }
 
-/// Get tokens (OAuth2 password or refresh_token grant)
+/// Get tokens (OAuth2 token endpoint)
 ///
-/// Exchanges a username and password (`grant_type=password`, the default) or a refresh token
-/// (`grant_type=refresh_token`) for an access token and a new refresh token. Form-encoded, as
-/// RFC 6749 requires; a repeated parameter is `invalid_request`.
+/// Exchanges a username and password (`grant_type=password`, the default), a refresh token
+/// (`grant_type=refresh_token`), an authorization code (`grant_type=authorization_code` with
+/// `code`, `redirect_uri`, `code_verifier`; the response adds `id_token` when `openid` was
+/// granted) or a confidential client's own credentials (`grant_type=client_credentials`: an
+/// access token for the client, no refresh token) for tokens. Clients authenticate with
+/// `client_secret_basic`, `client_secret_post`, or `client_id` alone when public. Form-encoded,
+/// as RFC 6749 requires; a repeated parameter is `invalid_request`.
 #[utoipa::path(
     post, path = "/auth/token", tag = "oauth2",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens issued", body = TokenResponse,
          headers(("Cache-Control" = String, description = "no-store"), ("Pragma" = String, description = "no-cache"))),
-        (status = 400, description = "invalid_request, invalid_grant, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
+        (status = 400, description = "invalid_request, invalid_grant, unsupported_grant_type, unauthorized_client or invalid_scope", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client: unknown or disabled client, or wrong client credentials", body = OAuthErrorBody,
+         headers(("WWW-Authenticate" = String, description = "Basic realm=\"auth-service\""))),
         (status = 413, description = "Body over the configured limit", body = OAuthErrorBody),
         (status = 429, description = "The account is locked after repeated failures, or the client exceeded its rate (Retry-After)", body = OAuthErrorBody),
         (status = 503, description = "Password hashing saturated or database unavailable (see Retry-After)", body = OAuthErrorBody),
@@ -55,9 +63,20 @@ fn token_response(pair: &TokenPair) -> Response {
 async fn token(
     State(state): State<AppState>,
     Client(ctx): Client,
+    headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let pair = match form.get("grant_type").unwrap_or("password") {
+    let grant_type = form.get("grant_type").unwrap_or("password");
+    let credentials = match grant_type {
+        // The password grant predates registered clients and never asked for them.
+        "password" => None,
+        _ => client_credentials(&headers, &form)?,
+    };
+    let client = match &credentials {
+        Some(credentials) => Some(state.oidc.authenticate_client(credentials).await?),
+        None => None,
+    };
+    let pair = match grant_type {
         "password" => {
             let username = form.require("username")?;
             let password = Password::candidate(form.require("password")?);
@@ -68,7 +87,48 @@ async fn token(
         }
         "refresh_token" => {
             let presented = RefreshToken::from_presented(form.require("refresh_token")?);
-            state.auth.refresh(&presented, &ctx).await?
+            let pair = state.auth.refresh(&presented, &ctx).await?;
+            state
+                .oidc
+                .check_refresh_client(&pair, client.as_ref(), &ctx)
+                .await?;
+            pair
+        }
+        "authorization_code" => {
+            let client = client.ok_or(AppError::InvalidClient)?;
+            let pair = state
+                .oidc
+                .exchange_code(
+                    &client,
+                    form.require("code")?,
+                    form.get("redirect_uri"),
+                    form.get("code_verifier"),
+                    &ctx,
+                )
+                .await?;
+            let mut body = TokenResponse::from(&pair);
+            if !state.oidc.hands_out_refresh_token(&client, &pair) {
+                body.refresh_token = None;
+                body.refresh_expires_in = None;
+            }
+            return Ok((no_store(), Json(body)).into_response());
+        }
+        "client_credentials" => {
+            let client = client.ok_or(AppError::InvalidClient)?;
+            let token = state
+                .oidc
+                .client_credentials(&client, form.get("scope"), &ctx)
+                .await?;
+            let body = TokenResponse {
+                access_token: token.access_token,
+                token_type: "Bearer",
+                expires_in: token.expires_in.num_seconds(),
+                refresh_token: None,
+                refresh_expires_in: None,
+                scope: token.scope.to_space_separated(),
+                id_token: None,
+            };
+            return Ok((no_store(), Json(body)).into_response());
         }
         other => return Err(OAuthError::unsupported_grant_type(other)),
     };
@@ -132,13 +192,17 @@ async fn issue_refresh_token(
 /// Revoke a token (RFC 7009)
 ///
 /// Revokes the session of a refresh token or an access token: every token of that session
-/// stops working at once. Unknown tokens are answered 200 too, as RFC 7009 requires.
+/// stops working at once. Unknown tokens are answered 200 too, as RFC 7009 requires. A token
+/// issued to a registered client is revoked only at that client's request (authenticated with
+/// its secret when it is confidential); a request for another client's token is answered 200
+/// and changes nothing. Client credentials that are sent must be right (401 otherwise).
 #[utoipa::path(
     post, path = "/auth/revoke", tag = "oauth2",
     request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Revoked (or unknown)"),
         (status = 400, description = "invalid_request: token missing, a parameter repeated, or not form-encoded", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client: client credentials sent but wrong", body = OAuthErrorBody),
         (status = 413, description = "Body over the configured limit", body = OAuthErrorBody),
         (status = 503, description = "Database unavailable", body = OAuthErrorBody),
     )
@@ -146,15 +210,20 @@ async fn issue_refresh_token(
 async fn revoke(
     State(state): State<AppState>,
     Client(ctx): Client,
+    headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<StatusCode, OAuthError> {
+    let caller = match client_credentials(&headers, &form)? {
+        Some(credentials) => Some(state.oidc.authenticate_client(&credentials).await?),
+        None => None,
+    };
     let token = form.require("token")?;
     let hint = match form.get("token_type_hint") {
         Some("access_token") => Some(TokenTypeHint::AccessToken),
         Some("refresh_token") => Some(TokenTypeHint::RefreshToken),
         _ => None,
     };
-    state.auth.revoke(token, hint, &ctx).await?;
+    state.oidc.revoke(caller.as_ref(), token, hint, &ctx).await?;
     Ok(StatusCode::OK)
 }
 

@@ -2,9 +2,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod authorize;
 pub mod clients;
 pub mod health;
 pub mod metrics;
+pub mod oidc;
 mod responses;
 pub mod users;
 pub mod well_known;
