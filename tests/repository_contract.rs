@@ -28,10 +28,13 @@ mod clients;
 mod housekeeping;
 #[path = "repository_contract/listings.rs"]
 mod listings;
+#[path = "repository_contract/oidc.rs"]
+mod oidc;
 
 use clients::*;
 use housekeeping::*;
 use listings::*;
+use oidc::*;
 
 /// A backend under test; `_guard` keeps its temporary storage alive.
 pub struct Backend {
@@ -1067,6 +1070,13 @@ contract_tests!(memory, sqlite, postgres: [
     audit_filters_select_alone_and_combined,
     the_audit_trail_pages_backwards_by_time,
     users_are_listed_oldest_first_page_by_page,
+    a_code_is_redeemed_once_and_every_later_redemption_is_a_replay,
+    concurrent_redemptions_of_one_code_have_exactly_one_fresh,
+    expired_codes_are_unknown_unless_they_were_used,
+    the_purge_removes_codes_expired_before_the_revocation_cutoff,
+    a_browser_signin_is_found_by_its_cookie_until_it_ends,
+    only_a_live_refresh_token_is_found,
+    a_sessions_openid_scope_and_client_survive_storage_and_rotation,
 ]);
 
 /// The in-memory adapter is for tests: no `DATABASE_URL` selects it.

@@ -9,7 +9,7 @@ use crate::domain::client::{
     join_uris, split_uris, Client, ClientId, ClientName, ClientScope, ClientSecretHash, ClientType,
     GrantTypes,
 };
-use crate::domain::oidc::Scope;
+use crate::domain::oidc::{CodeChallenge, CodeGrant, CodeHash, Scope};
 use crate::domain::ports::StoreError;
 use crate::domain::session::{Session, SessionId};
 use crate::domain::user::{EmailAddress, FullName, PasswordHash, Roles, User, UserId, Username};
@@ -90,6 +90,40 @@ impl SessionRecord {
             expires_at: self.expires_at,
             not_after: self.not_after,
             parent_id: self.parent_id.map(SessionId::from_uuid),
+        })
+    }
+}
+
+/// An `authorization_codes` row (what the code was issued for; not its redemption).
+#[derive(sqlx::FromRow)]
+pub(crate) struct CodeRecord {
+    pub code_hash: String,
+    pub client_id: Uuid,
+    pub user_id: Uuid,
+    pub signin_id: Uuid,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub auth_time: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl CodeRecord {
+    pub fn into_grant(self) -> Result<CodeGrant, StoreError> {
+        Ok(CodeGrant {
+            hash: CodeHash::from_hex(self.code_hash),
+            client_id: ClientId::from_uuid(self.client_id),
+            user_id: UserId::from_uuid(self.user_id),
+            signin_id: SessionId::from_uuid(self.signin_id),
+            redirect_uri: self.redirect_uri,
+            challenge: self.code_challenge.map(CodeChallenge::from_stored),
+            scope: Scope::from_stored(&self.scope).map_err(other("code scope"))?,
+            nonce: self.nonce,
+            auth_time: self.auth_time,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
         })
     }
 }

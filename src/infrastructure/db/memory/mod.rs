@@ -4,7 +4,8 @@
 //! selectable through `DATABASE_URL`.
 //!
 //! The ports are in the same files as on the other backends: `users.rs`, `clients.rs`,
-//! `tokens.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with `error.rs` for the one failure a mutex can have.
+//! `tokens.rs`, `codes.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with `error.rs` for the one
+//! failure a mutex can have.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

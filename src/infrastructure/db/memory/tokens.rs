@@ -36,6 +36,16 @@ impl TokenRepository for MemoryStore {
             session.not_after = session.not_after.min(parent.session.not_after);
             session.client_id = session.client_id.or(parent.session.client_id);
         }
+        // The cookie hash is unique, as the databases' unique index makes it.
+        if let Some(signin) = &new.signin {
+            if state
+                .sessions
+                .values()
+                .any(|s| s.signin.as_ref() == Some(signin))
+            {
+                return Err(StoreError::Other("sign-in hash collision".into()));
+            }
+        }
         session.expires_at = session.expires_at.min(session.not_after);
         let expires_at = session.expires_at;
         let not_after = session.not_after;

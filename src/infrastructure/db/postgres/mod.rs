@@ -6,8 +6,9 @@
 //! reconnects by itself when the database comes back. Migrations take sqlx's advisory lock, so
 //! replicas starting together apply them once.
 //!
-//! The ports are in the same files on every backend: `users.rs`, `clients.rs`, `tokens.rs`, `audit.rs`,
-//! `throttle.rs`, `purge.rs`, with the driver's errors mapped in `error.rs`.
+//! The ports are in the same files on every backend: `users.rs`, `clients.rs`, `tokens.rs`,
+//! `codes.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with the driver's errors mapped in
+//! `error.rs`.
 
 use std::str::FromStr;
 
@@ -17,6 +18,7 @@ use sqlx::PgPool;
 
 mod audit;
 mod clients;
+mod codes;
 mod error;
 mod purge;
 mod throttle;
@@ -82,29 +84,5 @@ impl HealthProbe for PgStore {
         .await
         .map(|_| ())
         .map_err(store_error)
-    }
-}
-
-// PENDING-STORAGE: replaced by the real adapter.
-#[async_trait::async_trait]
-impl crate::domain::ports::AuthorizationCodeRepository for PgStore {
-    async fn insert(&self, _grant: &crate::domain::oidc::CodeGrant) -> Result<(), StoreError> {
-        Err(StoreError::Other("PENDING-STORAGE codes".into()))
-    }
-
-    async fn redeem(
-        &self,
-        _hash: &crate::domain::oidc::CodeHash,
-        _session_id: crate::domain::session::SessionId,
-        _now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<crate::domain::oidc::Redemption, StoreError> {
-        Err(StoreError::Other("PENDING-STORAGE codes".into()))
-    }
-
-    async fn was_replayed(
-        &self,
-        _hash: &crate::domain::oidc::CodeHash,
-    ) -> Result<bool, StoreError> {
-        Err(StoreError::Other("PENDING-STORAGE codes".into()))
     }
 }

@@ -30,13 +30,16 @@ impl Purge for PgStore {
         // Each: the table, and the condition of its rows that go with the values of $2 and on
         // ($1 is the chunk). The rows' ids are collected first (`ctid`, the row's physical
         // address, read back by a TID scan).
-        let steps: [(&str, &str, &[DateTime<Utc>]); 4] = [
+        let steps: [(&str, &str, &[DateTime<Utc>]); 5] = [
             (
                 "sessions",
                 "expires_at < $2 OR revoked_at < $3",
                 &[now, revoked_before],
             ),
             ("refresh_tokens", "expires_at < $2", &[now]),
+            // Kept until `revoked_before` after their expiry: a late replay still finds the
+            // session the first redemption started.
+            ("authorization_codes", "expires_at < $2", &[revoked_before]),
             ("audit_events", "at < $2", &[audit_before]),
             (
                 "login_throttle",

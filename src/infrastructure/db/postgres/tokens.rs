@@ -1,19 +1,57 @@
 //! [`TokenRepository`] on PostgreSQL: sessions and refresh tokens, with the atomic rotation.
 
-use crate::infrastructure::db::records::stored_scope;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::audit::insert_event;
 use super::{store_error, PgStore, SESSION_COLUMNS, USER_COLUMNS};
+use crate::domain::oidc::SigninHash;
 use crate::domain::ports::{StoreError, TokenRepository};
 use crate::domain::session::{
-    NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome, SessionId,
+    LiveRefreshToken, NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome,
+    Session, SessionId,
 };
-use crate::domain::user::UserId;
-use crate::infrastructure::db::records::{SessionRecord, UserRecord};
+use crate::domain::user::{User, UserId};
+use crate::infrastructure::db::records::{stored_scope, SessionRecord, UserRecord};
+
+/// [`SESSION_COLUMNS`] of the table aliased `s`, for joins with `users u` (whose column names
+/// overlap: both are read by position, see [`session_and_user`]).
+const SESSION_COLUMNS_OF_S: &str =
+    "s.id, s.user_id, s.scope, s.created_at, s.expires_at, s.not_after, s.parent_id, s.client_id";
+
+/// A session and its user from one joined row: [`SESSION_COLUMNS_OF_S`] from column `at` on,
+/// then [`USER_COLUMNS`].
+fn session_and_user(row: &PgRow, at: usize) -> Result<(SessionRecord, UserRecord), sqlx::Error> {
+    let session = SessionRecord {
+        id: row.try_get(at)?,
+        user_id: row.try_get(at + 1)?,
+        scope: row.try_get(at + 2)?,
+        created_at: row.try_get(at + 3)?,
+        expires_at: row.try_get(at + 4)?,
+        not_after: row.try_get(at + 5)?,
+        parent_id: row.try_get(at + 6)?,
+        client_id: row.try_get(at + 7)?,
+    };
+    let at = at + 8;
+    let user = UserRecord {
+        id: row.try_get(at)?,
+        username: row.try_get(at + 1)?,
+        email: row.try_get(at + 2)?,
+        full_name: row.try_get(at + 3)?,
+        password_hash: row.try_get(at + 4)?,
+        roles: row.try_get(at + 5)?,
+        is_active: row.try_get(at + 6)?,
+        credential_version: row.try_get(at + 7)?,
+        created_at: row.try_get(at + 8)?,
+        updated_at: row.try_get(at + 9)?,
+    };
+    Ok((session, user))
+}
 
 const INSERT_TOKEN: &str =
     "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
@@ -61,8 +99,8 @@ impl TokenRepository for PgStore {
         }
         let expires_at = session.expires_at.min(not_after);
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id, signin_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(session.id.as_uuid())
         .bind(session.user_id.as_uuid())
@@ -72,6 +110,7 @@ impl TokenRepository for PgStore {
         .bind(not_after)
         .bind(session.parent_id.map(|id| id.as_uuid()))
         .bind(client_id)
+        .bind(new.signin.as_ref().map(SigninHash::as_str))
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -118,26 +157,56 @@ impl TokenRepository for PgStore {
 
     async fn find_live_refresh_token(
         &self,
-        _hash: &RefreshTokenHash,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<crate::domain::session::LiveRefreshToken>, StoreError> {
-        Err(StoreError::Other(
-            "PENDING-STORAGE find_live_refresh_token".into(),
-        ))
+        hash: &RefreshTokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LiveRefreshToken>, StoreError> {
+        let sql = format!(
+            "SELECT t.created_at, t.expires_at, {SESSION_COLUMNS_OF_S}, {USER_COLUMNS}
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+               JOIN users u ON u.id = s.user_id
+             WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > $2
+               AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.is_active"
+        );
+        let row = sqlx::query(&sql)
+            .bind(hash.as_str())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (session, user) = session_and_user(&row, 2).map_err(store_error)?;
+        Ok(Some(LiveRefreshToken {
+            created_at: row.try_get(0).map_err(store_error)?,
+            expires_at: row.try_get(1).map_err(store_error)?,
+            session: session.into_session()?,
+            user: Box::new(user.into_user()?),
+        }))
     }
 
     async fn find_signin(
         &self,
-        _hash: &crate::domain::oidc::SigninHash,
-        _now: DateTime<Utc>,
-    ) -> Result<
-        Option<(
-            crate::domain::session::Session,
-            std::sync::Arc<crate::domain::user::User>,
-        )>,
-        StoreError,
-    > {
-        Err(StoreError::Other("PENDING-STORAGE find_signin".into()))
+        hash: &SigninHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Session, Arc<User>)>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS_OF_S}, {USER_COLUMNS}
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.signin_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
+               AND u.is_active"
+        );
+        let row = sqlx::query(&sql)
+            .bind(hash.as_str())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (session, user) = session_and_user(&row, 0).map_err(store_error)?;
+        Ok(Some((session.into_session()?, Arc::new(user.into_user()?))))
     }
 
     async fn find_session_of_refresh_token(

@@ -9,9 +9,9 @@
 //! checkpoint (`checkpoint.rs`) ever blocks the async workers. Sessions already known to be live
 //! are answered from memory (`cache.rs`). Migrations are sqlx's, applied at start.
 //!
-//! The ports are in the same files on every backend: `users.rs`, `clients.rs`, `tokens.rs`, `audit.rs`,
-//! `throttle.rs`, `purge.rs`, with the driver's errors mapped in `error.rs`; `rows.rs` decodes
-//! SQLite's columns and `files.rs` guards the database files.
+//! The ports are in the same files on every backend: `users.rs`, `clients.rs`, `tokens.rs`,
+//! `codes.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with the driver's errors mapped in
+//! `error.rs`; `rows.rs` decodes SQLite's columns and `files.rs` guards the database files.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -28,6 +28,7 @@ mod audit;
 mod cache;
 mod checkpoint;
 mod clients;
+mod codes;
 mod error;
 mod files;
 mod purge;
@@ -43,8 +44,8 @@ use crate::domain::ports::{HealthProbe, StoreError};
 use error::store_error;
 use reader::ReaderPool;
 use rows::{
-    into_session, into_user, micros, session_from_row, time, user_columns, user_from_row,
-    user_record, uuid, SESSION_COLUMNS,
+    into_session, into_user, micros, session_columns, session_from_row, session_record, time,
+    user_columns, user_from_row, user_record, uuid, SESSION_COLUMNS,
 };
 use writer::{spawn_writer, Job};
 
@@ -204,29 +205,5 @@ impl HealthProbe for SqliteStore {
             ))),
             _ => Ok(()),
         }
-    }
-}
-
-// PENDING-STORAGE: replaced by the real adapter.
-#[async_trait::async_trait]
-impl crate::domain::ports::AuthorizationCodeRepository for SqliteStore {
-    async fn insert(&self, _grant: &crate::domain::oidc::CodeGrant) -> Result<(), StoreError> {
-        Err(StoreError::Other("PENDING-STORAGE codes".into()))
-    }
-
-    async fn redeem(
-        &self,
-        _hash: &crate::domain::oidc::CodeHash,
-        _session_id: crate::domain::session::SessionId,
-        _now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<crate::domain::oidc::Redemption, StoreError> {
-        Err(StoreError::Other("PENDING-STORAGE codes".into()))
-    }
-
-    async fn was_replayed(
-        &self,
-        _hash: &crate::domain::oidc::CodeHash,
-    ) -> Result<bool, StoreError> {
-        Err(StoreError::Other("PENDING-STORAGE codes".into()))
     }
 }

@@ -41,7 +41,7 @@ enum Walk {
 }
 
 /// The purge's steps, in order, with the two times each uses (see [`Purge::purge`]).
-const STEPS: [Walk; 5] = [
+const STEPS: [Walk; 6] = [
     // Sessions: their refresh tokens go with them (`ON DELETE CASCADE`), uncounted.
     Walk::Due {
         select: "SELECT rowid FROM sessions WHERE expires_at < ?2 ORDER BY expires_at LIMIT ?1",
@@ -55,6 +55,13 @@ const STEPS: [Walk; 5] = [
         select: "SELECT rowid FROM refresh_tokens WHERE expires_at < ?2
                  ORDER BY expires_at LIMIT ?1",
         delete: "DELETE FROM refresh_tokens WHERE rowid = ?1",
+    },
+    // Authorization codes are kept until `revoked_before` after their expiry, so that a late
+    // replay still finds the session the first redemption started.
+    Walk::Due {
+        select: "SELECT rowid FROM authorization_codes WHERE expires_at < ?2
+                 ORDER BY expires_at LIMIT ?1",
+        delete: "DELETE FROM authorization_codes WHERE rowid = ?1",
     },
     Walk::Due {
         select: "SELECT rowid FROM audit_events WHERE at < ?2 ORDER BY at LIMIT ?1",
@@ -82,6 +89,7 @@ impl Purge for SqliteStore {
             (now, 0),
             (micros(cutoffs.revoked_before), 0),
             (now, 0),
+            (micros(cutoffs.revoked_before), 0),
             (micros(cutoffs.audit_before), 0),
             (micros(cutoffs.throttle_before), now),
         ];

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection};
 use super::super::{micros, store_error, test_store, SqliteStore};
 use crate::domain::ports::{Purge, PurgeCutoffs, StoreError};
 
-/// Rows of every table on both sides of the purge's bounds: 50,100 due, 1,210 not, most of
+/// Rows of every table on both sides of the purge's bounds: 50,600 due, 1,220 not, most of
 /// them audit events (one table in one job would hold the writer for most of the purge).
 fn seed(c: &Connection, now: i64) -> Result<(), StoreError> {
     let far = now + 86_400_000_000;
@@ -38,6 +38,13 @@ fn seed(c: &Connection, now: i64) -> Result<(), StoreError> {
         run(session, &[&id, &far])?;
         run(token, &[&format!("l{i}"), &id, &far])?;
         run(token, &[&format!("old{i}"), &id, &1])?;
+    }
+    let code = "INSERT INTO authorization_codes (code_hash, client_id, user_id, signin_id,
+                    redirect_uri, scope, auth_time, created_at, expires_at)
+                VALUES (?1, 'c', 'u', 's', 'https://app.example.com/cb', 'openid', 0, 0, ?2)";
+    for i in 0..510 {
+        let expires_at = if i < 500 { 1 } else { far };
+        run(code, &[&format!("code{i}"), &expires_at])?;
     }
     let event = "INSERT INTO audit_events (id, at, event, success) VALUES (?1, ?2, 'logout', 1)";
     for i in 0..49_000 {
@@ -106,7 +113,7 @@ async fn writes_get_through_while_a_large_purge_runs_and_it_deletes_exactly_what
         i += 1;
     }
     let (removed, took) = purge.await.unwrap();
-    assert_eq!(removed.unwrap(), 50_100);
+    assert_eq!(removed.unwrap(), 50_600);
     // A table in one job held the writer for most of the purge (the audit events: 77-93% of it
     // in four runs), and a write queued behind it waited that long; in chunks of 200 rowids the
     // slowest write waited 5-14% of it (20-80 ms, debug build, a shared 2-core machine).
@@ -120,6 +127,7 @@ async fn writes_get_through_while_a_large_purge_runs_and_it_deletes_exactly_what
     );
     assert_eq!(count(&store, "sessions").await, 100);
     assert_eq!(count(&store, "refresh_tokens").await, 100);
+    assert_eq!(count(&store, "authorization_codes").await, 10);
     assert_eq!(count(&store, "audit_events").await, 1_000);
     assert_eq!(count(&store, "login_throttle").await, 10 + i);
 }

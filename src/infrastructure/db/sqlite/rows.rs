@@ -67,26 +67,41 @@ pub(in crate::infrastructure::db::sqlite) fn user_from_row(
 pub(in crate::infrastructure::db::sqlite) const SESSION_COLUMNS: &str =
     "id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id";
 
+/// [`SESSION_COLUMNS`] of the table aliased `s`, for joins (as a literal, like `user_columns!`).
+macro_rules! session_columns {
+    () => {
+        "s.id, s.user_id, s.scope, s.created_at, s.expires_at, s.not_after, s.parent_id, s.client_id"
+    };
+}
+pub(in crate::infrastructure::db::sqlite) use session_columns;
+
+/// A `sessions` row in [`SESSION_COLUMNS`] order (from column `at` on).
+pub(in crate::infrastructure::db::sqlite) fn session_record(
+    row: &Row<'_>,
+    at: usize,
+) -> rusqlite::Result<SessionRecord> {
+    let optional_uuid = |i: usize| {
+        row.get::<_, Option<String>>(at + i)?
+            .map(|id| uuid(&id))
+            .transpose()
+    };
+    Ok(SessionRecord {
+        id: uuid(&row.get::<_, String>(at)?)?,
+        user_id: uuid(&row.get::<_, String>(at + 1)?)?,
+        scope: row.get(at + 2)?,
+        created_at: time(row.get(at + 3)?)?,
+        expires_at: time(row.get(at + 4)?)?,
+        not_after: time(row.get(at + 5)?)?,
+        parent_id: optional_uuid(6)?,
+        client_id: optional_uuid(7)?,
+    })
+}
+
 /// A `sessions` row in [`SESSION_COLUMNS`] order.
 pub(in crate::infrastructure::db::sqlite) fn session_from_row(
     row: &Row<'_>,
 ) -> rusqlite::Result<SessionRecord> {
-    Ok(SessionRecord {
-        id: uuid(&row.get::<_, String>(0)?)?,
-        user_id: uuid(&row.get::<_, String>(1)?)?,
-        scope: row.get(2)?,
-        created_at: time(row.get(3)?)?,
-        expires_at: time(row.get(4)?)?,
-        not_after: time(row.get(5)?)?,
-        parent_id: row
-            .get::<_, Option<String>>(6)?
-            .map(|id| uuid(&id))
-            .transpose()?,
-        client_id: row
-            .get::<_, Option<String>>(7)?
-            .map(|id| uuid(&id))
-            .transpose()?,
-    })
+    session_record(row, 0)
 }
 
 pub(in crate::infrastructure::db::sqlite) fn into_user(

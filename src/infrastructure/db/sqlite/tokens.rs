@@ -1,20 +1,24 @@
 //! [`TokenRepository`] on SQLite: sessions and refresh tokens, with the atomic rotation.
 
-use crate::infrastructure::db::records::stored_scope;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit::insert_event;
 use super::{
-    into_session, micros, session_from_row, store_error, time, user_columns, user_from_row, uuid,
-    SqliteStore, SESSION_COLUMNS,
+    into_session, micros, session_columns, session_from_row, session_record, store_error, time,
+    user_columns, user_from_row, user_record, uuid, SqliteStore, SESSION_COLUMNS,
 };
+use crate::domain::oidc::SigninHash;
 use crate::domain::ports::{StoreError, TokenRepository};
 use crate::domain::session::{
-    NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome, SessionId,
+    LiveRefreshToken, NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome,
+    Session, SessionId,
 };
-use crate::domain::user::UserId;
+use crate::domain::user::{User, UserId};
+use crate::infrastructure::db::records::stored_scope;
 
 const INSERT_TOKEN: &str =
     "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)";
@@ -53,26 +57,74 @@ impl TokenRepository for SqliteStore {
 
     async fn find_live_refresh_token(
         &self,
-        _hash: &RefreshTokenHash,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<crate::domain::session::LiveRefreshToken>, StoreError> {
-        Err(StoreError::Other(
-            "PENDING-STORAGE find_live_refresh_token".into(),
-        ))
+        hash: &RefreshTokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LiveRefreshToken>, StoreError> {
+        let sql = concat!(
+            "SELECT t.created_at, t.expires_at, ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+               JOIN users u ON u.id = s.user_id
+             WHERE t.token_hash = ?1 AND t.used_at IS NULL AND t.expires_at > ?2
+               AND s.revoked_at IS NULL AND s.expires_at > ?2 AND u.is_active = 1"
+        );
+        let hash = hash.as_str().to_owned();
+        let found = self
+            .read(move |reader| {
+                reader
+                    .prepare_cached(sql)?
+                    .query_row(params![hash, micros(now)], |row| {
+                        Ok((
+                            time(row.get(0)?)?,
+                            time(row.get(1)?)?,
+                            session_record(row, 2)?,
+                            user_record(row, 10)?,
+                        ))
+                    })
+                    .optional()
+            })
+            .await?;
+        let Some((created_at, expires_at, session, user)) = found else {
+            return Ok(None);
+        };
+        Ok(Some(LiveRefreshToken {
+            session: session.into_session()?,
+            user: Box::new(user.into_user()?),
+            expires_at,
+            created_at,
+        }))
     }
 
     async fn find_signin(
         &self,
-        _hash: &crate::domain::oidc::SigninHash,
-        _now: DateTime<Utc>,
-    ) -> Result<
-        Option<(
-            crate::domain::session::Session,
-            std::sync::Arc<crate::domain::user::User>,
-        )>,
-        StoreError,
-    > {
-        Err(StoreError::Other("PENDING-STORAGE find_signin".into()))
+        hash: &SigninHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Session, Arc<User>)>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.signin_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?
+               AND u.is_active = 1"
+        );
+        let hash = hash.as_str().to_owned();
+        let found = self
+            .read(move |reader| {
+                reader
+                    .prepare_cached(sql)?
+                    .query_row(params![hash, micros(now)], |row| {
+                        Ok((session_record(row, 0)?, user_record(row, 8)?))
+                    })
+                    .optional()
+            })
+            .await?;
+        found
+            .map(|(session, user)| Ok((session.into_session()?, Arc::new(user.into_user()?))))
+            .transpose()
     }
 
     async fn find_session_of_refresh_token(
@@ -182,8 +234,8 @@ fn insert_session(
     let expires_at = micros(session.expires_at).min(not_after);
     connection
         .prepare_cached(
-            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id, signin_hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -195,6 +247,7 @@ fn insert_session(
                 not_after,
                 session.parent_id.map(|id| id.to_string()),
                 client_id,
+                new.signin.as_ref().map(SigninHash::as_str),
             ])
         })
         .map_err(store_error)?;
