@@ -624,3 +624,92 @@ fn development_generates_the_key_once_in_the_dev_key_dir_and_keeps_it() {
         Ok(hint(&signed))
     );
 }
+
+/// The builder of the wiring, from settings: which key each environment takes.
+mod from_settings {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::infrastructure::bootstrap::{build_codec, build_id_token_codec};
+    use crate::infrastructure::config::Settings;
+
+    fn settings(vars: &[(&str, &str)]) -> Settings {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|key| vars.get(key).cloned()).unwrap()
+    }
+
+    #[test]
+    fn production_signs_id_tokens_with_the_configured_or_the_rs256_access_key_or_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("rsa.pem");
+        std::fs::write(&pem, test_key_pem()).unwrap();
+        let pem = pem.to_str().unwrap();
+        let secret = "k".repeat(32);
+        let dev_dir = dir.path().join("dev");
+        let dev_dir = dev_dir.to_str().unwrap();
+        let production = [
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", secret.as_str()),
+            ("JWT_DEV_KEY_DIR", dev_dir),
+        ];
+
+        let error = build_id_token_codec(&settings(&production))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("OIDC_SIGNING_KEY_FILE"), "{error}");
+        assert!(error.contains("rsa_keygen_bits:3072"), "{error}");
+        // An RS256 access key file is not enough under another algorithm.
+        let error = build_id_token_codec(&settings(
+            &[&production[..], &[("JWT_PRIVATE_KEY_FILE", pem)]].concat(),
+        ))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(error.contains("OIDC_SIGNING_KEY_FILE"), "{error}");
+
+        let own = settings(&[&production[..], &[("OIDC_SIGNING_KEY_FILE", pem)]].concat());
+        let codec = build_id_token_codec(&own).unwrap();
+        let rs256 = settings(
+            &[
+                &production[..],
+                &[("JWT_ALGORITHM", "RS256"), ("JWT_PRIVATE_KEY_FILE", pem)],
+            ]
+            .concat(),
+        );
+        let reused = build_id_token_codec(&rs256).unwrap();
+        assert_eq!(reused.kid(), codec.kid());
+        let access = build_codec(&rs256).unwrap();
+        assert_eq!(access.signing_kid(), reused.kid());
+        assert_eq!(
+            reused.jwks_with(access.jwks())["keys"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            !std::path::Path::new(dev_dir).exists(),
+            "production never generates a key"
+        );
+    }
+
+    #[test]
+    fn development_signs_id_tokens_with_the_key_kept_in_the_dev_key_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        // Put there as a first start would have generated it.
+        std::fs::write(dir.path().join("rs256.pem"), test_key_pem()).unwrap();
+        let development = settings(&[
+            ("APP_ENV", "development"),
+            ("JWT_DEV_KEY_DIR", dir.path().to_str().unwrap()),
+        ]);
+        let codec = build_id_token_codec(&development).unwrap();
+        let expected = keys::from_private_pem(jsonwebtoken::Algorithm::RS256, test_key_pem())
+            .unwrap()
+            .kid;
+        assert_eq!(codec.kid(), expected);
+    }
+}
