@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 
 pub use self::server::{
-    build_app, build_codec, build_services, http_options, serve, shutdown_signal, spawn_purge_task,
-    Services,
+    build_app, build_codec, build_id_token_codec, build_services, http_options, serve,
+    shutdown_signal, spawn_purge_task, Services,
 };
 use super::clock::SystemClock;
 use super::config::Settings;

@@ -14,7 +14,8 @@ use crate::application::{
 };
 use crate::domain::ports::Clock;
 use crate::infrastructure::clock::SystemClock;
-use crate::infrastructure::config::{AppEnv, Settings};
+use crate::infrastructure::config::{AppEnv, JwtAlgorithm, Settings};
+use crate::infrastructure::crypto::id_token::{self, RsaIdTokenCodec};
 use crate::infrastructure::crypto::jwt::JwtCodec;
 use crate::infrastructure::crypto::keys;
 use crate::infrastructure::http::{
@@ -114,6 +115,30 @@ pub fn build_codec(settings: &Settings) -> Result<JwtCodec, StartupError> {
         tokens.leeway_seconds,
     )
     .map_err(|e| StartupError(e.to_string()))
+}
+
+/// The ID-token signer of `settings`: `OIDC_SIGNING_KEY_FILE`; else, when access tokens are
+/// RS256, `JWT_PRIVATE_KEY_FILE`; else, outside production, the development RSA key in
+/// `JWT_DEV_KEY_DIR`. Its key set to publish is `codec.jwks_with(access_codec.jwks())`.
+///
+/// # Errors
+/// [`StartupError`] naming the key file or variable at fault; in production without a key, what
+/// to set.
+pub fn build_id_token_codec(settings: &Settings) -> Result<Arc<RsaIdTokenCodec>, StartupError> {
+    let tokens = &settings.tokens;
+    let key = id_token::load_key(&id_token::IdKeySources {
+        key_file: tokens.oidc_signing_key_file.as_deref(),
+        access_key_file: tokens
+            .private_key_file
+            .as_deref()
+            .filter(|_| tokens.algorithm == JwtAlgorithm::Rs256),
+        dev_key_dir: (settings.app_env != AppEnv::Production)
+            .then_some(tokens.dev_key_dir.as_path()),
+    })
+    .map_err(|e| StartupError(e.to_string()))?;
+    RsaIdTokenCodec::new(key, &tokens.issuer)
+        .map(Arc::new)
+        .map_err(|e| StartupError(e.to_string()))
 }
 
 /// The HTTP options of `settings`.

@@ -1,4 +1,5 @@
-//! The signing of access tokens (`JWT_*`) and the lifetimes of tokens and sessions.
+//! The signing of access tokens (`JWT_*`) and ID tokens (`OIDC_SIGNING_KEY_FILE`), and the
+//! lifetimes of tokens and sessions.
 
 use std::path::PathBuf;
 
@@ -28,6 +29,9 @@ pub struct TokenSettings {
     pub leeway_seconds: u64,
     pub access_token_ttl_seconds: u64,
     pub refresh_token_ttl_seconds: u64,
+    /// PKCS#8 PEM RSA key signing ID tokens; unset: the RS256 access-token key, else (outside
+    /// production) the development RSA key in `dev_key_dir`.
+    pub oidc_signing_key_file: Option<PathBuf>,
 }
 
 impl TokenSettings {
@@ -100,6 +104,7 @@ impl Default for TokenSettings {
             leeway_seconds: 0,
             access_token_ttl_seconds: 0,
             refresh_token_ttl_seconds: 0,
+            oidc_signing_key_file: None,
         }
     }
 }
@@ -176,6 +181,19 @@ impl Group for TokenSettings {
             Fixed("1209600"),
             refresh_token_ttl_seconds = number()
         ),
+        Var {
+            name: "OIDC_SIGNING_KEY_FILE",
+            default: Unset,
+            read: |s, v| {
+                s.oidc_signing_key_file = v.text().map(PathBuf::from);
+                Ok(())
+            },
+            show: |s| {
+                s.oidc_signing_key_file
+                    .as_ref()
+                    .map_or("(none)".into(), |p| p.display().to_string())
+            },
+        },
     ];
 
     const CHECKS: &'static [Check<Self>] = &[

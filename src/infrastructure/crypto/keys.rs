@@ -192,7 +192,10 @@ pub fn from_private_pem(algorithm: Algorithm, pem: &str) -> Result<Key, KeyError
             use rsa::traits::PublicKeyParts;
             let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| wrong(&e))?;
             if key.size() < 256 {
-                return Err(KeyError("RSA keys must have at least 2048 bits".into()));
+                return Err(KeyError(format!(
+                    "the RSA key has {} bits; at least 2048 are required",
+                    key.n().bits()
+                )));
             }
             let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| wrong(&e))?;
             let public = Public::Rsa {
@@ -294,7 +297,7 @@ pub struct KeySources<'a> {
     pub dev_key_dir: Option<&'a std::path::Path>,
 }
 
-fn read(path: &std::path::Path) -> Result<String, KeyError> {
+pub(crate) fn read(path: &std::path::Path) -> Result<String, KeyError> {
     std::fs::read_to_string(path)
         .map_err(|e| KeyError(format!("cannot read {}: {e}", path.display())))
 }
@@ -334,17 +337,44 @@ pub fn load(sources: &KeySources<'_>) -> Result<(Key, Vec<Key>), KeyError> {
     Ok((signing, previous))
 }
 
-fn development_key(
+/// `{dir}/{alg}.pem`, generated (mode 0600) if missing. Safe when several starts race for it,
+/// in this process or others: one generates while the others of the process wait, and the key
+/// is written under a temporary name then linked into place, so the file is never seen
+/// half-written and the first link wins (a loser uses the winner's key).
+pub(crate) fn development_key(
     algorithm: Algorithm,
     dir: &std::path::Path,
 ) -> Result<std::path::PathBuf, KeyError> {
-    let path = dir.join(format!("{}.pem", algorithm_name(algorithm).to_lowercase()));
-    if !path.exists() {
-        let io = |e: std::io::Error| KeyError(format!("cannot write {}: {e}", path.display()));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let pem = generate_private_pem(algorithm)?;
-        write_private(&path, &pem).map_err(io)?;
-        tracing::warn!(path = %path.display(), "generated a development signing key; set JWT_PRIVATE_KEY_FILE in production");
+    static GENERATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let name = format!("{}.pem", algorithm_name(algorithm).to_lowercase());
+    let path = dir.join(&name);
+    if path.exists() {
+        return Ok(path);
+    }
+    let _generating = GENERATING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if path.exists() {
+        return Ok(path);
+    }
+    let io = |e: std::io::Error| KeyError(format!("cannot write {}: {e}", path.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let pem = generate_private_pem(algorithm)?;
+    let temporary = dir.join(format!(
+        ".{name}.{}.{:016x}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    write_private(&temporary, &pem).map_err(io)?;
+    let linked = std::fs::hard_link(&temporary, &path);
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), "generated a development signing key; configure a key file in production");
+        }
+        // Another process wrote it first: its key is the one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(e)),
     }
     Ok(path)
 }
@@ -409,6 +439,33 @@ mod tests {
             None,
             "names are case-sensitive"
         );
+    }
+
+    #[test]
+    fn concurrent_starts_share_one_generated_development_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let paths: Vec<_> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| development_key(Algorithm::EdDSA, &keys).unwrap()))
+                .collect();
+            starts.into_iter().map(|s| s.join().unwrap()).collect()
+        });
+        let path = keys.join("eddsa.pem");
+        assert!(paths.iter().all(|p| *p == path));
+        let files: Vec<_> = std::fs::read_dir(&keys).unwrap().collect();
+        assert_eq!(files.len(), 1, "one key, no temporary file left");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let pem = std::fs::read_to_string(&path).unwrap();
+        assert!(from_private_pem(Algorithm::EdDSA, &pem).is_ok());
+        // Kept: asked again, the same file with the same key.
+        assert_eq!(development_key(Algorithm::EdDSA, &keys).unwrap(), path);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), pem);
     }
 
     #[test]

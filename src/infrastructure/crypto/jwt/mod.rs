@@ -1,5 +1,11 @@
 //! [`AccessTokenCodec`] with `jsonwebtoken`: RFC 9068 access tokens (`typ: at+jwt`).
 //!
+//! Two kinds share the format: a user's token (`sub` the user, with `sid`, `username`, `roles`,
+//! and `client_id` when issued to a registered client) and a `client_credentials` token (`sub`
+//! and `client_id` the client, no `sid`). [`AccessTokenCodec::verify`] accepts only the first;
+//! [`AccessTokenCodec::verify_any`] either. The `scope` claim is the whole granted scope, OpenID
+//! values first, then role names.
+//!
 //! Verification pins the algorithm, the type, the issuer and the audience, requires `exp`,
 //! `nbf`, `iss`, `aud` and `sub`, refuses a protected header with a `crit` parameter (RFC 7515
 //! §4.1.11: this service understands no extension), and checks `exp`/`nbf`/`iat` against the
@@ -18,6 +24,8 @@ use std::collections::HashMap;
 use super::keys::{self, Key, KeyError};
 use uuid::Uuid;
 
+use crate::domain::client::ClientId;
+use crate::domain::oidc::Scope;
 use crate::domain::ports::{AccessTokenCodec, TokenError};
 use crate::domain::session::SessionId;
 use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
@@ -26,7 +34,9 @@ use crate::domain::user::{Roles, UserId};
 /// The media type of RFC 9068 access tokens, in the `typ` header.
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
-/// The claims as they travel.
+/// The claims as they travel, of both kinds. A user's token has `sid`, `username` and `roles`;
+/// a client's has none of them. The absent ones are left out, so a password-grant token is
+/// exactly what it was before clients existed (no `client_id`, and the fields in this order).
 #[derive(Debug, Serialize, Deserialize)]
 struct WireClaims {
     iss: String,
@@ -36,11 +46,20 @@ struct WireClaims {
     iat: i64,
     nbf: i64,
     jti: String,
-    sid: String,
-    username: String,
-    roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    roles: Option<Vec<String>>,
     scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
 }
+
+/// Why [`AccessTokenCodec::verify`] refuses a token that is otherwise valid: it has no `sid`,
+/// so it acts for a client (`client_credentials`), not for a user in a session.
+pub const NOT_A_USER_TOKEN: &str = "not a user's token (no sid)";
 
 /// A verification key with the validation rules for its algorithm.
 struct Verifier {
@@ -62,37 +81,63 @@ pub struct JwtCodec {
     verified: VerifiedTokens,
 }
 
-/// Access tokens already verified, with their claims. A client presents the same access token
-/// on every request until it expires; its signature, header and claims cannot change, and the
-/// keys are fixed for the life of the process, so checking them once is enough (the header
-/// checks, `crit` included, are part of that once). The time checks run on every use. Only tokens that passed every check are remembered, compared by
-/// their full text, and the set is bounded.
+/// Access tokens already verified, of either kind, with their claims. A client presents the
+/// same access token on every request until it expires; its signature, header and claims cannot
+/// change, and the keys are fixed for the life of the process, so checking them once is enough
+/// (the header checks, `crit` included, are part of that once). The time checks, and whether
+/// the caller accepts the token's kind, run on every use. Only tokens that passed every check
+/// are remembered, compared by their full text, and the set is bounded.
 #[derive(Default)]
 struct VerifiedTokens {
-    tokens: std::sync::Mutex<HashMap<Box<str>, AccessClaims>>,
+    tokens: std::sync::Mutex<HashMap<Box<str>, VerifiedAccess>>,
 }
 
 /// How many verified tokens are remembered; beyond it an arbitrary one makes room.
 const VERIFIED_CAPACITY: usize = 4096;
 
 impl VerifiedTokens {
-    fn get(&self, token: &str) -> Option<AccessClaims> {
+    fn get(&self, token: &str) -> Option<VerifiedAccess> {
         self.tokens.lock().ok()?.get(token).cloned()
     }
 
-    fn insert(&self, token: &str, claims: &AccessClaims, now: DateTime<Utc>) {
+    fn insert(&self, token: &str, access: &VerifiedAccess, now: DateTime<Utc>) {
         let Ok(mut tokens) = self.tokens.lock() else {
             return;
         };
         if tokens.len() >= VERIFIED_CAPACITY {
-            tokens.retain(|_, claims| claims.expires_at > now);
+            tokens.retain(|_, access| Times::of(access).expires_at > now);
             if tokens.len() >= VERIFIED_CAPACITY {
                 if let Some(victim) = tokens.keys().next().cloned() {
                     tokens.remove(&victim);
                 }
             }
         }
-        tokens.insert(token.into(), claims.clone());
+        tokens.insert(token.into(), access.clone());
+    }
+}
+
+/// The times of a verified token, whichever its kind.
+#[derive(Clone, Copy)]
+struct Times {
+    issued_at: DateTime<Utc>,
+    not_before: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl Times {
+    fn of(access: &VerifiedAccess) -> Self {
+        match access {
+            VerifiedAccess::User(c) => Self {
+                issued_at: c.issued_at,
+                not_before: c.not_before,
+                expires_at: c.expires_at,
+            },
+            VerifiedAccess::Client(c) => Self {
+                issued_at: c.issued_at,
+                not_before: c.not_before,
+                expires_at: c.expires_at,
+            },
+        }
     }
 }
 
@@ -184,37 +229,75 @@ impl AccessTokenCodec for JwtCodec {
             iat: claims.issued_at.timestamp(),
             nbf: claims.not_before.timestamp(),
             jti: claims.token_id.to_string(),
-            sid: claims.session_id.to_string(),
-            username: claims.username.clone(),
-            roles: claims.roles.names(),
-            scope: claims.scope.to_space_separated(),
+            sid: Some(claims.session_id.to_string()),
+            username: Some(claims.username.clone()),
+            roles: Some(claims.roles.names()),
+            scope: claims.granted_scope().to_space_separated(),
+            client_id: claims.client_id.map(|id| id.to_string()),
         };
-        encode(&self.header, &wire, &self.signing_key)
-            .map_err(|e| TokenError::Signing(e.to_string()))
+        self.encode(&wire)
     }
 
     fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
-        if let Some(claims) = self.verified.get(token) {
-            return self.check_time(claims, now);
+        let (access, remembered) = self.signed(token)?;
+        // A token without `sid` acts for a client, not a user: never on a user's behalf, even
+        // if its claims would otherwise check out.
+        let VerifiedAccess::User(claims) = &access else {
+            return Err(TokenError::Invalid(NOT_A_USER_TOKEN));
+        };
+        self.check_time(Times::of(&access), now)?;
+        if !remembered {
+            self.verified.insert(token, &access, now);
         }
-        let claims = self.check_signature_and_claims(token)?;
-        let claims = self.check_time(claims, now)?;
-        self.verified.insert(token, &claims, now);
-        Ok(claims)
+        Ok(claims.clone())
     }
 
-    fn sign_client(&self, _claims: &ClientAccessClaims) -> Result<String, TokenError> {
-        Err(TokenError::Signing("PENDING-CRYPTO sign_client".into()))
+    fn sign_client(&self, claims: &ClientAccessClaims) -> Result<String, TokenError> {
+        let client_id = claims.client_id.to_string();
+        let wire = WireClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: client_id.clone(),
+            exp: claims.expires_at.timestamp(),
+            iat: claims.issued_at.timestamp(),
+            nbf: claims.not_before.timestamp(),
+            jti: claims.token_id.to_string(),
+            sid: None,
+            username: None,
+            roles: None,
+            scope: claims.scope.to_space_separated(),
+            client_id: Some(client_id),
+        };
+        self.encode(&wire)
     }
 
     fn verify_any(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedAccess, TokenError> {
-        self.verify(token, now).map(VerifiedAccess::User)
+        let (access, remembered) = self.signed(token)?;
+        self.check_time(Times::of(&access), now)?;
+        if !remembered {
+            self.verified.insert(token, &access, now);
+        }
+        Ok(access)
     }
 }
 
 impl JwtCodec {
+    fn encode(&self, wire: &WireClaims) -> Result<String, TokenError> {
+        encode(&self.header, wire, &self.signing_key)
+            .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
+    /// The token's claims, from the remembered set (`true`) or checked now (`false`): every
+    /// check but the time.
+    fn signed(&self, token: &str) -> Result<(VerifiedAccess, bool), TokenError> {
+        match self.verified.get(token) {
+            Some(access) => Ok((access, true)),
+            None => Ok((self.check_signature_and_claims(token)?, false)),
+        }
+    }
+
     /// Everything but the time: header, key, signature, issuer, audience, claim shapes.
-    fn check_signature_and_claims(&self, token: &str) -> Result<AccessClaims, TokenError> {
+    fn check_signature_and_claims(&self, token: &str) -> Result<VerifiedAccess, TokenError> {
         let header = protected_header(token)?;
         let typ_ok = header.typ.as_deref().is_some_and(|typ| {
             typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
@@ -236,27 +319,23 @@ impl JwtCodec {
         let wire = decode::<WireClaims>(token, &verifier.key.decoding, &verifier.validation)
             .map_err(|e| TokenError::Invalid(rejection(e.kind())))?
             .claims;
-        to_claims(wire).ok_or(TokenError::Invalid("malformed claims"))
+        to_access(wire).ok_or(TokenError::Invalid("malformed claims"))
     }
 
     /// `exp`, `nbf` and `iat` against `now`, with the leeway: a token issued in the future
     /// was not issued by this service's clock (or was minted to outlive its stated lifetime).
-    fn check_time(
-        &self,
-        claims: AccessClaims,
-        now: DateTime<Utc>,
-    ) -> Result<AccessClaims, TokenError> {
+    fn check_time(&self, times: Times, now: DateTime<Utc>) -> Result<(), TokenError> {
         let now = now.timestamp();
-        if claims.expires_at.timestamp() + self.leeway_seconds <= now {
+        if times.expires_at.timestamp() + self.leeway_seconds <= now {
             return Err(TokenError::Expired);
         }
-        if claims.not_before.timestamp() - self.leeway_seconds > now {
+        if times.not_before.timestamp() - self.leeway_seconds > now {
             return Err(TokenError::Invalid("token not yet valid"));
         }
-        if claims.issued_at.timestamp() - self.leeway_seconds > now {
+        if times.issued_at.timestamp() - self.leeway_seconds > now {
             return Err(TokenError::Invalid("token issued in the future"));
         }
-        Ok(claims)
+        Ok(())
     }
 }
 
@@ -278,7 +357,7 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D:
 /// the recipient does not understand, and this service understands none, so any `crit`
 /// (even an empty or malformed one, or a list of registered names, which `crit` must not
 /// contain) is refused. jsonwebtoken parses `crit` but never acts on it.
-fn protected_header(token: &str) -> Result<Header, TokenError> {
+pub(super) fn protected_header(token: &str) -> Result<Header, TokenError> {
     let malformed = || TokenError::Invalid("malformed token");
     let mut segments = token.split('.');
     let (Some(header), Some(_), Some(_), None) = (
@@ -299,7 +378,7 @@ fn protected_header(token: &str) -> Result<Header, TokenError> {
     serde_json::from_slice(&json).map_err(|_| malformed())
 }
 
-fn rejection(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
+pub(super) fn rejection(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
     use jsonwebtoken::errors::ErrorKind;
     match kind {
         ErrorKind::InvalidSignature => "bad signature",
@@ -311,21 +390,48 @@ fn rejection(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
     }
 }
 
-fn to_claims(wire: WireClaims) -> Option<AccessClaims> {
+/// The claims of either kind: with `sid` a user's token (which must have `username` and
+/// `roles`), without it a client's (which must have none of them, a `client_id` equal to `sub`,
+/// and only role names in `scope`). `None` for anything else.
+fn to_access(wire: WireClaims) -> Option<VerifiedAccess> {
     let time = |secs: i64| DateTime::<Utc>::from_timestamp(secs, 0);
-    Some(AccessClaims {
+    let client_id = match &wire.client_id {
+        Some(id) => Some(ClientId::from_uuid(Uuid::parse_str(id).ok()?)),
+        None => None,
+    };
+    let (issued_at, not_before, expires_at) = (time(wire.iat)?, time(wire.nbf)?, time(wire.exp)?);
+    let token_id = Uuid::parse_str(&wire.jti).ok()?;
+    let Some(sid) = wire.sid else {
+        if wire.username.is_some() || wire.roles.is_some() {
+            return None;
+        }
+        let client_id = client_id?;
+        if Uuid::parse_str(&wire.sub).ok()? != client_id.as_uuid() {
+            return None;
+        }
+        return Some(VerifiedAccess::Client(ClientAccessClaims {
+            client_id,
+            scope: Roles::parse_space_separated(&wire.scope).ok()?,
+            issued_at,
+            not_before,
+            expires_at,
+            token_id,
+        }));
+    };
+    let scope = Scope::parse(&wire.scope).ok()?;
+    Some(VerifiedAccess::User(AccessClaims {
         user_id: UserId::from_uuid(Uuid::parse_str(&wire.sub).ok()?),
-        session_id: SessionId::from_uuid(Uuid::parse_str(&wire.sid).ok()?),
-        username: wire.username,
-        roles: Roles::parse_space_separated(&wire.roles.join(" ")).ok()?,
-        scope: Roles::parse_space_separated(&wire.scope).ok()?,
-        oidc: crate::domain::oidc::OidcScopes::NONE,
-        client_id: None,
-        issued_at: time(wire.iat)?,
-        not_before: time(wire.nbf)?,
-        expires_at: time(wire.exp)?,
-        token_id: Uuid::parse_str(&wire.jti).ok()?,
-    })
+        session_id: SessionId::from_uuid(Uuid::parse_str(&sid).ok()?),
+        username: wire.username?,
+        roles: Roles::parse_space_separated(&wire.roles?.join(" ")).ok()?,
+        scope: scope.roles,
+        oidc: scope.oidc,
+        client_id,
+        issued_at,
+        not_before,
+        expires_at,
+        token_id,
+    }))
 }
 
 #[cfg(test)]

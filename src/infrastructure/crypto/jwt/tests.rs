@@ -4,6 +4,7 @@ use chrono::{Duration, TimeZone};
 use jsonwebtoken::decode_header;
 
 use super::*;
+use crate::domain::client::ClientId;
 use crate::domain::user::Role;
 
 fn codec(secret: &str) -> JwtCodec {
@@ -226,4 +227,246 @@ fn a_token_issued_in_the_future_is_refused_beyond_the_leeway_even_when_remembere
     // remembered copy is checked again against an earlier clock.
     assert!(c.verify(&future, now() + Duration::minutes(10)).is_ok());
     assert!(c.verify(&future, now()).is_err());
+}
+
+/// The claims of `token`, as JSON text exactly as signed.
+fn payload_text(token: &str) -> String {
+    String::from_utf8(
+        URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn payload(token: &str) -> Value {
+    serde_json::from_str(&payload_text(token)).unwrap()
+}
+
+fn client_claims(now: DateTime<Utc>) -> ClientAccessClaims {
+    ClientAccessClaims {
+        client_id: ClientId::new(),
+        scope: Roles::new([Role::User]),
+        issued_at: now,
+        not_before: now,
+        expires_at: now + Duration::minutes(15),
+        token_id: Uuid::now_v7(),
+    }
+}
+
+#[test]
+fn a_password_grant_token_carries_exactly_the_claims_it_always_had() {
+    let c = codec("0123456789abcdef0123456789abcdef");
+    let original = claims(now());
+    let token = c.sign(&original).unwrap();
+    let expected = format!(
+        r#"{{"iss":"https://issuer","aud":"api","sub":"{}","exp":{},"iat":{},"nbf":{},"jti":"{}","sid":"{}","username":"alice","roles":["user","admin"],"scope":"user"}}"#,
+        original.user_id,
+        original.expires_at.timestamp(),
+        original.issued_at.timestamp(),
+        original.not_before.timestamp(),
+        original.token_id,
+        original.session_id,
+    );
+    assert_eq!(payload_text(&token), expected);
+    let header = decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+}
+
+#[test]
+fn a_client_session_token_carries_the_whole_scope_and_the_client_and_verifies_back() {
+    use crate::domain::oidc::{OidcScope, OidcScopes};
+    let c = codec("0123456789abcdef0123456789abcdef");
+    let mut original = claims(now());
+    original.oidc = OidcScopes::NONE
+        .with(OidcScope::Profile)
+        .with(OidcScope::OpenId)
+        .with(OidcScope::OfflineAccess);
+    original.client_id = Some(ClientId::new());
+    let token = c.sign(&original).unwrap();
+    let wire = payload(&token);
+    assert_eq!(wire["scope"], "openid profile offline_access user");
+    assert_eq!(
+        wire["client_id"],
+        original.client_id.unwrap().to_string().as_str()
+    );
+    assert_eq!(wire["sub"], original.user_id.to_string().as_str());
+    assert_eq!(c.verify(&token, now()).unwrap(), original);
+    assert_eq!(
+        c.verify_any(&token, now()).unwrap(),
+        VerifiedAccess::User(original)
+    );
+}
+
+#[test]
+fn a_client_credentials_token_verifies_only_as_a_client_token() {
+    let c = codec("0123456789abcdef0123456789abcdef");
+    let original = client_claims(now());
+    let token = c.sign_client(&original).unwrap();
+    let header = decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let wire = payload(&token);
+    let id = original.client_id.to_string();
+    assert_eq!(wire["sub"], id.as_str());
+    assert_eq!(wire["client_id"], id.as_str());
+    assert_eq!(wire["scope"], "user");
+    let mut names: Vec<&str> = wire
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "aud",
+            "client_id",
+            "exp",
+            "iat",
+            "iss",
+            "jti",
+            "nbf",
+            "scope",
+            "sub"
+        ]
+    );
+    // Refused as a user's token, before and after it was verified (and remembered) as a
+    // client's.
+    assert_eq!(
+        c.verify(&token, now()),
+        Err(TokenError::Invalid(NOT_A_USER_TOKEN))
+    );
+    assert_eq!(
+        c.verify_any(&token, now()).unwrap(),
+        VerifiedAccess::Client(original.clone())
+    );
+    assert_eq!(
+        c.verify_any(&token, now()).unwrap(),
+        VerifiedAccess::Client(original)
+    );
+    assert_eq!(
+        c.verify(&token, now()),
+        Err(TokenError::Invalid(NOT_A_USER_TOKEN))
+    );
+    // The time checks apply to it as to any token, remembered or not.
+    assert_eq!(
+        c.verify_any(&token, now() + Duration::hours(1)),
+        Err(TokenError::Expired)
+    );
+    assert_eq!(
+        codec("0123456789abcdef0123456789abcdef").verify_any(&token, now() + Duration::hours(1)),
+        Err(TokenError::Expired)
+    );
+}
+
+#[test]
+fn verify_any_makes_every_check_of_verify() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let c = codec(secret);
+    let token = c.sign_client(&client_claims(now())).unwrap();
+    let (rest, signature) = token.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+    assert_eq!(
+        c.verify_any(&format!("{rest}.{flipped}{}", &signature[1..]), now()),
+        Err(TokenError::Invalid("bad signature"))
+    );
+    assert_eq!(
+        codec("another-secret-another-secret-xx").verify_any(&token, now()),
+        Err(TokenError::Invalid("unknown signing key"))
+    );
+    let other_issuer = JwtCodec::hs256(&SecretString::from(secret), "https://elsewhere", "api", 30);
+    assert_eq!(
+        other_issuer.verify_any(&token, now()),
+        Err(TokenError::Invalid("wrong issuer"))
+    );
+    let other_audience = JwtCodec::hs256(&SecretString::from(secret), "https://issuer", "web", 30);
+    assert_eq!(
+        other_audience.verify_any(&token, now()),
+        Err(TokenError::Invalid("wrong audience"))
+    );
+    let with_crit = resigned(&token, secret, |header, _| {
+        header["crit"] = json!(["urn:x"])
+    });
+    assert!(matches!(
+        c.verify_any(&with_crit, now()),
+        Err(TokenError::Invalid(_))
+    ));
+    let untyped = resigned(&token, secret, |header, _| header["typ"] = json!("JWT"));
+    assert_eq!(
+        c.verify_any(&untyped, now()),
+        Err(TokenError::Invalid("not an access token (typ)"))
+    );
+    let future = resigned(&token, secret, |_, claims| {
+        claims["iat"] = json!((now() + Duration::minutes(5)).timestamp());
+    });
+    assert_eq!(
+        c.verify_any(&future, now()),
+        Err(TokenError::Invalid("token issued in the future"))
+    );
+    let early = resigned(&token, secret, |_, claims| {
+        claims["nbf"] = json!((now() + Duration::minutes(5)).timestamp());
+    });
+    assert_eq!(
+        c.verify_any(&early, now()),
+        Err(TokenError::Invalid("token not yet valid"))
+    );
+}
+
+#[test]
+fn claims_of_neither_kind_are_refused_even_when_signed_with_the_key() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let c = codec(secret);
+    let user = c.sign(&claims(now())).unwrap();
+    let client = c.sign_client(&client_claims(now())).unwrap();
+    let other_client = ClientId::new().to_string();
+    let malformed = [
+        // A user's token stripped of its session is not a client's either.
+        resigned(&user, secret, |_, claims| {
+            claims.as_object_mut().unwrap().remove("sid");
+        }),
+        resigned(&user, secret, |_, claims| {
+            claims.as_object_mut().unwrap().remove("username");
+        }),
+        resigned(&user, secret, |_, claims| {
+            claims["client_id"] = json!("web-app")
+        }),
+        resigned(&user, secret, |_, claims| {
+            claims["scope"] = json!("openid bogus")
+        }),
+        resigned(&client, secret, |_, claims| {
+            claims["username"] = json!("alice")
+        }),
+        resigned(&client, secret, |_, claims| {
+            claims["roles"] = json!(["admin"])
+        }),
+        resigned(&client, secret, |_, claims| {
+            claims["client_id"] = json!(other_client.as_str());
+        }),
+        resigned(&client, secret, |_, claims| {
+            claims.as_object_mut().unwrap().remove("client_id");
+        }),
+        // OpenID values are a user's; a client acts only with roles.
+        resigned(&client, secret, |_, claims| {
+            claims["scope"] = json!("openid user")
+        }),
+        // A client's token given a session id is still no user's: it has no user.
+        resigned(&client, secret, |_, claims| {
+            claims["sid"] = json!(SessionId::new().to_string());
+        }),
+    ];
+    for token in malformed {
+        assert_eq!(
+            c.verify_any(&token, now()),
+            Err(TokenError::Invalid("malformed claims")),
+            "{}",
+            payload_text(&token)
+        );
+        assert!(c.verify(&token, now()).is_err());
+    }
+    // The control: re-signed unchanged, both verify.
+    assert!(c.verify(&resigned(&user, secret, |_, _| {}), now()).is_ok());
+    assert!(c
+        .verify_any(&resigned(&client, secret, |_, _| {}), now())
+        .is_ok());
 }
