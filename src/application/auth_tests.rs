@@ -343,7 +343,10 @@ async fn a_login_whose_password_changed_while_it_was_checked_starts_no_session()
     // ...and the store refuses the session it would start now.
     let started = h
         .auth
-        .start_session(SessionStart::password_grant(&stale, Roles::new([Role::User]).into()))
+        .start_session(SessionStart::password_grant(
+            &stale,
+            Roles::new([Role::User]).into(),
+        ))
         .await
         .unwrap();
     assert!(started.is_none());

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
-use super::{AppError, AuthService, Auditor, Ports};
+use super::{AppError, Auditor, AuthService, Ports};
 use crate::domain::client::{Client, ClientId, ClientType, GrantType};
 use crate::domain::ports::{AuthorizationCodeRepository, ClientRepository, IdTokenCodec};
 
@@ -100,7 +100,11 @@ impl OidcService {
         let Ok(uuid) = uuid::Uuid::parse_str(raw) else {
             return Ok(None);
         };
-        let client = self.oidc.clients.find_by_id(ClientId::from_uuid(uuid)).await?;
+        let client = self
+            .oidc
+            .clients
+            .find_by_id(ClientId::from_uuid(uuid))
+            .await?;
         Ok(client.filter(|c| c.is_active))
     }
 }

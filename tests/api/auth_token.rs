@@ -154,7 +154,7 @@ async fn an_unknown_grant_type_is_unsupported() {
     let response = app
         .post_form(
             "/auth/token",
-            &form(&[("grant_type", "client_credentials")]),
+            &form(&[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")]),
         )
         .await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;

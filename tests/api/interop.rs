@@ -121,12 +121,21 @@ async fn an_independent_verifier_accepts_our_tokens_for_each_algorithm_from_the_
         assert_eq!(header["alg"], algorithm);
         assert_eq!(header["typ"], "at+jwt");
         let keys = jwks(&app).await;
-        assert_eq!(keys.len(), 1, "{algorithm}: one active key");
-        for private_member in ["d", "p", "q", "dp", "dq", "qi"] {
-            assert!(
-                keys[0].get(private_member).is_none(),
-                "no private parameter is published"
-            );
+        // The access key, and the ID tokens' RS256 key (the same key when access tokens are
+        // RS256 too).
+        let expected = if algorithm == "RS256" { 1 } else { 2 };
+        assert_eq!(
+            keys.len(),
+            expected,
+            "{algorithm}: one active key and the ID-token key"
+        );
+        for key in &keys {
+            for private_member in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+                assert!(
+                    key.get(private_member).is_none(),
+                    "no private parameter is published"
+                );
+            }
         }
         let claims = verify_independently(&tokens.access, &keys);
         assert_eq!(claims.custom.username, "alice");
@@ -154,7 +163,11 @@ async fn tokens_signed_before_a_rotation_stay_valid_and_verifiable() {
         ])
         .await;
     let keys = jwks(&after).await;
-    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys.len(),
+        3,
+        "the new and the old access key, and the ID-token key"
+    );
     after.assert_signed_in(&old_token.access).await;
     verify_independently(&old_token.access, &keys);
     let new_token = after.tokens("alice", PASSWORD).await;
@@ -214,10 +227,14 @@ async fn an_hs256_token_keyed_with_our_rsa_public_key_is_refused() {
 #[tokio::test]
 async fn hs256_publishes_no_key_and_discovery_names_our_endpoints() {
     let app = spawn_app().await;
-    assert!(
-        jwks(&app).await.is_empty(),
-        "a shared secret is never published"
+    let keys = jwks(&app).await;
+    assert_eq!(
+        keys.len(),
+        1,
+        "only the ID tokens' key: a shared secret is never published"
     );
+    assert_eq!(keys[0]["alg"], "RS256");
+    assert!(keys[0].get("k").is_none());
     let response = app
         .get("/.well-known/oauth-authorization-server", None)
         .await;
@@ -236,11 +253,16 @@ async fn hs256_publishes_no_key_and_discovery_names_our_endpoints() {
     );
     assert_eq!(
         metadata["grant_types_supported"],
-        serde_json::json!(["password", "refresh_token"])
+        serde_json::json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "password"
+        ])
     );
     assert_eq!(
         metadata["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["none"])
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
     );
     assert_eq!(
         metadata["access_token_signing_alg_values_supported"],

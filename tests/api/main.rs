@@ -16,6 +16,7 @@ mod hygiene;
 mod interop;
 mod lockout;
 mod metrics;
+mod oidc;
 mod refresh;
 mod rejections;
 mod review;

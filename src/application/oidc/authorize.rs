@@ -128,7 +128,9 @@ impl OidcService {
             ));
         }
         let Some(client_id) = request.client_id.as_deref() else {
-            return Err(AuthorizeError::Page("The request names no client (client_id)."));
+            return Err(AuthorizeError::Page(
+                "The request names no client (client_id).",
+            ));
         };
         let client = self
             .find_active_client(client_id)
@@ -141,7 +143,11 @@ impl OidcService {
                 "The request names no redirect URI (redirect_uri).",
             ));
         };
-        if !client.redirect_uris.iter().any(|r| r.matches(&redirect_uri)) {
+        if !client
+            .redirect_uris
+            .iter()
+            .any(|r| r.matches(&redirect_uri))
+        {
             return Err(AuthorizeError::Page(
                 "The redirect URI of the request is not registered for this application.",
             ));
@@ -153,7 +159,11 @@ impl OidcService {
             description,
             state: state.clone(),
         };
-        if request.state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN) {
+        if request
+            .state
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_STATE_LEN)
+        {
             return Err(fail(
                 "invalid_request",
                 format!("state is longer than {MAX_STATE_LEN} bytes"),
@@ -181,9 +191,8 @@ impl OidcService {
             return Err(fail("unauthorized_client", detail.into()));
         }
         let scope = match request.scope.as_deref() {
-            Some(raw) => Scope::parse(raw).map_err(|value| {
-                fail("invalid_scope", format!("unknown scope value '{value}'"))
-            })?,
+            Some(raw) => Scope::parse(raw)
+                .map_err(|value| fail("invalid_scope", format!("unknown scope value '{value}'")))?,
             None => Scope::parse(&client.scope.to_space_separated()).unwrap_or_default(),
         };
         let allowed = Scope::parse(&client.scope.to_space_separated()).unwrap_or_default();
@@ -223,7 +232,11 @@ impl OidcService {
             (None, None) => None,
             (Some(_), Some(_)) => unreachable!("S256 and every other method are handled above"),
         };
-        if request.nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_LEN) {
+        if request
+            .nonce
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_NONCE_LEN)
+        {
             return Err(fail(
                 "invalid_request",
                 format!("nonce is longer than {MAX_NONCE_LEN} bytes"),
@@ -249,7 +262,9 @@ impl OidcService {
                 _ => {
                     return Err(fail(
                         "invalid_request",
-                        format!("max_age must be a whole number of seconds from 0 to {MAX_MAX_AGE}"),
+                        format!(
+                            "max_age must be a whole number of seconds from 0 to {MAX_MAX_AGE}"
+                        ),
                     ))
                 }
             },
@@ -331,7 +346,11 @@ impl OidcService {
         };
         // Not audited here: the client's sign-in is recorded when it exchanges the code, and the
         // user's when they signed in.
-        self.oidc.codes.insert(&grant).await.map_err(AppError::from)?;
+        self.oidc
+            .codes
+            .insert(&grant)
+            .await
+            .map_err(AppError::from)?;
         tracing::debug!(client_id = %request.client.id, signin = %signin.id, user_id = %user.id, "authorization code issued");
         Ok(CodeRedirect {
             redirect_uri: request.redirect_uri.clone(),

@@ -11,8 +11,7 @@ use crate::application::{AppError, RequestContext};
 use crate::domain::audit::AuditEventKind as Event;
 use crate::domain::client::{Client, ClientScope, ClientType, GrantType};
 use crate::domain::oidc::{
-    at_hash, CodeVerifier, IdClaims, OidcScope, ProfileClaims, Redemption, Scope,
-    AuthorizationCode,
+    at_hash, AuthorizationCode, CodeVerifier, IdClaims, OidcScope, ProfileClaims, Redemption, Scope,
 };
 use crate::domain::session::{RevocationReason, SessionId};
 use crate::domain::token::{ClientAccessClaims, TokenPair};
@@ -54,11 +53,18 @@ impl OidcService {
         let now = self.ports.clock.now();
         let code = AuthorizationCode::from_presented(code);
         let session_id = SessionId::new();
-        let grant = match self.oidc.codes.redeem(&code.hash(), session_id, now).await? {
+        let grant = match self
+            .oidc
+            .codes
+            .redeem(&code.hash(), session_id, now)
+            .await?
+        {
             Redemption::Fresh(grant) => grant,
             Redemption::Replayed { session_id } => {
                 self.revoke_after_replay(session_id, client, ctx).await?;
-                return Err(AppError::InvalidGrant("the authorization code was already used"));
+                return Err(AppError::InvalidGrant(
+                    "the authorization code was already used",
+                ));
             }
             Redemption::Unknown => {
                 return Err(AppError::InvalidGrant(
@@ -79,13 +85,19 @@ impl OidcService {
         match (&grant.challenge, &verifier) {
             (Some(challenge), Some(verifier)) if challenge.matches(verifier) => {}
             (Some(_), Some(_)) => {
-                return Err(AppError::InvalidGrant("code_verifier does not match the code_challenge"))
+                return Err(AppError::InvalidGrant(
+                    "code_verifier does not match the code_challenge",
+                ))
             }
             (Some(_), None) => {
-                return Err(AppError::InvalidGrant("code_verifier is missing (the request sent a code_challenge)"))
+                return Err(AppError::InvalidGrant(
+                    "code_verifier is missing (the request sent a code_challenge)",
+                ))
             }
             (None, Some(_)) => {
-                return Err(AppError::InvalidGrant("code_verifier sent, but the authorization request had no code_challenge"))
+                return Err(AppError::InvalidGrant(
+                    "code_verifier sent, but the authorization request had no code_challenge",
+                ))
             }
             (None, None) => {}
         }
@@ -116,7 +128,9 @@ impl OidcService {
         if self.oidc.codes.was_replayed(&code.hash()).await? {
             // A replay came in before the session existed, so it could not revoke it.
             self.revoke_after_replay(session_id, client, ctx).await?;
-            return Err(AppError::InvalidGrant("the authorization code was already used"));
+            return Err(AppError::InvalidGrant(
+                "the authorization code was already used",
+            ));
         }
         if scope.is_openid() {
             let claims = IdClaims {
@@ -195,8 +209,9 @@ impl OidcService {
         let roles = match scope {
             None => allowed,
             Some(raw) => {
-                let requested = Scope::parse(raw)
-                    .map_err(|value| AppError::InvalidScope(format!("unknown scope value '{value}'")))?;
+                let requested = Scope::parse(raw).map_err(|value| {
+                    AppError::InvalidScope(format!("unknown scope value '{value}'"))
+                })?;
                 if !requested.oidc.is_empty() {
                     return Err(AppError::InvalidScope(
                         "OpenID scope values describe a user; client_credentials has none".into(),

@@ -88,7 +88,10 @@ impl OidcService {
         self.introspect_refresh_token(token).await
     }
 
-    async fn introspect_access_token(&self, token: &str) -> Result<Option<Introspection>, AppError> {
+    async fn introspect_access_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<Introspection>, AppError> {
         let now = self.ports.clock.now();
         let Ok(verified) = self.ports.codec.verify_any(token, now) else {
             return Ok(None);
@@ -113,7 +116,7 @@ impl OidcService {
             }
             VerifiedAccess::Client(claims) => {
                 let client = self.oidc.clients.find_by_id(claims.client_id).await?;
-                let live = client.is_some_and(|c| c.is_active && c.created_at <= claims.issued_at);
+                let live = client.is_some_and(|c| c.is_active);
                 Ok(live.then(|| Introspection {
                     kind: TokenKind::AccessToken,
                     scope: claims.scope.to_space_separated(),
@@ -128,10 +131,18 @@ impl OidcService {
         }
     }
 
-    async fn introspect_refresh_token(&self, token: &str) -> Result<Option<Introspection>, AppError> {
+    async fn introspect_refresh_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<Introspection>, AppError> {
         let now = self.ports.clock.now();
         let hash = RefreshToken::from_presented(token).hash();
-        let Some(live) = self.ports.tokens.find_live_refresh_token(&hash, now).await? else {
+        let Some(live) = self
+            .ports
+            .tokens
+            .find_live_refresh_token(&hash, now)
+            .await?
+        else {
             return Ok(None);
         };
         let session = &live.session;
@@ -229,10 +240,19 @@ impl OidcService {
         now: DateTime<Utc>,
     ) -> Result<Option<(SessionId, Option<ClientId>)>, AppError> {
         let hash = RefreshToken::from_presented(token).hash();
-        if let Some(live) = self.ports.tokens.find_live_refresh_token(&hash, now).await? {
+        if let Some(live) = self
+            .ports
+            .tokens
+            .find_live_refresh_token(&hash, now)
+            .await?
+        {
             return Ok(Some((live.session.id, live.session.client_id)));
         }
-        let session = self.ports.tokens.find_session_of_refresh_token(&hash).await?;
+        let session = self
+            .ports
+            .tokens
+            .find_session_of_refresh_token(&hash)
+            .await?;
         Ok(session.map(|id| (id, None)))
     }
 
@@ -268,7 +288,9 @@ impl OidcService {
     ) -> Result<EndSession, AppError> {
         let hint = match id_token_hint {
             Some(raw) => Some(self.oidc.id_tokens.read_id_token_hint(raw).map_err(|_| {
-                AppError::InvalidRequest("id_token_hint is not an ID token issued by this service".into())
+                AppError::InvalidRequest(
+                    "id_token_hint is not an ID token issued by this service".into(),
+                )
             })?),
             None => None,
         };
@@ -297,7 +319,9 @@ impl OidcService {
             None => None,
             Some(uri) => {
                 let registered = client.as_ref().is_some_and(|c| {
-                    c.post_logout_redirect_uris.iter().any(|r| r.as_str() == uri)
+                    c.post_logout_redirect_uris
+                        .iter()
+                        .any(|r| r.as_str() == uri)
                 });
                 if !registered {
                     return Err(AppError::InvalidRequest(
@@ -308,7 +332,9 @@ impl OidcService {
             }
         };
         if state.is_some_and(|s| s.len() > 2048) {
-            return Err(AppError::InvalidRequest("state is longer than 2048 bytes".into()));
+            return Err(AppError::InvalidRequest(
+                "state is longer than 2048 bytes".into(),
+            ));
         }
         Ok(EndSession {
             hint,
@@ -348,10 +374,9 @@ impl OidcService {
                 .revoke_session(session_id, RevocationReason::Logout, now)
                 .await?
             {
-                let client = request
-                    .client
-                    .as_ref()
-                    .map_or(String::new(), |c| format!(" at the request of client {}", c.id));
+                let client = request.client.as_ref().map_or(String::new(), |c| {
+                    format!(" at the request of client {}", c.id)
+                });
                 self.audit
                     .event(Event::Logout, ctx)
                     .user_id(user_id)

@@ -25,7 +25,13 @@ impl BrowserSettings {
         }
     }
 
-    fn cookie(&self, name: &str, value: &str, same_site: &str, max_age: Option<i64>) -> HeaderValue {
+    fn cookie(
+        &self,
+        name: &str,
+        value: &str,
+        same_site: &str,
+        max_age: Option<i64>,
+    ) -> HeaderValue {
         let secure = if self.secure_cookies { "; Secure" } else { "" };
         let max_age = max_age.map_or(String::new(), |s| format!("; Max-Age={}", s.max(0)));
         let cookie = format!(
@@ -42,7 +48,10 @@ impl BrowserSettings {
 
     /// Sets the sign-in cookie for `max_age` seconds (the sign-in's remaining life).
     pub fn set_signin(&self, token: &str, max_age: i64) -> (header::HeaderName, HeaderValue) {
-        (header::SET_COOKIE, self.cookie(SIGNIN, token, "Lax", Some(max_age)))
+        (
+            header::SET_COOKIE,
+            self.cookie(SIGNIN, token, "Lax", Some(max_age)),
+        )
     }
 
     /// Removes the sign-in cookie.
@@ -138,7 +147,10 @@ mod tests {
     fn cookies_are_found_by_exact_name_and_csrf_must_match() {
         let settings = BrowserSettings::new("http://127.0.0.1:8000");
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("x_auth_signin=no; auth_signin=yes; auth_csrf=abc"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x_auth_signin=no; auth_signin=yes; auth_csrf=abc"),
+        );
         assert_eq!(settings.signin_cookie(&headers), Some("yes"));
         assert!(settings.csrf_ok(&headers, Some("abc")));
         assert!(!settings.csrf_ok(&headers, Some("abd")));
@@ -147,20 +159,37 @@ mod tests {
         let secure = BrowserSettings::new("https://auth.example");
         let (_, (_, cookie)) = secure.new_csrf();
         let cookie = cookie.to_str().unwrap();
-        assert!(cookie.starts_with("__Host-auth_csrf=") && cookie.contains("; Secure") && cookie.contains("SameSite=Strict"));
+        assert!(
+            cookie.starts_with("__Host-auth_csrf=")
+                && cookie.contains("; Secure")
+                && cookie.contains("SameSite=Strict")
+        );
         let (_, signin) = secure.set_signin("t", 60);
-        assert!(signin.to_str().unwrap().contains("HttpOnly; SameSite=Lax; Secure; Max-Age=60"));
+        assert!(signin
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly; SameSite=Lax; Secure; Max-Age=60"));
     }
 
     #[test]
     fn redirects_append_their_parameters_encoded() {
-        let response = redirect("https://app.example/cb?x=1", &[("code", "a b"), ("state", "s&t")], vec![]);
+        let response = redirect(
+            "https://app.example/cb?x=1",
+            &[("code", "a b"), ("state", "s&t")],
+            vec![],
+        );
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         assert_eq!(
             response.headers()[header::LOCATION],
             "https://app.example/cb?x=1&code=a+b&state=s%26t"
         );
-        assert_eq!(csp_origin("http://127.0.0.1:5555/cb").as_deref(), Some("http://127.0.0.1:*"));
-        assert_eq!(csp_origin("https://app.example:8443/cb").as_deref(), Some("https://app.example:8443"));
+        assert_eq!(
+            csp_origin("http://127.0.0.1:5555/cb").as_deref(),
+            Some("http://127.0.0.1:*")
+        );
+        assert_eq!(
+            csp_origin("https://app.example:8443/cb").as_deref(),
+            Some("https://app.example:8443")
+        );
     }
 }

@@ -1,12 +1,12 @@
 //! The axum HTTP adapter: state, router, middleware, error mapping and the OpenAPI document.
 
+pub mod browser;
 pub mod dto;
 pub mod error;
 pub mod extract;
 mod middleware;
 mod openapi;
 pub mod pages;
-pub mod browser;
 pub mod routes;
 mod server;
 

@@ -104,6 +104,7 @@ impl PasswordBlocklist for Everything {
 fn oauth_example(status: u16) -> Option<serde_json::Value> {
     let error = match status {
         400 => OAuthError::from(AppError::InvalidCredentials),
+        401 => OAuthError::from(AppError::InvalidClient),
         413 => OAuthError::from(Rejection::TooLarge),
         429 => OAuthError::from(AppError::AccountLocked {
             retry_after_secs: 300,

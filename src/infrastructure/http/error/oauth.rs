@@ -46,7 +46,7 @@ impl OAuthError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            format!("grant_type '{grant_type}' is not supported; use password or refresh_token"),
+            format!("grant_type '{grant_type}' is not supported; use authorization_code, refresh_token, client_credentials or password"),
         )
     }
 

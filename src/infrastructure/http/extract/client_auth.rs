@@ -67,7 +67,9 @@ fn form_decode(raw: &str) -> Option<String> {
     let mut pairs = form_urlencoded::parse(raw.as_bytes());
     match pairs.next() {
         // The whole text parses as one key with no value.
-        Some((key, value)) if value.is_empty() && pairs.next().is_none() && !raw.contains(['&', '=']) => {
+        Some((key, value))
+            if value.is_empty() && pairs.next().is_none() && !raw.contains(['&', '=']) =>
+        {
             Some(key.into_owned())
         }
         None => Some(String::new()),

@@ -217,6 +217,7 @@ where
 
 /// Turns an error response that is not JSON (the framework's own 404/405/408/413/...) into a
 /// problem document, or RFC 6749 error JSON on the OAuth2 endpoints, keeping status and headers.
+/// The error pages of the browser flows (HTML) stay as they are.
 fn problem_for_bare_error(response: Response, oauth: bool) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -226,7 +227,7 @@ fn problem_for_bare_error(response: Response, oauth: bool) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
+        .is_some_and(|v| v.contains("json") || v.starts_with("text/html"));
     if is_json {
         return response;
     }

@@ -148,7 +148,12 @@ pub fn error(status: StatusCode, title: &str, message: &str, hint: &str) -> Page
 }
 
 /// The sign-out confirmation.
-pub fn logout(client_name: Option<&str>, csrf: &str, hidden: &[(&'static str, String)], redirect_origin: Option<&str>) -> Page {
+pub fn logout(
+    client_name: Option<&str>,
+    csrf: &str,
+    hidden: &[(&'static str, String)],
+    redirect_origin: Option<&str>,
+) -> Page {
     let html = LogoutTemplate {
         service: SERVICE,
         client_name,
@@ -188,7 +193,10 @@ mod tests {
         assert!(page.contains("name=\"password\" type=\"password\""));
         assert!(page.contains("role=\"alert\""));
         assert!(page.contains("aria-invalid=\"true\""));
-        assert!(!page.contains("http://") && !page.contains("https://"), "no external asset");
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "no external asset"
+        );
     }
 
     #[test]

@@ -223,7 +223,10 @@ async fn revoke(
         Some("refresh_token") => Some(TokenTypeHint::RefreshToken),
         _ => None,
     };
-    state.oidc.revoke(caller.as_ref(), token, hint, &ctx).await?;
+    state
+        .oidc
+        .revoke(caller.as_ref(), token, hint, &ctx)
+        .await?;
     Ok(StatusCode::OK)
 }
 

@@ -7,10 +7,13 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::application::oidc::{AuthorizationRequest, AuthorizeError, AuthorizeOutcome, ValidRequest};
+use crate::application::oidc::{
+    AuthorizationRequest, AuthorizeError, AuthorizeOutcome, ValidRequest,
+};
 use crate::application::AppError;
 use crate::domain::oidc::SigninToken;
 use crate::domain::user::Password;
@@ -51,7 +54,9 @@ const REQUEST_PARAMETERS: [&str; 10] = [
 ];
 
 /// The authorization request in `pairs`, plus the login form's own fields.
-fn parse_request<'a>(pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>) -> (AuthorizationRequest, LoginFields) {
+fn parse_request<'a>(
+    pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+) -> (AuthorizationRequest, LoginFields) {
     let mut request = AuthorizationRequest::default();
     let mut fields = LoginFields::default();
     for (name, value) in pairs {
@@ -133,10 +138,10 @@ fn hidden_fields(request: &AuthorizationRequest) -> Vec<(&'static str, String)> 
         ("max_age" = Option<i64>, Query, description = "Seconds since the last sign-in beyond which the user must sign in again"),
     ),
     responses(
-        (status = 200, description = "The login page", content_type = "text/html"),
+        (status = 200, description = "The login page", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 303, description = "Back to the client with `code`, `state`, `iss` (or `error`, `error_description`, `state`, `iss`)"),
-        (status = 400, description = "Error page: unknown or disabled client, missing or unregistered redirect URI", content_type = "text/html"),
-        (status = 503, description = "Error page: database unavailable", content_type = "text/html"),
+        (status = 400, description = "Error page: unknown or disabled client, missing or unregistered redirect URI", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 503, description = "Error page: database unavailable", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
     )
 )]
 async fn authorize(
@@ -152,7 +157,11 @@ async fn authorize(
         Err(error) => return authorize_error(&state, error),
     };
     let signin = match state.browser.signin_cookie(&headers) {
-        Some(value) => match state.auth.find_sign_in(&SigninToken::from_presented(value)).await {
+        Some(value) => match state
+            .auth
+            .find_sign_in(&SigninToken::from_presented(value))
+            .await
+        {
             Ok(found) => found,
             Err(error) => return authorize_error(&state, error.into()),
         },
@@ -184,12 +193,13 @@ async fn authorize(
 #[utoipa::path(
     post, path = "/auth/authorize", tag = "oidc",
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
-                 description = "`username`, `password`, `csrf` and the authorization request's parameters"),
+                 description = "`username`, `password`, `csrf` and the authorization request's parameters",
+                 example = json!("csrf=Q2hhbmdlZCBldmVyeSB0aW1l&response_type=code&client_id=0193a1c2-7d4e-7a10-9b2c-5d6e7f8a9b0c&redirect_uri=https%3A%2F%2Fapp.example%2Fcallback&scope=openid+profile&state=af0ifjsldkj&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&username=alice&password=correct+horse+battery")),
     responses(
         (status = 303, description = "Signed in: back to the client with `code`, `state`, `iss`"),
-        (status = 400, description = "The login page again: wrong credentials or an expired form; or the error page of a bad request", content_type = "text/html"),
-        (status = 429, description = "The login page: the account is locked, or too many attempts from this address (Retry-After)", content_type = "text/html"),
-        (status = 503, description = "The login page: the service is busy or its database unavailable (Retry-After)", content_type = "text/html"),
+        (status = 400, description = "The login page again: wrong credentials or an expired form; or the error page of a bad request", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 429, description = "The login page: the account is locked, or too many attempts from this address (Retry-After)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 503, description = "The login page: the service is busy or its database unavailable (Retry-After)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
     )
 )]
 async fn sign_in(
@@ -201,7 +211,12 @@ async fn sign_in(
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
     if !is_form {
         return pages::error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -219,7 +234,14 @@ async fn sign_in(
     let username = fields.username.clone().unwrap_or_default();
     if !state.browser.csrf_ok(&headers, fields.csrf.as_deref()) {
         let message = "This sign-in form expired. Please sign in again.";
-        return login_page(&state, &request, &valid, StatusCode::BAD_REQUEST, Some(message), &username);
+        return login_page(
+            &state,
+            &request,
+            &valid,
+            StatusCode::BAD_REQUEST,
+            Some(message),
+            &username,
+        );
     }
     let password = Password::candidate(fields.password.as_deref().unwrap_or_default());
     let client_id = valid.client.id.to_string();
@@ -327,7 +349,10 @@ fn authorize_error(state: &AppState, error: AuthorizeError) -> Response {
             description,
             state: client_state,
         } => {
-            let mut params = vec![("error", error), ("error_description", description.as_str())];
+            let mut params = vec![
+                ("error", error),
+                ("error_description", description.as_str()),
+            ];
             if let Some(s) = client_state.as_deref() {
                 params.push(("state", s));
             }
@@ -345,7 +370,9 @@ pub(crate) fn failure_page(error: AppError) -> Response {
             tracing::warn!(%detail, "dependency unavailable");
             (StatusCode::SERVICE_UNAVAILABLE, Some(1))
         }
-        AppError::Busy { retry_after_secs } => (StatusCode::SERVICE_UNAVAILABLE, Some(*retry_after_secs)),
+        AppError::Busy { retry_after_secs } => {
+            (StatusCode::SERVICE_UNAVAILABLE, Some(*retry_after_secs))
+        }
         other => {
             tracing::error!(error = %other, "browser flow failed");
             (StatusCode::INTERNAL_SERVER_ERROR, None)

@@ -50,7 +50,10 @@ pub struct UserInfoBody {
     pub email_verified: Option<bool>,
 }
 
-fn userinfo_response(state: &AppState, principal: &crate::application::Principal) -> Result<Response, Problem> {
+fn userinfo_response(
+    state: &AppState,
+    principal: &crate::application::Principal,
+) -> Result<Response, Problem> {
     let info = state.oidc.userinfo(principal)?;
     let body = UserInfoBody {
         sub: info.subject.to_string(),
@@ -76,7 +79,10 @@ fn userinfo_response(state: &AppState, principal: &crate::application::Principal
         DatabaseDown,
     )
 )]
-async fn userinfo(State(state): State<AppState>, CurrentUser(principal): CurrentUser) -> Result<Response, Problem> {
+async fn userinfo(
+    State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
+) -> Result<Response, Problem> {
     userinfo_response(&state, &principal)
 }
 
@@ -93,7 +99,10 @@ async fn userinfo(State(state): State<AppState>, CurrentUser(principal): Current
         DatabaseDown,
     )
 )]
-async fn userinfo_post(State(state): State<AppState>, CurrentUser(principal): CurrentUser) -> Result<Response, Problem> {
+async fn userinfo_post(
+    State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
+) -> Result<Response, Problem> {
     userinfo_response(&state, &principal)
 }
 
@@ -132,7 +141,8 @@ fn token_type_hint(form: &OAuthForm) -> Option<TokenTypeHint> {
 #[utoipa::path(
     post, path = "/auth/introspect", tag = "oauth2",
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
-                 description = "`token`, optional `token_type_hint`, and the client's credentials"),
+                 description = "`token`, optional `token_type_hint`, and the client's credentials",
+                 example = json!("token=eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30.sig&token_type_hint=access_token")),
     responses(
         (status = 200, description = "The token's state", body = IntrospectionBody,
          headers(("Cache-Control" = String, description = "no-store"))),
@@ -215,7 +225,9 @@ fn parse_end_session(raw: &[u8]) -> EndSessionParams {
 
 async fn check(state: &AppState, params: &EndSessionParams) -> Result<EndSession, Response> {
     if params.repeated {
-        return Err(logout_error("A parameter of the sign-out request is repeated."));
+        return Err(logout_error(
+            "A parameter of the sign-out request is repeated.",
+        ));
     }
     match state
         .oidc
@@ -252,22 +264,37 @@ async fn finish(
     confirmed: bool,
 ) -> Response {
     let browser = match state.browser.signin_cookie(headers) {
-        Some(value) => match state.auth.find_sign_in(&SigninToken::from_presented(value)).await {
+        Some(value) => match state
+            .auth
+            .find_sign_in(&SigninToken::from_presented(value))
+            .await
+        {
             Ok(found) => found,
             Err(error) => return failure_page(error),
         },
         None => None,
     };
-    if let Err(error) = state.oidc.end_session(request, browser, confirmed, ctx).await {
+    if let Err(error) = state
+        .oidc
+        .end_session(request, browser, confirmed, ctx)
+        .await
+    {
         return failure_page(error);
     }
     let clear = state.browser.clear_signin();
     match &request.redirect_uri {
         Some(uri) => {
-            let params: Vec<(&str, &str)> = request.state.as_deref().map(|s| ("state", s)).into_iter().collect();
+            let params: Vec<(&str, &str)> = request
+                .state
+                .as_deref()
+                .map(|s| ("state", s))
+                .into_iter()
+                .collect();
             redirect(uri, &params, vec![clear])
         }
-        None => pages::signed_out().with_header(clear.0, clear.1).into_response(),
+        None => pages::signed_out()
+            .with_header(clear.0, clear.1)
+            .into_response(),
     }
 }
 
@@ -286,9 +313,9 @@ async fn finish(
         ("state" = Option<String>, Query, description = "Returned unchanged"),
     ),
     responses(
-        (status = 200, description = "The confirmation page (no valid hint)", content_type = "text/html"),
+        (status = 200, description = "The confirmation page (no valid hint)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 303, description = "Signed out: back to `post_logout_redirect_uri` with `state`"),
-        (status = 400, description = "Error page: invalid hint, unregistered redirect URI", content_type = "text/html"),
+        (status = 400, description = "Error page: invalid hint, unregistered redirect URI", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
     )
 )]
 async fn end_session(
@@ -308,7 +335,10 @@ async fn end_session(
     let (csrf, cookie) = state.browser.new_csrf();
     let hidden: Vec<(&'static str, String)> = [
         ("client_id", params.client_id.clone()),
-        ("post_logout_redirect_uri", params.post_logout_redirect_uri.clone()),
+        (
+            "post_logout_redirect_uri",
+            params.post_logout_redirect_uri.clone(),
+        ),
         ("state", params.state.clone()),
     ]
     .into_iter()
@@ -329,11 +359,12 @@ async fn end_session(
 #[utoipa::path(
     post, path = "/auth/logout/browser", tag = "oidc",
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
-                 description = "`csrf`, and `client_id`, `post_logout_redirect_uri`, `state` as in the GET request"),
+                 description = "`csrf`, and `client_id`, `post_logout_redirect_uri`, `state` as in the GET request",
+                 example = json!("csrf=Q2hhbmdlZCBldmVyeSB0aW1l&client_id=0193a1c2-7d4e-7a10-9b2c-5d6e7f8a9b0c&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye&state=xyz")),
     responses(
-        (status = 200, description = "Signed out (no redirect URI)", content_type = "text/html"),
+        (status = 200, description = "Signed out (no redirect URI)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 303, description = "Signed out: back to `post_logout_redirect_uri` with `state`"),
-        (status = 400, description = "Error page: expired form, unregistered redirect URI", content_type = "text/html"),
+        (status = 400, description = "Error page: expired form, unregistered redirect URI", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
     )
 )]
 async fn end_session_confirmed(
