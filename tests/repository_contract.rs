@@ -1077,6 +1077,7 @@ contract_tests!(memory, sqlite, postgres: [
     a_browser_signin_is_found_by_its_cookie_until_it_ends,
     only_a_live_refresh_token_is_found,
     a_sessions_openid_scope_and_client_survive_storage_and_rotation,
+    the_session_cap_neither_counts_nor_revokes_browser_signins,
 ]);
 
 /// The in-memory adapter is for tests: no `DATABASE_URL` selects it.

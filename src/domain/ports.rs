@@ -140,7 +140,10 @@ pub trait TokenRepository: Send + Sync {
     /// `parent_id`, only while that parent is live; such a session's `not_after` and expiry
     /// (and its first token's) are capped at the parent's `not_after`. When the user then has
     /// more than `new.max_live_sessions` live sessions, the oldest are revoked in the same
-    /// commit. Returns the session's expiry as stored, or `None` when it was refused.
+    /// commit; browser sign-ins are neither counted nor revoked by this cap (the code flow's
+    /// sessions are their children, so revoking the oldest sign-in would end all of a user's
+    /// apps; sign-ins only come from password checks, which the lockout and rate limit bound).
+    /// Returns the session's expiry as stored, or `None` when it was refused.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`]; nothing is stored then.

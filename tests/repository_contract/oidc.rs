@@ -592,3 +592,42 @@ pub async fn a_sessions_openid_scope_and_client_survive_storage_and_rotation(b: 
     assert_eq!(found.session.client_id, Some(other));
     assert_eq!(found.session.oidc, code_flow_scopes());
 }
+
+/// The per-user session cap (100 here) revokes the oldest sessions beyond it, but never a
+/// browser sign-in, and sign-ins take no place under it: the code flow's sessions are the
+/// sign-in's children, so revoking the oldest sign-in would end every app the user signed in to.
+pub async fn the_session_cap_neither_counts_nor_revokes_browser_signins(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let (signin, cookie) = sign_in(&b, &alice, at).await;
+    let (_, second) = sign_in(&b, &alice, at + Duration::microseconds(1)).await;
+    let mut sessions = Vec::new();
+    for i in 0..101 {
+        let mut spec = spec(&alice, at + Duration::milliseconds(i + 1));
+        spec.parent = Some(signin.id);
+        sessions.push(start(&b, spec).await.0);
+    }
+    let later = at + Duration::seconds(1);
+    assert!(
+        find_signin(&b, &cookie, later).await.is_some(),
+        "the oldest sign-in stays"
+    );
+    assert!(find_signin(&b, &second, later).await.is_some());
+    let live = |s: &Session| {
+        let (users, s) = (b.repos.users.clone(), s.clone());
+        async move {
+            users
+                .find_active_by_session(s.user_id, s.id, later)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(
+        !live(&sessions[0]).await,
+        "the oldest session beyond the cap goes"
+    );
+    for session in &sessions[1..] {
+        assert!(live(session).await, "100 sessions stay beside two sign-ins");
+    }
+}

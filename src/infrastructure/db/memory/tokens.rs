@@ -64,9 +64,11 @@ impl TokenRepository for MemoryStore {
             };
             state.tokens.insert(stored.record.hash.clone(), stored);
         }
-        // Beyond the cap, the oldest live sessions go (newest first, as the databases order).
+        // Beyond the cap, the oldest live sessions go (newest first, as the databases order);
+        // browser sign-ins are neither counted nor revoked.
         let mut live: Vec<_> = (state.sessions.values())
             .filter(|s| s.session.user_id == user_id && s.revoked_at.is_none())
+            .filter(|s| s.signin.is_none())
             .filter(|s| s.session.expires_at > now)
             .map(|s| (s.session.created_at, s.session.id.as_uuid()))
             .collect();

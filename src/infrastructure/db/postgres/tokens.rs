@@ -128,6 +128,7 @@ impl TokenRepository for PgStore {
             "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
              WHERE id IN (SELECT id FROM sessions
                           WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1
+                            AND signin_hash IS NULL
                           ORDER BY created_at DESC, id DESC OFFSET $4)",
         )
         .bind(session.created_at)

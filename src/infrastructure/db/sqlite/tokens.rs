@@ -269,6 +269,7 @@ fn insert_session(
             "UPDATE sessions SET revoked_at = ?1, revoked_reason = ?2
              WHERE id IN (SELECT id FROM sessions
                           WHERE user_id = ?3 AND revoked_at IS NULL AND expires_at > ?1
+                            AND signin_hash IS NULL
                           ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?4)",
         )
         .and_then(|mut s| {
