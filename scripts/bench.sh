@@ -9,7 +9,8 @@
 # BENCH_DURATION (default 10s) against 127.0.0.1 only, and the script stops by itself.
 #
 # Workloads: GET /health; GET /users/me with a valid token; POST /auth/token logins; POST /users
-# registrations; POST /auth/refresh chained per connection; GET /health latency while 32
+# registrations; POST /auth/refresh chained per connection; client_credentials grants and
+# introspections (client_secret_basic); the whole code flow of a signed-in browser; GET /health latency while 32
 # connections hammer login; 500 concurrent logins (every request must be answered: 200, or 503
 # with Retry-After); the same /users/me and logins with 1,000,000 users and 1,000,000 live
 # sessions (filled directly by scripts/bench/fill.py with one precomputed hash); idle and peak
@@ -71,11 +72,14 @@ hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
 port="$(free_port)"
 base="http://127.0.0.1:$port"
+# Production signs ID tokens with a key file (RSA, as an operator would make it).
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/oidc.pem" 2>/dev/null
 server_env=(
     env -i PATH="$PATH" APP_ENV=production HOST=127.0.0.1 PORT="$port"
     JWT_SECRET="benchmark-secret-benchmark-secret-benchmark" JWT_ISSUER="$base"
     ARGON2_MEMORY_KIB=19456 ARGON2_ITERATIONS=2 ARGON2_PARALLELISM=1
     RATE_LIMIT_ENABLED=false LOGIN_MAX_FAILURES=1000000000 RUST_LOG=warn LOG_FORMAT=json
+    OIDC_SIGNING_KEY_FILE="$work/oidc.pem"
 )
 server_pid=""
 start_server() { # $1: DATABASE_URL; sets server_pid and ready_ms
@@ -129,6 +133,18 @@ for i in $(seq 1 16); do
     login | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])'
 done >"$work/tokens.txt"
 BENCH_TOKENS_FILE="$work/tokens.txt" run_wrk refresh_sqlite -t16 -c16 -s scripts/bench/refresh.lua "$base"
+
+# OpenID Connect: client credentials, introspection (both with client_secret_basic) and the whole
+# code flow of a signed-in browser (authorize -> 303 with a code -> token), 16 connections.
+"${server_env[@]}" DATABASE_URL="sqlite://$db" target/release/auth-service seed \
+    --username benchadmin --password "$BENCH_PASSWORD" --role admin >/dev/null 2>&1
+eval "$(python3 scripts/bench/oidc_setup.py "$base" benchadmin "$BENCH_PASSWORD" "$BENCH_USER" "$BENCH_PASSWORD")"
+BENCH_AUTH="$BENCH_CLIENT_BASIC" BENCH_BODY="grant_type=client_credentials" \
+    run_wrk client_credentials -t2 -c16 -s scripts/bench/post_form.lua "$base/auth/token"
+BENCH_AUTH="$BENCH_CLIENT_BASIC" BENCH_BODY="token=$BENCH_INTROSPECT_TOKEN" \
+    run_wrk introspection -t2 -c16 -s scripts/bench/post_form.lua "$base/auth/introspect"
+export BENCH_AUTHORIZE_QUERY BENCH_COOKIE BENCH_CLIENT_ID BENCH_VERIFIER BENCH_REDIRECT_URI_ENCODED
+run_wrk code_flow -t2 -c16 -s scripts/bench/code_flow.lua "$base"
 
 # /health while 32 connections hammer login (the login run outlasts the health run).
 wrk -d "$((${DURATION%s} + 4))s" -t2 -c32 -s scripts/bench/login.lua "$base" >"$work/storm.txt" 2>&1 &

@@ -238,10 +238,12 @@ read -r _ user_roles <<<"$user_who"
 #   ignored_auth: kept, but schemathesis only probes apiKey/basic/http schemes and this document
 #   declares OAuth2, so it never fires here; bearer_token_enforced does that job.
 # Disabled where structurally inapplicable:
-#   positive_data_acceptance on POST /auth/token, POST /auth/refresh and PUT /users/me/password:
-#   a request there only succeeds with a secret the generator cannot know (the user's password, a
-#   live refresh token, the current password); a well-formed wrong one is rightly refused with
-#   400 invalid_grant / wrong_password, as documented. Not a bug.
+#   positive_data_acceptance on POST /auth/token, POST /auth/refresh, PUT /users/me/password,
+#   /auth/authorize, /auth/logout/browser and POST /auth/introspect: a request there only
+#   succeeds with a secret or a registration the generator cannot know (the user's password, a
+#   live refresh token, the current password, a registered client and its redirect URI, a
+#   client secret, the CSRF cookie of the form); a well-formed wrong one is rightly refused with
+#   400 invalid_grant / wrong_password / an error page, as documented. Not a bug.
 # Widened: negative_data_rejection also takes 413 (its defaults plus 413). A schema-violating body
 #   over BODY_LIMIT_BYTES (list fields of long strings can get there, e.g. the redirect URIs of
 #   PATCH /admin/clients/{client_id}) is refused 413 payload_too_large before it is parsed,
@@ -254,7 +256,7 @@ enabled = true
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
 
 [[operations]]
-include-path = ["/auth/token", "/auth/refresh", "/users/me/password"]
+include-path = ["/auth/token", "/auth/refresh", "/users/me/password", "/auth/authorize", "/auth/logout/browser", "/auth/introspect"]
 checks.positive_data_acceptance.enabled = false
 TOML
 
@@ -263,7 +265,9 @@ TOML
 #   OAuth2 scheme must not answer 2xx to a request without a valid token (passes "anonymous" and
 #   "bad-token") nor to a token lacking the scope (role) it requires (pass "non-admin"); a 401
 #   must carry `WWW-Authenticate: Bearer`, with error="invalid_token" when a token was sent; a 403
-#   to a request with a token must carry error="insufficient_scope".
+#   to a request with a token must carry error="insufficient_scope". On the endpoints where
+#   clients authenticate (token, introspection, revocation), a 401 is RFC 6749's `invalid_client`
+#   and must carry a `WWW-Authenticate: Basic` challenge instead.
 # - filter_case, before_add_examples: no PATCH /users/{id} on the fuzzing identity itself that
 #   disables it or drops its admin role. The server rightly refuses these (422 self_lockout: a business rule no
 #   schema can state, so positive_data_acceptance would flag it), and a server that accepted
@@ -297,6 +301,10 @@ def _oauth2_scopes(requirement):
     return set().union(*requirement.values()) if requirement else set()
 
 
+# Where a 401 is client authentication (RFC 6749 §2.3, §5.2), not a bearer token's.
+_CLIENT_AUTH_PATHS = {"/auth/token", "/auth/introspect", "/auth/revoke"}
+
+
 @schemathesis.check
 def bearer_token_enforced(ctx, response, case):
     method, path = case.operation.method.upper(), case.operation.path
@@ -314,7 +322,10 @@ def bearer_token_enforced(ctx, response, case):
                                  f"to a token with roles {','.join(sorted(_ROLES))}")
     challenge = ", ".join(response.headers.get("www-authenticate", []))
     sent_token = response.request.headers.get("Authorization", "").lower().startswith("bearer ")
-    if status == 401:
+    if status == 401 and path in _CLIENT_AUTH_PATHS:
+        if not re.match(r"\s*Basic\b", challenge, re.I):
+            raise AssertionError(f"401 invalid_client without a `WWW-Authenticate: Basic` challenge (got {challenge!r})")
+    elif status == 401:
         if not re.match(r"\s*Bearer\b", challenge, re.I):
             raise AssertionError(f"401 without a `WWW-Authenticate: Bearer` challenge (got {challenge!r})")
         if sent_token and 'error="invalid_token"' not in challenge:

@@ -48,6 +48,22 @@ fn production_refuses_to_start_without_a_strong_secret_and_says_what_to_set() {
     }
 }
 
+#[test]
+fn production_refuses_to_start_without_an_id_token_key_and_says_what_to_set() {
+    let dir = TempDir::new().unwrap();
+    let vars = [
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", "a-production-secret-that-is-long-enough-1234"),
+    ];
+    let output = command(SERVER, dir.path(), &vars).output().unwrap();
+    assert!(!output.status.success());
+    // Reported as the server logs (standard output), before any database is created.
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("OIDC_SIGNING_KEY_FILE"), "{said}");
+    assert!(said.contains("openssl genpkey"), "{said}");
+    assert!(!dir.path().join("auth.db").exists());
+}
+
 #[tokio::test]
 async fn the_server_creates_its_database_serves_and_stops_cleanly_on_sigterm() {
     let dir = TempDir::new().unwrap();

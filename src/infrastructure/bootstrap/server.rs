@@ -43,6 +43,8 @@ pub async fn build_services(
     clock: Arc<dyn Clock>,
 ) -> Result<Services, StartupError> {
     let codec = Arc::new(build_codec(settings)?);
+    // Keys first: a missing key stops the start before the database is touched.
+    let id_tokens = build_id_token_codec(settings)?;
     let UseCases {
         auth,
         users,
@@ -50,7 +52,6 @@ pub async fn build_services(
         maintenance,
         repos,
     } = build_use_cases(settings, clock, codec.clone()).await?;
-    let id_tokens = build_id_token_codec(settings)?;
     let discovery = Arc::new(Discovery::new(
         &settings.tokens.issuer,
         &settings.tokens.audience,

@@ -197,6 +197,7 @@ async fn authorize(
     responses(
         (status = 303, description = "Signed in: back to the client with `code`, `state`, `iss`"),
         (status = 400, description = "The login page again: wrong credentials or an expired form; or the error page of a bad request", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 415, description = "Error page: the form was not sent as application/x-www-form-urlencoded", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 429, description = "The login page: the account is locked, or too many attempts from this address (Retry-After)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 503, description = "The login page: the service is busy or its database unavailable (Retry-After)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
     )
