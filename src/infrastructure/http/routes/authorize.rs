@@ -17,6 +17,7 @@ use crate::application::AppError;
 use crate::domain::oidc::SigninToken;
 use crate::domain::user::Password;
 use crate::infrastructure::http::browser::{csp_origin, redirect};
+use crate::infrastructure::http::dto::LoginForm;
 use crate::infrastructure::http::extract::Client;
 use crate::infrastructure::http::pages::{self, LoginPage};
 use crate::infrastructure::http::AppState;
@@ -191,9 +192,7 @@ async fn authorize(
 /// lockout and rate limit as the token endpoint.
 #[utoipa::path(
     post, path = "/auth/authorize", tag = "oidc",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-                 description = "`username`, `password`, `csrf` and the authorization request's parameters",
-                 example = json!("csrf=Q2hhbmdlZCBldmVyeSB0aW1l&response_type=code&client_id=0193a1c2-7d4e-7a10-9b2c-5d6e7f8a9b0c&redirect_uri=https%3A%2F%2Fapp.example%2Fcallback&scope=openid+profile&state=af0ifjsldkj&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&username=alice&password=correct+horse+battery")),
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Signed in: back to the client with `code`, `state`, `iss`"),
         (status = 400, description = "The login page again: wrong credentials or an expired form; or the error page of a bad request", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),

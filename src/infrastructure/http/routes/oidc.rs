@@ -17,6 +17,7 @@ use crate::application::oidc::{EndSession, TokenKind};
 use crate::application::{AppError, TokenTypeHint};
 use crate::domain::oidc::SigninToken;
 use crate::infrastructure::http::browser::{csp_origin, redirect};
+use crate::infrastructure::http::dto::{IntrospectionRequest, LogoutForm};
 use crate::infrastructure::http::error::{OAuthError, OAuthErrorBody, Problem, ProblemBody};
 use crate::infrastructure::http::extract::{client_credentials, Client, CurrentUser, OAuthForm};
 use crate::infrastructure::http::pages;
@@ -140,9 +141,7 @@ fn token_type_hint(form: &OAuthForm) -> Option<TokenTypeHint> {
 /// deleted, or whose client is disabled or deleted is `{"active": false}`.
 #[utoipa::path(
     post, path = "/auth/introspect", tag = "oauth2",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-                 description = "`token`, optional `token_type_hint`, and the client's credentials",
-                 example = json!("token=eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30.sig&token_type_hint=access_token")),
+    request_body(content = IntrospectionRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The token's state", body = IntrospectionBody,
          headers(("Cache-Control" = String, description = "no-store"))),
@@ -358,9 +357,7 @@ async fn end_session(
 /// `post_logout_redirect_uri` with `state`, or shows that the user is signed out.
 #[utoipa::path(
     post, path = "/auth/logout/browser", tag = "oidc",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-                 description = "`csrf`, and `client_id`, `post_logout_redirect_uri`, `state` as in the GET request",
-                 example = json!("csrf=Q2hhbmdlZCBldmVyeSB0aW1l&client_id=0193a1c2-7d4e-7a10-9b2c-5d6e7f8a9b0c&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye&state=xyz")),
+    request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Signed out (no redirect URI)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 303, description = "Signed out: back to `post_logout_redirect_uri` with `state`"),
