@@ -167,7 +167,9 @@ fn terminate_tls(front: tokio::net::TcpListener, backend: String) -> reqwest::Ce
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let mut app = tokio::net::TcpStream::connect(&backend).await.unwrap();
+                let Ok(mut app) = tokio::net::TcpStream::connect(&backend).await else {
+                    return; // the app has shut down: the client sees the connection close
+                };
                 let _ = tokio::io::copy_bidirectional(&mut tls, &mut app).await;
             });
         }
