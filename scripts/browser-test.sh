@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Swagger UI in a real browser (headless Chromium from Debian, driven by selenium through
-# chromedriver): /docs loads with no external request, "Authorize" logs in through the OAuth2
-# password flow, "Try it out" on GET /users/me returns the user. Screenshots: target/browser/.
+# Swagger UI and the hosted login page in a real browser (headless Chromium from Debian, driven
+# by selenium through chromedriver):
+# - /docs loads with no external request, "Authorize" logs in through the OAuth2 password flow,
+#   "Try it out" on GET /users/me returns the user (tests/browser/docs_test.py);
+# - an OpenID Connect authorization request for a public client opens the login page; a wrong
+#   password shows the error, the right one ends at the client's loopback redirect URI with
+#   code, state and iss (tests/browser/login_test.py); then the code is exchanged here over HTTP
+#   and an ID token for that client and nonce must come back.
+# Screenshots: target/browser/.
 #
 #   scripts/browser-test.sh        (needs a built target/{debug,release}/auth-service)
 #
@@ -21,12 +27,13 @@ fi
 "$venv/bin/python" -c 'import selenium' 2>/dev/null || "$venv/bin/pip" install -q "selenium==4.27.1"
 
 source scripts/lib/server.sh
+source scripts/lib/oidc.sh
 binary="$(newest_server_binary)" || { echo "browser: no server binary; run cargo build first" >&2; exit 1; }
 
 work="$(mktemp -d)"
 server_pid=""
 trap 'kill $server_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-start_test_server browser "$binary" "$work" "$work/server.log"
+start_test_server browser "$binary" "$work" "$work/server.log" --own-issuer
 base="$BASE_URL"
 
 username="browser_user"
@@ -35,3 +42,36 @@ curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' 
     -d "{\"username\": \"$username\", \"password\": \"$password\"}"
 mkdir -p target/browser
 "$venv/bin/python" tests/browser/docs_test.py "$base" "$username" "$password" target/browser
+
+# The login page: a public client with a loopback redirect URI (any port: the test serves it).
+seed_admin "$binary" "sqlite://$work/browser.db" browser_admin "browser admin passphrase 1"
+admin_token="$(access_token browser_admin "browser admin passphrase 1")"
+client_id="$(register_client "$admin_token" public "http://127.0.0.1/callback" "openid profile email" \
+    authorization_code | json_field client_id)"
+"$venv/bin/python" tests/browser/login_test.py "$base" "$client_id" "$username" "$password" \
+    target/browser "$work/login.json"
+
+# The client's side: the code for tokens, with the PKCE verifier; an ID token must come back.
+read_login() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/login.json" "$1"; }
+curl -sS -o "$work/tokens.json" -w '%{http_code}' -X POST "$base/auth/token" \
+    --data-urlencode grant_type=authorization_code --data-urlencode "client_id=$client_id" \
+    --data-urlencode "code=$(read_login code)" --data-urlencode "redirect_uri=$(read_login redirect_uri)" \
+    --data-urlencode "code_verifier=$(read_login code_verifier)" >"$work/status"
+python3 - "$work/tokens.json" "$(cat "$work/status")" "$base" "$client_id" "$(read_login nonce)" "$username" <<'PY'
+import base64, json, sys
+path, status, issuer, client_id, nonce, username = sys.argv[1:]
+body = open(path, encoding="utf-8").read()
+if status != "200":
+    sys.exit(f"browser: the code exchange answered HTTP {status}: {body}")
+tokens = json.loads(body)
+if "id_token" not in tokens:
+    sys.exit(f"browser: no ID token came back: {sorted(tokens)}")
+payload = tokens["id_token"].split(".")[1]
+claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+expected = {"iss": issuer, "aud": client_id, "nonce": nonce, "preferred_username": username}
+wrong = {k: claims.get(k) for k, v in expected.items() if claims.get(k) != v}
+if wrong:
+    sys.exit(f"browser: the ID token's claims differ from {expected}: {wrong}")
+print(f"browser: the code from the browser was exchanged for an ID token (iss, aud, nonce, "
+      f"preferred_username as expected) and {tokens['token_type']} tokens")
+PY

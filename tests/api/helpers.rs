@@ -114,6 +114,69 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     spawn_app_customised(overrides, |_| {}).await
 }
 
+/// Like [`spawn_app_with`], behind a TLS terminator as deployed: the issuer (`JWT_ISSUER`) is
+/// the terminator's `https://127.0.0.1:PORT` (bound before the settings are read), which
+/// forwards each connection to the app, and the test's client goes through it, trusting only
+/// its self-signed certificate. A client library that discovers the provider from its issuer
+/// (and refuses plain-http endpoints, as `openidconnect` does for revocation) reaches this app
+/// and finds the issuer it asked for in the metadata and the tokens.
+pub async fn spawn_app_over_tls(overrides: &[(&str, &str)]) -> TestApp {
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("https://{}", front.local_addr().unwrap());
+    let mut overrides = overrides.to_vec();
+    overrides.retain(|(key, _)| *key != "JWT_ISSUER");
+    overrides.push(("JWT_ISSUER", &issuer));
+    let mut app = spawn_app_with(&overrides).await;
+    let backend = app.address.trim_start_matches("http://").to_owned();
+    let certificate = terminate_tls(front, backend);
+    app.address = issuer;
+    app.client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(certificate)
+        .build()
+        .unwrap();
+    app
+}
+
+/// Accepts TLS on `front` with a fresh self-signed certificate for 127.0.0.1 and pipes each
+/// connection to `backend`; returns the certificate for the client to trust. Runs until the
+/// test's runtime ends.
+fn terminate_tls(front: tokio::net::TcpListener, backend: String) -> reqwest::Certificate {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = front.accept().await {
+            let acceptor = acceptor.clone();
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut app) = tokio::net::TcpStream::connect(&backend).await else {
+                    return; // the app has shut down: the client sees the connection close
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut app).await;
+            });
+        }
+    });
+    reqwest::Certificate::from_der(cert.der()).unwrap()
+}
+
 /// An app on the database at `url` (the test keeps it alive and removes it).
 pub async fn spawn_app_on(url: &str, overrides: &[(&str, &str)]) -> TestApp {
     start(TestDatabase::Shared, url, overrides, |_| {}).await

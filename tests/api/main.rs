@@ -17,6 +17,7 @@ mod interop;
 mod lockout;
 mod metrics;
 mod oidc;
+mod oidc_interop;
 mod refresh;
 mod rejections;
 mod review;

@@ -19,7 +19,9 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 
-def browser() -> webdriver.Chrome:
+def browser(performance_log: bool = False) -> webdriver.Chrome:
+    """Headless Chromium; its console in the "browser" log and, with `performance_log`, every
+    network request in the "performance" log (DevTools events)."""
     options = webdriver.ChromeOptions()
     options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     for flag in [
@@ -28,7 +30,8 @@ def browser() -> webdriver.Chrome:
         "--disable-component-update", "--disable-sync", "--window-size=1280,1600",
     ]:
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    logs = {"browser": "ALL", "performance": "ALL"} if performance_log else {"browser": "ALL"}
+    options.set_capability("goog:loggingPrefs", logs)
     service = Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
     return webdriver.Chrome(service=service, options=options)
 

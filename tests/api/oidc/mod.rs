@@ -186,7 +186,11 @@ pub async fn world() -> World {
 }
 
 pub async fn world_with(overrides: &[(&str, &str)]) -> World {
-    let app = spawn_app_with(overrides).await;
+    world_on(spawn_app_with(overrides).await).await
+}
+
+/// The world of [`world`] on an app the test spawned itself.
+pub async fn world_on(app: TestApp) -> World {
     let admin = app.admin_with_tokens("root").await.access;
     let alice = app
         .post_json(
