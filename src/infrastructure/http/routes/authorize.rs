@@ -194,8 +194,9 @@ async fn authorize(
     post, path = "/auth/authorize", tag = "oidc",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
+        (status = 200, description = "The login page again, with the reason: wrong credentials, or an expired form (CSRF)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 303, description = "Signed in: back to the client with `code`, `state`, `iss`"),
-        (status = 400, description = "The login page again: wrong credentials or an expired form; or the error page of a bad request", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 400, description = "The error page of a bad authorization request (unknown client, unregistered redirect URI)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 415, description = "Error page: the form was not sent as application/x-www-form-urlencoded", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 429, description = "The login page: the account is locked, or too many attempts from this address (Retry-After)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 503, description = "The login page: the service is busy or its database unavailable (Retry-After)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
@@ -237,7 +238,7 @@ async fn sign_in(
             &state,
             &request,
             &valid,
-            StatusCode::BAD_REQUEST,
+            StatusCode::OK,
             Some(message),
             &username,
         );
@@ -281,8 +282,10 @@ fn failed_sign_in(
     error: AppError,
 ) -> Response {
     let (status, message, retry_after) = match &error {
+        // The form again, with the message: a page like any other (as the well-known servers
+        // answer it), so the browser has no failed load to report.
         AppError::InvalidCredentials => (
-            StatusCode::BAD_REQUEST,
+            StatusCode::OK,
             "Wrong username or password.".to_owned(),
             None,
         ),
