@@ -1,4 +1,4 @@
-//! An OAuth2 password-grant authentication service.
+//! An OAuth 2.0 and OpenID Connect authentication service.
 //!
 //! It issues short-lived JWT access tokens (RFC 9068 profile) and opaque, rotating refresh tokens
 //! with reuse detection, stores users with argon2id password hashes, and serves its HTTP API with

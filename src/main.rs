@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use auth_service::infrastructure::bootstrap::{
-    build_app, build_codec, db_options, serve, shutdown_signal, spawn_purge_task, start,
+    build_app, build_codec, build_id_token_codec, db_options, serve, shutdown_signal,
+    spawn_purge_task, start,
 };
 use auth_service::infrastructure::config::{mask_url, AppEnv, Settings};
 use auth_service::infrastructure::db;
@@ -20,8 +21,8 @@ use secrecy::ExposeSecret;
 #[command(
     name = "auth-service",
     version,
-    about = "OAuth2 password-grant authentication service",
-    long_about = "OAuth2 password-grant authentication service: JWT access tokens, rotating refresh tokens, argon2id passwords.\n\nConfiguration comes from the environment, then .env.{APP_ENV}, then .env (see docs/configuration.md and .env.example)."
+    about = "OAuth 2.0 and OpenID Connect authentication service",
+    long_about = "OAuth 2.0 and OpenID Connect authentication service: the authorization code flow with PKCE and a hosted login page, ID tokens, client credentials, JWT access tokens, rotating refresh tokens, argon2id passwords.\n\nConfiguration comes from the environment, then .env.{APP_ENV}, then .env (see docs/configuration.md and .env.example)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -114,12 +115,13 @@ fn check_config(settings: &Settings) -> ExitCode {
     for (name, value) in settings.entries() {
         println!("{name}={value}");
     }
-    match build_codec(settings) {
-        Ok(codec) => {
+    match build_codec(settings).and_then(|codec| Ok((codec, build_id_token_codec(settings)?))) {
+        Ok((codec, id_tokens)) => {
             println!(
-                "configuration OK: signing with {} (kid {})",
+                "configuration OK: signing with {} (kid {}); ID tokens with RS256 (kid {})",
                 codec.algorithm(),
-                codec.signing_kid()
+                codec.signing_kid(),
+                id_tokens.kid()
             );
             ExitCode::SUCCESS
         }

@@ -387,10 +387,14 @@ fn the_server_explains_itself_and_reports_its_version() {
 fn check_config_prints_every_setting_with_secrets_masked() {
     let dir = TempDir::new().unwrap();
     let secret = "a-production-secret-that-is-long-enough-1234";
+    let id_key = dir.path().join("oidc.pem");
+    std::fs::write(&id_key, rsa_private_pem()).unwrap();
+    let id_key = id_key.to_str().unwrap().to_owned();
     let vars = [
         ("APP_ENV", "production"),
         ("JWT_SECRET", secret),
         ("DATABASE_URL", "postgres://app:pa55word@db.internal/auth"),
+        ("OIDC_SIGNING_KEY_FILE", &id_key),
     ];
     let (output, stdout) = run({
         let mut cmd = command(SERVER, dir.path(), &vars);
@@ -409,7 +413,16 @@ fn check_config_prints_every_setting_with_secrets_masked() {
     );
     assert!(stdout.contains("LOGIN_MAX_FAILURES=5"));
     assert!(stdout.contains("configuration OK: signing with HS256"));
+    assert!(stdout.contains("ID tokens with RS256"), "{stdout}");
     assert!(!stdout.contains(secret) && !stdout.contains("pa55word"));
+
+    // Without the ID tokens' key, production is not configured.
+    let output = command(SERVER, dir.path(), &vars[..3])
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("OIDC_SIGNING_KEY_FILE"));
 
     let broken = [
         ("JWT_ALGORITHM", "EdDSA"),
@@ -915,4 +928,11 @@ async fn seed_registers_a_client_and_prints_its_secret_once() {
     assert!(stdout.contains("not_allowed_for_public_client"), "{stdout}");
     assert!(!stdout.contains("client secret"), "{stdout}");
     assert_eq!(repos.clients.list(10, 0).await.unwrap().1, 1);
+}
+
+/// A fresh RSA-2048 private key, PKCS#8 PEM (for the ID tokens).
+fn rsa_private_pem() -> String {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
 }

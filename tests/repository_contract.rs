@@ -1078,6 +1078,7 @@ contract_tests!(memory, sqlite, postgres: [
     only_a_live_refresh_token_is_found,
     a_sessions_openid_scope_and_client_survive_storage_and_rotation,
     the_session_cap_neither_counts_nor_revokes_browser_signins,
+    ending_a_session_ends_its_descendants_at_every_depth,
 ]);
 
 /// The in-memory adapter is for tests: no `DATABASE_URL` selects it.

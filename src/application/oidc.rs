@@ -34,13 +34,23 @@ pub struct OidcPorts {
 }
 
 /// How the client authenticated at the token, introspection or revocation endpoint
-/// (RFC 6749 §2.3.1): HTTP Basic, form fields, or `client_id` alone for a public client.
-#[derive(Debug, Clone)]
+/// (RFC 6749 §2.3.1): HTTP Basic, form fields, or `client_id` alone for a public client. Its
+/// `Debug` never shows the secret.
+#[derive(Clone)]
 pub struct ClientCredentials {
     /// As sent: an unknown or malformed id is `invalid_client`.
     pub client_id: String,
     /// `None` for `none` (a public client).
     pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("secret", &self.secret.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
 }
 
 /// The provider's use cases.

@@ -196,8 +196,8 @@ pub trait TokenRepository: Send + Sync {
         hash: &RefreshTokenHash,
     ) -> Result<Option<SessionId>, StoreError>;
 
-    /// Revokes one session and every session started from it (`parent_id`); returns false
-    /// when it was unknown or already revoked.
+    /// Revokes one session and every session started from it (`parent_id`), at any depth;
+    /// returns false when it was unknown or already revoked.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`].

@@ -631,3 +631,43 @@ pub async fn the_session_cap_neither_counts_nor_revokes_browser_signins(b: Backe
         assert!(live(session).await, "100 sessions stay beside two sign-ins");
     }
 }
+
+/// Ending a session ends every session started from it at any depth: a browser sign-in, the
+/// code-flow session under it, and a session minted from that one with `POST
+/// /auth/refresh-token` all end with the sign-in.
+pub async fn ending_a_session_ends_its_descendants_at_every_depth(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let (signin, cookie) = sign_in(&b, &alice, at).await;
+    let mut child = spec(&alice, at + Duration::milliseconds(1));
+    child.parent = Some(signin.id);
+    let (child, _) = start(&b, child).await;
+    let mut grandchild = spec(&alice, at + Duration::milliseconds(2));
+    grandchild.parent = Some(child.id);
+    let (grandchild, _) = start(&b, grandchild).await;
+    let mut great = spec(&alice, at + Duration::milliseconds(3));
+    great.parent = Some(grandchild.id);
+    let (great, _) = start(&b, great).await;
+    let later = at + Duration::seconds(1);
+    let live = |s: &Session| {
+        let (users, s) = (b.repos.users.clone(), s.clone());
+        async move {
+            users
+                .find_active_by_session(s.user_id, s.id, later)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(live(&great).await);
+    assert!(b
+        .repos
+        .tokens
+        .revoke_session(signin.id, RevocationReason::Logout, later)
+        .await
+        .unwrap());
+    assert!(find_signin(&b, &cookie, later).await.is_none());
+    for session in [&child, &grandchild, &great] {
+        assert!(!live(session).await, "a descendant outlived the sign-in");
+    }
+}

@@ -91,7 +91,10 @@ impl AuthService {
         user: &User,
     ) -> Result<Option<(SigninToken, Session)>, AppError> {
         let now = self.ports.clock.now();
-        let not_after = now + self.settings.session_max_lifetime;
+        // A sign-in is never extended, so its expiry is also its absolute end: the code-flow
+        // sessions started under it are capped at it.
+        let not_after =
+            (now + self.settings.refresh_token_ttl).min(now + self.settings.session_max_lifetime);
         let token = SigninToken::generate();
         let new = NewSession {
             session: Session {
@@ -100,7 +103,7 @@ impl AuthService {
                 scope: Default::default(),
                 oidc: Default::default(),
                 created_at: now,
-                expires_at: (now + self.settings.refresh_token_ttl).min(not_after),
+                expires_at: not_after,
                 not_after,
                 parent_id: None,
                 client_id: None,

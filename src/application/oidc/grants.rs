@@ -271,10 +271,10 @@ impl OidcService {
             .find_by_id(owner)
             .await?
             .is_some_and(|c| c.client_type == ClientType::Confidential);
+        // The client the session was issued to holds its refresh token legitimately, whether
+        // it got it through `offline_access` or its `refresh_token` registration.
         let allowed = match client {
-            Some(client) => {
-                client.id == owner && client.grant_types.contains(GrantType::RefreshToken)
-            }
+            Some(client) => client.id == owner,
             None => !owner_is_confidential,
         };
         if allowed {

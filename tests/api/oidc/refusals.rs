@@ -390,6 +390,38 @@ async fn deleting_the_client_ends_what_it_was_issued_and_others_cannot_revoke_it
             .await,
     )
     .await;
+    // The same through the JSON twin, which takes no client authentication at all.
+    let (code, _) = browser
+        .sign_in_for_code(
+            &auth_query(&w.confidential.id, &[("prompt", "login")]),
+            "alice",
+        )
+        .await;
+    let theirs: Value = token_request(
+        &w.app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", APP),
+            ("code_verifier", VERIFIER),
+        ],
+        Some((&w.confidential.id, w.confidential.secret())),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let stolen = w
+        .app
+        .post_json(
+            "/auth/refresh",
+            &serde_json::json!({"refresh_token": theirs["refresh_token"]}),
+        )
+        .await;
+    assert_oauth_error(stolen, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    w.app
+        .assert_refresh_refused(theirs["refresh_token"].as_str().unwrap())
+        .await;
 
     let deleted = w
         .app

@@ -185,13 +185,21 @@ pub(super) fn revoke_all(
     count
 }
 
-/// Revokes a session and the sessions started from it; whether the session itself was live.
+/// Revokes a session and every session started from it, at any depth; whether the session
+/// itself was live.
 fn revoke_family(state: &mut State, id: SessionId, now: DateTime<Utc>) -> bool {
     let mut root = false;
-    for s in state.sessions.values_mut() {
-        if s.revoked_at.is_none() && (s.session.id == id || s.session.parent_id == Some(id)) {
-            s.revoked_at = Some(now);
-            root |= s.session.id == id;
+    let mut parents = vec![id];
+    while let Some(parent) = parents.pop() {
+        for s in state.sessions.values_mut() {
+            let member = s.session.id == parent && parent == id;
+            if s.revoked_at.is_none() && (member || s.session.parent_id == Some(parent)) {
+                s.revoked_at = Some(now);
+                root |= s.session.id == id;
+                if s.session.id != id {
+                    parents.push(s.session.id);
+                }
+            }
         }
     }
     root

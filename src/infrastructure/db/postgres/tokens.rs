@@ -293,9 +293,35 @@ async fn revoke_family(
     .bind(now)
     .bind(reason.as_str())
     .bind(id)
-    .fetch_all(connection)
+    .fetch_all(&mut *connection)
     .await
     .map_err(store_error)?;
+    // The deeper descendants, level by level (a code-flow session's own minted session, say),
+    // each level first waiting for the sessions being started from it, as above.
+    let mut parents: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM sessions WHERE parent_id = $1 AND revoked_at = $2")
+            .bind(id)
+            .bind(now)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(store_error)?;
+    while !parents.is_empty() {
+        sqlx::query("SELECT 1 FROM sessions WHERE id = ANY($1) FOR UPDATE")
+            .bind(&parents)
+            .execute(&mut *connection)
+            .await
+            .map_err(store_error)?;
+        parents = sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+             WHERE parent_id = ANY($3) AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(&parents)
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(store_error)?;
+    }
     Ok(revoked.contains(&true))
 }
 

@@ -316,17 +316,29 @@ fn revoke_family(
         )
         .and_then(|mut s| s.execute(params![now, reason.as_str(), id]))
         .map_err(store_error)?;
-    let child_user: Option<String> = connection
-        .prepare_cached(
-            "UPDATE sessions SET revoked_at = ?, revoked_reason = ?
-             WHERE parent_id = ? AND revoked_at IS NULL RETURNING user_id",
-        )
-        .and_then(|mut s| {
-            s.query_map(params![now, reason.as_str(), id], |row| row.get(0))?
-                .next()
-                .transpose()
-        })
-        .map_err(store_error)?;
+    // Every descendant, level by level: a session started from a session started from this one
+    // (a code-flow session's own minted session, say) ends too. The writer runs one job at a
+    // time, so nothing joins the family meanwhile.
+    let mut child_user: Option<String> = None;
+    let mut parents = vec![id.to_owned()];
+    while let Some(parent) = parents.pop() {
+        let children: Vec<(String, String)> = connection
+            .prepare_cached(
+                "UPDATE sessions SET revoked_at = ?, revoked_reason = ?
+                 WHERE parent_id = ? AND revoked_at IS NULL RETURNING id, user_id",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![now, reason.as_str(), parent], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect()
+            })
+            .map_err(store_error)?;
+        for (child, user) in children {
+            child_user.get_or_insert(user);
+            parents.push(child);
+        }
+    }
     let child_user = child_user
         .map(|id| uuid(&id).map(UserId::from_uuid).map_err(store_error))
         .transpose()?;

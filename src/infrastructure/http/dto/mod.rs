@@ -126,7 +126,8 @@ pub struct ChangePasswordRequest {
 #[schema(example = json!({"grant_type": "password", "username": "alice", "password": "correct horse battery", "scope": "user"}))]
 #[allow(dead_code)] // documents the form; the handler parses it strictly by hand
 pub struct TokenRequest {
-    /// `password` (the default when absent) or `refresh_token`.
+    /// `password` (the default when absent), `refresh_token`, `authorization_code` or
+    /// `client_credentials`.
     #[schema(example = "password")]
     pub grant_type: Option<String>,
     /// For `password`.
@@ -140,6 +141,17 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     /// For `refresh_token`.
     pub refresh_token: Option<String>,
+    /// For `authorization_code`: the code of the redirect.
+    pub code: Option<String>,
+    /// For `authorization_code`: exactly the authorization request's.
+    pub redirect_uri: Option<String>,
+    /// For `authorization_code`: the PKCE verifier (43-128 characters).
+    pub code_verifier: Option<String>,
+    /// `client_secret_post` (with `client_secret`), or `none` for a public client.
+    pub client_id: Option<String>,
+    /// `client_secret_post`; or send both in an `Authorization: Basic` header.
+    #[schema(format = Password)]
+    pub client_secret: Option<String>,
 }
 
 /// `POST /auth/revoke` form parameters (RFC 7009).

@@ -11,8 +11,8 @@ use crate::application::AppError;
 /// An RFC 6749 §5.2 error body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OAuthErrorBody {
-    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`,
-    /// `temporarily_unavailable` or `server_error`.
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, `temporarily_unavailable` or `server_error`.
     #[schema(example = "invalid_grant")]
     pub error: String,
     #[schema(example = "Invalid username or password.")]

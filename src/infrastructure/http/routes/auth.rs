@@ -157,6 +157,9 @@ async fn refresh(
 ) -> Result<Response, OAuthError> {
     let presented = RefreshToken::from_presented(body.refresh_token.expose_secret());
     let pair = state.auth.refresh(&presented, &ctx).await?;
+    // This twin takes no client authentication: a confidential client's session refreshed here
+    // is refused and revoked, as at the token endpoint without its secret.
+    state.oidc.check_refresh_client(&pair, None, &ctx).await?;
     Ok(token_response(&pair))
 }
 
