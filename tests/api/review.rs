@@ -180,10 +180,15 @@ async fn the_right_password_in_a_burst_never_gets_tokens_after_a_lock() {
         // A success ends the window: at most one window of guesses before it, one after.
         assert!(checked <= 10, "{checked} wrong passwords were checked");
         let success = &audit_events(&app, &admin.access, "login_succeeded").await[0];
+        // The test clock stands still, so every event has the same `at`; the ids (UUID v7 from
+        // the real clock, monotonic within the process) give the order. The success's session
+        // id is made right after its password check reset the window; a lock after it needs
+        // five more password checks, so its event id comes later.
+        let session = success["detail"].as_str().unwrap().trim_start_matches("session ");
         assert!(
             locks
                 .iter()
-                .all(|lock| lock["at"].as_str() > success["at"].as_str()),
+                .all(|lock| lock["id"].as_str().unwrap() > session),
             "the right password got tokens after a lock: {locks:?} {success}"
         );
     } else {
