@@ -184,7 +184,10 @@ async fn the_right_password_in_a_burst_never_gets_tokens_after_a_lock() {
         // the real clock, monotonic within the process) give the order. The success's session
         // id is made right after its password check reset the window; a lock after it needs
         // five more password checks, so its event id comes later.
-        let session = success["detail"].as_str().unwrap().trim_start_matches("session ");
+        let session = success["detail"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("session ");
         assert!(
             locks
                 .iter()
