@@ -148,7 +148,7 @@ def main() -> None:
         assert any(u.startswith(f"{base}/auth/authorize") for u in seen), f"requests seen: {seen}"
         # The pages declare an empty icon (`data:`), so the browser asks the service for no
         # /favicon.ico (which would be a 404 and a console error).
-        assert not any("favicon" in u for u in seen), f"a favicon was requested: {seen}"
+        assert not any(u.startswith(f"{base}/favicon.ico") for u in seen), f"asked the service for a favicon: {seen}"
         assert not problems, f"console errors: {json.dumps(problems, indent=2)}"
 
         with open(result_file, "w", encoding="utf-8") as f:
