@@ -144,7 +144,7 @@ BENCH_AUTH="$BENCH_CLIENT_BASIC" BENCH_BODY="grant_type=client_credentials" \
 BENCH_AUTH="$BENCH_CLIENT_BASIC" BENCH_BODY="token=$BENCH_INTROSPECT_TOKEN" \
     run_wrk introspection -t2 -c16 -s scripts/bench/post_form.lua "$base/auth/introspect"
 export BENCH_AUTHORIZE_QUERY BENCH_COOKIE BENCH_CLIENT_ID BENCH_VERIFIER BENCH_REDIRECT_URI_ENCODED
-run_wrk code_flow -t2 -c16 -s scripts/bench/code_flow.lua "$base"
+run_wrk code_flow -t16 -c16 -s scripts/bench/code_flow.lua "$base"
 
 # /health while 32 connections hammer login (the login run outlasts the health run).
 wrk -d "$((${DURATION%s} + 4))s" -t2 -c32 -s scripts/bench/login.lua "$base" >"$work/storm.txt" 2>&1 &

@@ -1,4 +1,5 @@
 -- The whole authorization code flow of a browser that is signed in already, per connection:
+-- (run with one connection per thread, -t equal to -c: the pending code is per thread)
 -- GET /auth/authorize with the sign-in cookie ($BENCH_COOKIE) answers 303 with a code, then
 -- POST /auth/token exchanges it (public client $BENCH_CLIENT_ID, PKCE verifier
 -- $BENCH_VERIFIER). One flow is two requests; the flows are counted as status 1000 ("flow

@@ -12,6 +12,7 @@ import hashlib
 import html.parser
 import http.client
 import json
+import os
 import shlex
 import sys
 import urllib.parse
@@ -65,7 +66,7 @@ basic = "Basic " + base64.b64encode(
 challenge = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
 query = form([
     ("response_type", "code"), ("client_id", public["client_id"]), ("redirect_uri", REDIRECT),
-    ("scope", "openid profile"), ("state", "bench"), ("code_challenge", challenge),
+    ("scope", os.environ.get("BENCH_SCOPE", "openid profile")), ("state", "bench"), ("code_challenge", challenge),
     ("code_challenge_method", "S256"),
 ])
 

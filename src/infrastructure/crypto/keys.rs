@@ -63,6 +63,8 @@ pub struct Key {
     pub encoding: Option<EncodingKey>,
     /// The public JWK; `None` for a shared secret, which is never published.
     pub jwk: Option<Value>,
+    /// An RSA signing key's PKCS#8 DER (for the ID-token signer, which signs with ring).
+    pub rsa_pkcs8_der: Option<Vec<u8>>,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -125,6 +127,7 @@ impl Public {
             decoding,
             encoding,
             jwk: Some(jwk),
+            rsa_pkcs8_der: None,
         })
     }
 }
@@ -149,6 +152,7 @@ pub fn hs256(secret: &[u8]) -> Key {
         decoding: DecodingKey::from_secret(secret),
         encoding: Some(EncodingKey::from_secret(secret)),
         jwk: None,
+        rsa_pkcs8_der: None,
     }
 }
 
@@ -164,6 +168,7 @@ pub fn from_private_pem(algorithm: Algorithm, pem: &str) -> Result<Key, KeyError
             algorithm_name(algorithm)
         ))
     };
+    let mut rsa_pkcs8_der = None;
     let (public, encoding) = match algorithm {
         Algorithm::EdDSA => {
             let key = ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map_err(|e| wrong(&e))?;
@@ -198,6 +203,12 @@ pub fn from_private_pem(algorithm: Algorithm, pem: &str) -> Result<Key, KeyError
                 )));
             }
             let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| wrong(&e))?;
+            rsa_pkcs8_der = Some(
+                pkcs8_traits::EncodePrivateKey::to_pkcs8_der(&key)
+                    .map_err(|e| wrong(&e))?
+                    .as_bytes()
+                    .to_vec(),
+            );
             let public = Public::Rsa {
                 n: key.n().to_bytes_be(),
                 e: key.e().to_bytes_be(),
@@ -206,7 +217,9 @@ pub fn from_private_pem(algorithm: Algorithm, pem: &str) -> Result<Key, KeyError
         }
         other => return Err(KeyError(format!("{other:?} has no key pair"))),
     };
-    public.into_key(Some(encoding))
+    let mut key = public.into_key(Some(encoding))?;
+    key.rsa_pkcs8_der = rsa_pkcs8_der;
+    Ok(key)
 }
 
 /// A verification-only key from a PEM public key (SPKI, `-----BEGIN PUBLIC KEY-----`) or a
@@ -220,6 +233,7 @@ pub fn from_verification_pem(pem: &str) -> Result<Key, KeyError> {
         for algorithm in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
             if let Ok(mut key) = from_private_pem(algorithm, pem) {
                 key.encoding = None;
+                key.rsa_pkcs8_der = None;
                 return Ok(key);
             }
         }
