@@ -171,7 +171,10 @@ impl IdTokenCodec for RsaIdTokenCodec {
                 &mut signature,
             )
             .map_err(|e| TokenError::Signing(e.to_string()))?;
-        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature)
+        ))
     }
 
     fn read_id_token_hint(&self, token: &str) -> Result<IdTokenHint, TokenError> {
