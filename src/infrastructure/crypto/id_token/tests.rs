@@ -5,7 +5,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use jsonwebtoken::{decode_header, encode, EncodingKey};
+use jsonwebtoken::{decode_header, EncodingKey};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
