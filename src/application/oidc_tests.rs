@@ -104,7 +104,7 @@ async fn code_for(w: &World, request: &AuthorizationRequest) -> String {
             .unwrap();
     let redirect =
         w.h.oidc
-            .issue_code(&valid, &signin.session, &signin.user, &ctx())
+            .issue_code(&valid, &signin.session, &signin.user)
             .await
             .unwrap();
     assert_eq!(redirect.state.as_deref(), Some("st4te"));
@@ -186,7 +186,7 @@ async fn prompt_none_without_a_sign_in_is_login_required_and_max_age_asks_again(
     let mut silent = request(&w.public);
     silent.prompt = Some("none".into());
     let valid = w.h.oidc.validate_request(&silent).await.unwrap();
-    let outcome = w.h.oidc.decide(valid, None, &ctx()).await;
+    let outcome = w.h.oidc.decide(valid, None).await;
     assert!(matches!(
         outcome,
         Err(AuthorizeError::Redirect {
@@ -207,14 +207,14 @@ async fn prompt_none_without_a_sign_in_is_login_required_and_max_age_asks_again(
             .await
             .unwrap();
     assert!(matches!(
-        w.h.oidc.decide(valid, live(), &ctx()).await,
+        w.h.oidc.decide(valid, live()).await,
         Ok(AuthorizeOutcome::Code(_))
     ));
     let mut login = request(&w.public);
     login.prompt = Some("login".into());
     let valid = w.h.oidc.validate_request(&login).await.unwrap();
     assert!(matches!(
-        w.h.oidc.decide(valid, live(), &ctx()).await,
+        w.h.oidc.decide(valid, live()).await,
         Ok(AuthorizeOutcome::Login(_))
     ));
     w.h.clock.advance(Duration::seconds(120));
@@ -222,7 +222,7 @@ async fn prompt_none_without_a_sign_in_is_login_required_and_max_age_asks_again(
     aged.max_age = Some("60".into());
     let valid = w.h.oidc.validate_request(&aged).await.unwrap();
     assert!(matches!(
-        w.h.oidc.decide(valid, live(), &ctx()).await,
+        w.h.oidc.decide(valid, live()).await,
         Ok(AuthorizeOutcome::Login(_))
     ));
     aged.max_age = Some("-1".into());

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use super::{require_grant, OidcService};
-use crate::application::{AppError, RequestContext};
+use crate::application::AppError;
 use crate::domain::client::{Client, ClientType, GrantType};
 use crate::domain::oidc::{
     AuthorizationCode, CodeChallenge, CodeGrant, Scope, CODE_LIFETIME_SECONDS,
@@ -291,7 +291,6 @@ impl OidcService {
         &self,
         request: ValidRequest,
         signin: Option<(Session, Arc<User>)>,
-        ctx: &RequestContext,
     ) -> Result<AuthorizeOutcome, AuthorizeError> {
         let now = self.ports.clock.now();
         let fits = |session: &Session| {
@@ -302,7 +301,7 @@ impl OidcService {
         };
         match signin {
             Some((session, user)) if fits(&session) => {
-                let redirect = self.issue_code(&request, &session, &user, ctx).await?;
+                let redirect = self.issue_code(&request, &session, &user).await?;
                 Ok(AuthorizeOutcome::Code(redirect))
             }
             _ if request.prompt == Prompt::None => Err(AuthorizeError::Redirect {
@@ -325,7 +324,6 @@ impl OidcService {
         request: &ValidRequest,
         signin: &Session,
         user: &User,
-        _ctx: &RequestContext,
     ) -> Result<CodeRedirect, AuthorizeError> {
         let now = self.ports.clock.now();
         let code = AuthorizationCode::generate();

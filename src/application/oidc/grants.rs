@@ -144,7 +144,12 @@ impl OidcService {
                 session_id: grant.signin_id,
                 profile: profile_claims(&user, &scope),
             };
-            pair.id_token = Some(self.oidc.id_tokens.sign_id_token(&claims)?);
+            // An RS256 signature is ~1 ms of CPU: on the blocking pool, not a runtime worker.
+            let codec = self.oidc.id_tokens.clone();
+            let signed = tokio::task::spawn_blocking(move || codec.sign_id_token(&claims))
+                .await
+                .map_err(|e| AppError::Internal(format!("ID-token signing task: {e}")))?;
+            pair.id_token = Some(signed?);
         }
         self.audit
             .event(Event::AuthorizationCodeExchanged, ctx)

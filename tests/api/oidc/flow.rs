@@ -152,17 +152,7 @@ async fn a_second_authorization_skips_the_form_until_the_sign_in_ends() {
     let query = auth_query(&w.confidential.id, &[]);
     let again = browser.get(&format!("/auth/authorize?{query}")).await;
     let (code, _) = redirected_with_code(again);
-    let exchanged = token_request(
-        &w.app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", APP),
-            ("code_verifier", VERIFIER),
-        ],
-        Some((&w.confidential.id, w.confidential.secret())),
-    )
-    .await;
+    let exchanged = exchange_confidential(&w, &code).await;
     assert_eq!(exchanged.status(), StatusCode::OK);
     // prompt=login asks again even so; prompt=none answers silently.
     let login = browser
@@ -281,14 +271,8 @@ async fn client_credentials_and_introspection_follow_the_client_and_the_session(
         w.app.post_bearer("/auth/logout", access).await.status(),
         StatusCode::NO_CONTENT
     );
-    assert_eq!(
-        introspect(&w, access).await,
-        serde_json::json!({"active": false})
-    );
-    assert_eq!(
-        introspect(&w, refresh).await,
-        serde_json::json!({"active": false})
-    );
+    assert_inactive(&w, access).await;
+    assert_inactive(&w, refresh).await;
 
     // Disabling the client ends its client-credentials tokens too.
     let disabled = w

@@ -306,6 +306,21 @@ pub async fn exchange_public(w: &World, code: &str) -> Response {
     .await
 }
 
+/// Exchanges `code` as the confidential client (`client_secret_basic`) with [`VERIFIER`].
+pub async fn exchange_confidential(w: &World, code: &str) -> Response {
+    token_request(
+        &w.app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", APP),
+            ("code_verifier", VERIFIER),
+        ],
+        Some((&w.confidential.id, w.confidential.secret())),
+    )
+    .await
+}
+
 /// A form post to `path` with Basic credentials.
 pub async fn post_form_basic(
     app: &TestApp,
@@ -337,4 +352,9 @@ pub async fn introspect(w: &World, token: &str) -> Value {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(header_text(&response, "cache-control"), "no-store");
     response.json().await.unwrap()
+}
+
+/// Expects introspection to call `token` inactive, and say nothing else.
+pub async fn assert_inactive(w: &World, token: &str) {
+    assert_eq!(introspect(w, token).await, json!({"active": false}));
 }

@@ -135,17 +135,7 @@ async fn the_code_needs_its_client_redirect_uri_and_verifier_and_works_once() {
     let (code, _) = browser
         .sign_in_for_code(&auth_query(&w.public.id, &[]), "alice")
         .await;
-    let stolen = token_request(
-        &w.app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", APP),
-            ("code_verifier", VERIFIER),
-        ],
-        Some((&w.confidential.id, w.confidential.secret())),
-    )
-    .await;
+    let stolen = exchange_confidential(&w, &code).await;
     assert_oauth_error(stolen, StatusCode::BAD_REQUEST, "invalid_grant").await;
 
     // A verifier for a code issued without a challenge (a confidential client may skip PKCE).
@@ -158,17 +148,7 @@ async fn the_code_needs_its_client_redirect_uri_and_verifier_and_works_once() {
         ],
     );
     let (code, _) = browser.sign_in_for_code(&no_pkce, "alice").await;
-    let response = token_request(
-        &w.app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", APP),
-            ("code_verifier", VERIFIER),
-        ],
-        Some((&w.confidential.id, w.confidential.secret())),
-    )
-    .await;
+    let response = exchange_confidential(&w, &code).await;
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
 
     // Replayed: refused, and what the first exchange issued stops working.
@@ -365,20 +345,7 @@ async fn deleting_the_client_ends_what_it_was_issued_and_others_cannot_revoke_it
             "alice",
         )
         .await;
-    let theirs: Value = token_request(
-        &w.app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", APP),
-            ("code_verifier", VERIFIER),
-        ],
-        Some((&w.confidential.id, w.confidential.secret())),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let theirs: Value = exchange_confidential(&w, &code).await.json().await.unwrap();
     let stolen = w
         .app
         .refresh_grant(theirs["refresh_token"].as_str().unwrap())
@@ -397,20 +364,7 @@ async fn deleting_the_client_ends_what_it_was_issued_and_others_cannot_revoke_it
             "alice",
         )
         .await;
-    let theirs: Value = token_request(
-        &w.app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", APP),
-            ("code_verifier", VERIFIER),
-        ],
-        Some((&w.confidential.id, w.confidential.secret())),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let theirs: Value = exchange_confidential(&w, &code).await.json().await.unwrap();
     let stolen = w
         .app
         .post_json(
@@ -433,14 +387,8 @@ async fn deleting_the_client_ends_what_it_was_issued_and_others_cannot_revoke_it
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_invalid_token(w.app.get("/auth/userinfo", Some(access)).await).await;
-    assert_eq!(
-        introspect(&w, access).await,
-        serde_json::json!({"active": false})
-    );
-    assert_eq!(
-        introspect(&w, refresh).await,
-        serde_json::json!({"active": false})
-    );
+    assert_inactive(&w, access).await;
+    assert_inactive(&w, refresh).await;
     // The deleted client's authorization requests get the error page.
     let response = browser
         .get(&format!(

@@ -146,7 +146,6 @@ fn hidden_fields(request: &AuthorizationRequest) -> Vec<(&'static str, String)> 
 )]
 async fn authorize(
     State(state): State<AppState>,
-    Client(ctx): Client,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -167,7 +166,7 @@ async fn authorize(
         },
         None => None,
     };
-    match state.oidc.decide(valid, signin, &ctx).await {
+    match state.oidc.decide(valid, signin).await {
         Ok(AuthorizeOutcome::Code(code)) => {
             let mut params = vec![("code", code.code.expose())];
             if let Some(s) = code.state.as_deref() {
@@ -255,7 +254,7 @@ async fn sign_in(
     };
     let code = match state
         .oidc
-        .issue_code(&valid, &signin.session, &signin.user, &ctx)
+        .issue_code(&valid, &signin.session, &signin.user)
         .await
     {
         Ok(code) => code,
