@@ -94,6 +94,8 @@ fn user(name: &str, email: Option<&str>) -> User {
         is_active: true,
         password_hash: PasswordHash::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into()),
         credential_version: 0,
+        email_verified: false,
+        mfa: Default::default(),
         created_at: at,
         updated_at: at,
     }

@@ -258,6 +258,8 @@ impl UserService {
             is_active: true,
             password_hash,
             credential_version: 0,
+            email_verified: false,
+            mfa: Default::default(),
             created_at: now,
             updated_at: now,
         };

@@ -34,8 +34,13 @@ async fn registration_returns_the_user_and_its_location_without_any_secret() {
         chrono::DateTime::parse_from_rfc3339(body["created_at"].as_str().unwrap()).unwrap();
     assert_eq!(created.offset().local_minus_utc(), 0);
     assert!(body["updated_at"].is_string());
+    assert_eq!(body["email_verified"], false);
+    assert_eq!(
+        body["mfa"],
+        json!({"totp": false, "passkeys": 0, "recovery_codes_left": 0})
+    );
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 8, "exactly the contract's fields: {keys:?}");
+    assert_eq!(keys.len(), 10, "exactly the contract's fields: {keys:?}");
 }
 
 #[tokio::test]

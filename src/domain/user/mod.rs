@@ -200,8 +200,31 @@ pub struct User {
     /// Bumped by every password change: a login whose password check saw an older version
     /// cannot start a session (see [`crate::domain::ports::TokenRepository::create_session`]).
     pub credential_version: i64,
+    /// Whether the user proved they receive mail at `email` (reset when it changes).
+    pub email_verified: bool,
+    /// The user's second factors, as the user object shows them.
+    pub mfa: MfaSummary,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A user's second factors: kept on the user (the stores update it in the same commit as the
+/// factors themselves), so reading a user tells whether a login needs a second factor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MfaSummary {
+    /// A confirmed TOTP authenticator.
+    pub totp: bool,
+    /// Registered passkeys.
+    pub passkeys: u32,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u32,
+}
+
+impl MfaSummary {
+    /// Whether a login must show a second factor (a TOTP authenticator or a passkey).
+    pub fn has_second_factor(&self) -> bool {
+        self.totp || self.passkeys > 0
+    }
 }
 
 /// An administrator's change to a user: `None` leaves a field as it is; `Some(None)` clears an

@@ -12,7 +12,9 @@ use crate::domain::client::{
 use crate::domain::oidc::{CodeChallenge, CodeGrant, CodeHash, Scope};
 use crate::domain::ports::StoreError;
 use crate::domain::session::{Session, SessionId};
-use crate::domain::user::{EmailAddress, FullName, PasswordHash, Roles, User, UserId, Username};
+use crate::domain::user::{
+    EmailAddress, FullName, MfaSummary, PasswordHash, Roles, User, UserId, Username,
+};
 use crate::domain::validation::FieldError;
 
 fn other(what: &str) -> impl Fn(String) -> StoreError + '_ {
@@ -36,6 +38,10 @@ pub(crate) struct UserRecord {
     pub credential_version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub email_verified: bool,
+    pub totp_enabled: bool,
+    pub passkey_count: i32,
+    pub recovery_codes_left: i32,
 }
 
 impl UserRecord {
@@ -57,6 +63,14 @@ impl UserRecord {
             is_active: self.is_active,
             password_hash: PasswordHash::new(self.password_hash),
             credential_version: self.credential_version,
+            email_verified: self.email_verified,
+            mfa: MfaSummary {
+                totp: self.totp_enabled,
+                passkeys: u32::try_from(self.passkey_count)
+                    .map_err(|e| other("passkey count")(e.to_string()))?,
+                recovery_codes_left: u32::try_from(self.recovery_codes_left)
+                    .map_err(|e| other("recovery code count")(e.to_string()))?,
+            },
             created_at: self.created_at,
             updated_at: self.updated_at,
         })

@@ -30,7 +30,7 @@ use crate::domain::ports::{HealthProbe, StoreError};
 use error::store_error;
 
 const USER_COLUMNS: &str =
-    "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.credential_version, u.created_at, u.updated_at";
+    "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.credential_version, u.created_at, u.updated_at, u.email_verified, u.totp_enabled, u.passkey_count, u.recovery_codes_left";
 
 /// The `sessions` columns a [`crate::infrastructure::db::records::SessionRecord`] reads.
 const SESSION_COLUMNS: &str =

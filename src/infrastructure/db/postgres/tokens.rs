@@ -49,6 +49,10 @@ fn session_and_user(row: &PgRow, at: usize) -> Result<(SessionRecord, UserRecord
         credential_version: row.try_get(at + 7)?,
         created_at: row.try_get(at + 8)?,
         updated_at: row.try_get(at + 9)?,
+        email_verified: row.try_get(at + 10)?,
+        totp_enabled: row.try_get(at + 11)?,
+        passkey_count: row.try_get(at + 12)?,
+        recovery_codes_left: row.try_get(at + 13)?,
     };
     Ok((session, user))
 }

@@ -151,6 +151,8 @@ mod tests {
             roles: Roles::default(),
             is_active: true,
             credential_version: 0,
+            email_verified: false,
+            mfa: Default::default(),
             created_at: now,
             updated_at: now,
         })

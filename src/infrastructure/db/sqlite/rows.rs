@@ -13,7 +13,7 @@ use crate::infrastructure::db::records::{SessionRecord, UserRecord};
 /// `concat!`ed at compile time rather than formatted per call.
 macro_rules! user_columns {
     () => {
-        "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.credential_version, u.created_at, u.updated_at"
+        "u.id, u.username, u.email, u.full_name, u.password_hash, u.roles, u.is_active, u.credential_version, u.created_at, u.updated_at, u.email_verified, u.totp_enabled, u.passkey_count, u.recovery_codes_left"
     };
 }
 pub(in crate::infrastructure::db::sqlite) use user_columns;
@@ -54,6 +54,10 @@ pub(in crate::infrastructure::db::sqlite) fn user_record(
         credential_version: row.get(at + 7)?,
         created_at: time(row.get(at + 8)?)?,
         updated_at: time(row.get(at + 9)?)?,
+        email_verified: row.get(at + 10)?,
+        totp_enabled: row.get(at + 11)?,
+        passkey_count: row.get(at + 12)?,
+        recovery_codes_left: row.get(at + 13)?,
     })
 }
 

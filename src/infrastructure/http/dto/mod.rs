@@ -29,11 +29,35 @@ pub struct UserBody {
     #[schema(example = json!(["user"]))]
     pub roles: Vec<String>,
     pub is_active: bool,
+    /// Whether the user proved they receive mail at `email`; a new address resets it.
+    pub email_verified: bool,
+    pub mfa: MfaBody,
     /// RFC 3339, UTC.
     #[schema(example = "2026-11-24T10:00:00.000000Z")]
     pub created_at: String,
     #[schema(example = "2026-11-24T10:00:00.000000Z")]
     pub updated_at: String,
+}
+
+/// The user's second factors.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaBody {
+    /// A confirmed TOTP authenticator.
+    pub totp: bool,
+    /// Registered passkeys.
+    pub passkeys: u32,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u32,
+}
+
+impl From<&crate::domain::user::MfaSummary> for MfaBody {
+    fn from(mfa: &crate::domain::user::MfaSummary) -> Self {
+        Self {
+            totp: mfa.totp,
+            passkeys: mfa.passkeys,
+            recovery_codes_left: mfa.recovery_codes_left,
+        }
+    }
 }
 
 /// RFC 3339 in UTC with microseconds and a `Z`.
@@ -50,6 +74,8 @@ impl From<&User> for UserBody {
             full_name: user.full_name.as_ref().map(|n| n.as_str().to_owned()),
             roles: user.roles.names(),
             is_active: user.is_active,
+            email_verified: user.email_verified,
+            mfa: MfaBody::from(&user.mfa),
             created_at: rfc3339(user.created_at),
             updated_at: rfc3339(user.updated_at),
         }
@@ -77,13 +103,15 @@ impl Serialize for UserJson {
         }
 
         let user = &*self.0;
-        let mut body = serializer.serialize_struct("UserBody", 8)?;
+        let mut body = serializer.serialize_struct("UserBody", 10)?;
         body.serialize_field("id", &user.id.as_uuid())?;
         body.serialize_field("username", user.username.as_str())?;
         body.serialize_field("email", &user.email.as_ref().map(|e| e.as_str()))?;
         body.serialize_field("full_name", &user.full_name.as_ref().map(|n| n.as_str()))?;
         body.serialize_field("roles", &RoleNames(&user.roles))?;
         body.serialize_field("is_active", &user.is_active)?;
+        body.serialize_field("email_verified", &user.email_verified)?;
+        body.serialize_field("mfa", &MfaBody::from(&user.mfa))?;
         body.serialize_field("created_at", &rfc3339(user.created_at))?;
         body.serialize_field("updated_at", &rfc3339(user.updated_at))?;
         body.end()
@@ -433,6 +461,8 @@ mod tests {
             full_name: Some(FullName::parse("Alice \"Quote\" Liddell").unwrap()),
             password_hash: PasswordHash::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into()),
             credential_version: 0,
+            email_verified: false,
+            mfa: Default::default(),
             roles: Roles::new([Role::User, Role::Admin]),
             is_active: true,
             created_at: now,
