@@ -214,6 +214,8 @@ impl Harness {
                 session_max_lifetime: Duration::days(30),
                 max_sessions_per_user: 100,
                 lockout,
+                refresh_reuse_grace: Duration::zero(),
+                successor_key: crate::application::auth::RefreshSuccessorKey::derive_from(&[42; 32]),
             },
         );
         let users = UserService::new(ports, PasswordPolicy::default(), true, lockout);

@@ -23,7 +23,7 @@ use crate::domain::user::{Role, User};
 use crate::domain::validation::FieldError;
 
 pub use audit::{AuditService, Auditor};
-pub use auth::{AuthService, AuthSettings, BrowserSignIn, TokenTypeHint};
+pub use auth::{AuthService, AuthSettings, BrowserSignIn, RefreshSuccessorKey, TokenTypeHint};
 pub use clients::{ClientPatch, ClientService, NewClient, RegisteredClient};
 pub use error::AppError;
 pub use maintenance::{MaintenanceService, Retention};

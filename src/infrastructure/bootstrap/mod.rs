@@ -23,7 +23,7 @@ use super::db::{self, DbOptions, Repositories};
 use super::metrics::MeteredAuditLog;
 use super::passwords::CommonPasswords;
 use crate::application::{
-    AuthService, AuthSettings, ClientService, MaintenanceService, Ports, Retention, UserService,
+    AuthService, AuthSettings, ClientService, RefreshSuccessorKey, MaintenanceService, Ports, Retention, UserService,
 };
 use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
 use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
@@ -45,6 +45,17 @@ pub struct UseCases {
 
 fn seconds(s: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
+}
+
+/// The key that derives a refresh token's successor (see [`RefreshSuccessorKey`]); the same on
+/// every replica, so that a retry may land on any of them.
+fn refresh_successor_key(_settings: &Settings) -> RefreshSuccessorKey {
+    // MERGE: MFA_ENCRYPTION_KEY. Derive from the configured MFA encryption key (32 bytes) once
+    // it exists: `RefreshSuccessorKey::derive_from(settings.mfa.encryption_key...)`. Until then
+    // a fixed placeholder, which is shared by all replicas but public: with it, anyone holding
+    // a refresh token can compute its successor, so this must not ship.
+    const PLACEHOLDER: [u8; 32] = *b"MERGE: replace with MFA key 32B!";
+    RefreshSuccessorKey::derive_from(&PLACEHOLDER)
 }
 
 /// The pool options of `settings`.
@@ -112,6 +123,8 @@ pub async fn build_use_cases(
             session_max_lifetime: seconds(settings.sessions.max_lifetime_seconds),
             max_sessions_per_user: settings.sessions.max_per_user,
             lockout,
+            refresh_reuse_grace: seconds(settings.refresh_retry.grace_seconds),
+            successor_key: refresh_successor_key(settings),
         },
     );
     let policy = PasswordPolicy {
