@@ -37,6 +37,8 @@ pub enum RevocationReason {
     AuthorizationCodeReused,
     /// A client other than the session's presented its refresh token.
     WrongClient,
+    /// The user ended it from their session list.
+    EndedByUser,
 }
 
 impl RevocationReason {
@@ -54,6 +56,7 @@ impl RevocationReason {
             Self::ClientDisabled => "client_disabled",
             Self::AuthorizationCodeReused => "authorization_code_reused",
             Self::WrongClient => "wrong_client",
+            Self::EndedByUser => "ended_by_user",
         }
     }
 }

@@ -93,22 +93,26 @@ pub trait AccountRepository: Send + Sync {
     /// authorization codes and every other table that references the user go with it), its
     /// login-failure counter, and the personal data in the audit trail (username, IP and user
     /// agent of the user's events, the username of events that name it without an id, and
-    /// the username an admin's `user_updated` detail carries), then records `event`. When
-    /// `keep_an_admin` is set and the user is the last active admin, nothing changes. Of
-    /// concurrent deletions of the last two admins, one is refused.
+    /// the username an admin's `user_updated` detail carries), then records `event`. The last
+    /// active admin is never deleted ([`Deletion::LastAdmin`], nothing changes); of concurrent
+    /// deletions of the last two admins, one is refused.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`]; nothing is changed then.
     async fn delete_user(
         &self,
         user_id: UserId,
-        keep_an_admin: bool,
         event: &AuditEvent,
     ) -> Result<Deletion, StoreError>;
 }
 
-/// The text an admin's `user_updated` detail starts with: `by <admin>: `. Deleting that admin
-/// rewrites it to name the admin by id only.
+/// The text an admin's `user_updated` detail starts with: `by <admin's username>: ` (see
+/// `UserService::update_user`). Deleting that admin rewrites it to `by <admin's id>: `.
 pub fn updated_by_prefix(actor: &str) -> String {
     format!("by {actor}: ")
+}
+
+/// Whether space-separated role names include `admin` (as the stores keep them).
+pub fn is_admin_roles(stored: &str) -> bool {
+    stored.split(' ').any(|role| role == "admin")
 }

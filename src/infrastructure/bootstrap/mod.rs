@@ -23,7 +23,7 @@ use super::db::{self, DbOptions, Repositories};
 use super::metrics::MeteredAuditLog;
 use super::passwords::CommonPasswords;
 use crate::application::{
-    AuthService, AuthSettings, ClientService, RefreshSuccessorKey, MaintenanceService, Ports, Retention, UserService,
+    AccountService, AuthService, AuthSettings, ClientService, RefreshSuccessorKey, MaintenanceService, Ports, Retention, UserService,
 };
 use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
 use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
@@ -37,6 +37,7 @@ pub struct StartupError(pub String);
 /// The use cases wired from settings, and the repositories the HTTP state reads besides.
 pub struct UseCases {
     pub auth: AuthService,
+    pub account: AccountService,
     pub users: UserService,
     pub clients: ClientService,
     pub maintenance: MaintenanceService,
@@ -132,6 +133,7 @@ pub async fn build_use_cases(
         blocklist: Some(Arc::new(CommonPasswords::load())),
     };
     let clients = ClientService::new(repos.clients.clone(), clock.clone(), ports.auditor());
+    let account = AccountService::new(ports.clone(), repos.account.clone(), lockout);
     let (ports_users, ports_hasher) = (ports.users.clone(), ports.hasher.clone());
     let users = UserService::new(ports, policy, settings.accounts.registration_open, lockout);
     let maintenance = MaintenanceService::new(
@@ -153,6 +155,7 @@ pub async fn build_use_cases(
         .map_err(|e| StartupError(format!("database: {e}")))?;
     Ok(UseCases {
         auth,
+        account,
         users,
         clients,
         maintenance,

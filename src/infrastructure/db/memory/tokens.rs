@@ -189,7 +189,7 @@ pub(super) fn revoke_all(
 
 /// Revokes a session and every session started from it, at any depth; whether the session
 /// itself was live.
-fn revoke_family(state: &mut State, id: SessionId, now: DateTime<Utc>) -> bool {
+pub(super) fn revoke_family(state: &mut State, id: SessionId, now: DateTime<Utc>) -> bool {
     let mut root = false;
     let mut parents = vec![id];
     while let Some(parent) = parents.pop() {

@@ -277,7 +277,7 @@ pub(super) async fn revoke_all(
 
 /// Revokes a session and the sessions started from it; returns whether the session itself
 /// was live.
-async fn revoke_family(
+pub(super) async fn revoke_family(
     connection: &mut PgConnection,
     id: Uuid,
     reason: RevocationReason,

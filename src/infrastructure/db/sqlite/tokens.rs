@@ -307,7 +307,7 @@ pub(super) fn revoke_all(
 
 /// Revokes a session and the sessions started from it; returns whether the session itself was
 /// live, and the user whose cached sessions to forget when any child went too.
-fn revoke_family(
+pub(super) fn revoke_family(
     connection: &Connection,
     id: &str,
     reason: RevocationReason,
