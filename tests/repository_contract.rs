@@ -141,6 +141,7 @@ async fn start_session(
         signin: None,
         credential_version: user.credential_version,
         max_live_sessions: cap,
+        origin: Default::default(),
     };
     let expires_at = b.repos.tokens.create_session(&new).await.unwrap()?;
     session.expires_at = expires_at;

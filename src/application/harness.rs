@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::{AuthService, AuthSettings, ClientService, OidcPorts, OidcService, Ports, UserService};
+use super::{
+    AccountService, AuthService, AuthSettings, ClientService, OidcPorts, OidcService, Ports,
+    UserService,
+};
 use crate::domain::ports::{
     AccessTokenCodec, Clock, HashError, LockoutPolicy, PasswordHasher, TokenError,
 };
@@ -151,6 +154,7 @@ pub struct Harness {
     pub clients: ClientService,
     pub oidc: OidcService,
     pub id_tokens: Arc<FakeIdTokens>,
+    pub account: AccountService,
 }
 
 /// Keeps signed ID-token claims in a map; the "token" is a key into it.
@@ -218,6 +222,7 @@ impl Harness {
                 successor_key: crate::application::auth::RefreshSuccessorKey::derive_from(&[42; 32]),
             },
         );
+        let account = AccountService::new(ports.clone(), Arc::new(store.clone()), lockout);
         let users = UserService::new(ports, PasswordPolicy::default(), true, lockout);
         let id_tokens = Arc::new(FakeIdTokens::default());
         let oidc = OidcService::new(
@@ -237,6 +242,7 @@ impl Harness {
             auth,
             users,
             clients,
+            account,
         }
     }
 }
