@@ -4,7 +4,7 @@
 
 -- The session's start, then its last refresh-token rotation.
 ALTER TABLE sessions ADD COLUMN last_used_at timestamptz;
--- The client address and User-Agent (at most 512 characters) of the request that started it.
+-- The client address and User-Agent (at most 256 characters) of the request that started it.
 ALTER TABLE sessions ADD COLUMN ip text;
 ALTER TABLE sessions ADD COLUMN user_agent text;
 

@@ -4,7 +4,7 @@
 
 -- The session's start, then its last refresh-token rotation (microseconds since the epoch).
 ALTER TABLE sessions ADD COLUMN last_used_at INTEGER;
--- The client address and User-Agent (at most 512 characters) of the request that started it.
+-- The client address and User-Agent (at most 256 characters) of the request that started it.
 ALTER TABLE sessions ADD COLUMN ip TEXT;
 ALTER TABLE sessions ADD COLUMN user_agent TEXT;
 

@@ -99,8 +99,15 @@ impl AccountService {
     ) -> Result<(), AppError> {
         let user = &principal.user;
         let key = user.username.login_key();
-        self.guard.reserve(&key, Check::AccountDeletion, ctx).await?;
-        let matches = match self.ports.hasher.verify(password, &user.password_hash).await {
+        self.guard
+            .reserve(&key, Check::AccountDeletion, ctx)
+            .await?;
+        let matches = match self
+            .ports
+            .hasher
+            .verify(password, &user.password_hash)
+            .await
+        {
             Ok(matches) => matches,
             Err(error) => {
                 self.guard.abandon(&key).await;

@@ -67,11 +67,12 @@ async fn a_retry_within_the_window_gets_the_same_successor_and_a_fresh_access_to
     assert_eq!(retried.refresh_token, rotated.refresh_token);
     assert_eq!(retried.session_id, rotated.session_id);
     assert_ne!(retried.access_token.token, rotated.access_token.token);
-    assert!(h.auth.authenticate(&retried.access_token.token).await.is_ok());
     assert!(h
-        .store
-        .audit_kinds()
-        .contains(&Event::RefreshTokenRetried));
+        .auth
+        .authenticate(&retried.access_token.token)
+        .await
+        .is_ok());
+    assert!(h.store.audit_kinds().contains(&Event::RefreshTokenRetried));
     // The successor still rotates normally afterwards.
     let next = auth.refresh(&retried.refresh_token, &no).await.unwrap();
     assert_ne!(next.refresh_token, retried.refresh_token);
@@ -154,10 +155,18 @@ async fn the_session_list_shows_live_sessions_newest_first_with_their_origin() {
     let (newest, oldest) = (&listed[0], &listed[1]);
     assert!(newest.current && !oldest.current);
     assert_eq!(newest.summary.id, principal.claims.session_id);
-    assert_eq!(newest.summary.origin.ip, Some("2001:db8::1".parse().unwrap()));
     assert_eq!(
-        newest.summary.origin.user_agent.as_deref().map(|a| a.chars().count()),
-        Some(512)
+        newest.summary.origin.ip,
+        Some("2001:db8::1".parse().unwrap())
+    );
+    assert_eq!(
+        newest
+            .summary
+            .origin
+            .user_agent
+            .as_deref()
+            .map(|a| a.chars().count()),
+        Some(256)
     );
     assert_eq!(newest.summary.last_used_at, newest.summary.created_at);
     assert_eq!(oldest.summary.id, rotated.session_id);
@@ -187,23 +196,37 @@ async fn a_user_ends_their_own_sessions_only_and_never_learns_of_anothers() {
         h.account.end_session(&alice, SessionId::new(), &no).await,
         Err(AppError::SessionNotFound)
     ));
-    assert!(h.auth.authenticate(&bob_pair.access_token.token).await.is_ok());
+    assert!(h
+        .auth
+        .authenticate(&bob_pair.access_token.token)
+        .await
+        .is_ok());
     h.account
         .end_session(&alice, other.claims.session_id, &no)
         .await
         .unwrap();
     assert!(matches!(
-        h.account.end_session(&alice, other.claims.session_id, &no).await,
+        h.account
+            .end_session(&alice, other.claims.session_id, &no)
+            .await,
         Err(AppError::SessionNotFound)
     ));
-    assert!(h.auth.authenticate(&other_pair.access_token.token).await.is_err());
+    assert!(h
+        .auth
+        .authenticate(&other_pair.access_token.token)
+        .await
+        .is_err());
     // Ending the current session logs the caller out, with its refresh token.
     h.account
         .end_session(&alice, alice.claims.session_id, &no)
         .await
         .unwrap();
     assert!(h.auth.refresh(&first.refresh_token, &no).await.is_err());
-    assert!(h.auth.authenticate(&first.access_token.token).await.is_err());
+    assert!(h
+        .auth
+        .authenticate(&first.access_token.token)
+        .await
+        .is_err());
     assert!(h.store.audit_kinds().contains(&Event::SessionEnded));
 }
 
@@ -237,7 +260,10 @@ async fn a_user_deletes_their_account_with_the_password_and_can_register_again()
         .unwrap();
     assert!(events.iter().any(|e| e.kind == Event::LoginSucceeded));
     for event in &events {
-        assert_eq!((&event.username, event.ip, &event.user_agent), (&None, None, &None));
+        assert_eq!(
+            (&event.username, event.ip, &event.user_agent),
+            (&None, None, &None)
+        );
     }
     assert_eq!(events[0].kind, Event::AccountDeleted);
     let again = create(&h, "ALICE", &["user"]).await;

@@ -219,7 +219,9 @@ impl Harness {
                 max_sessions_per_user: 100,
                 lockout,
                 refresh_reuse_grace: Duration::zero(),
-                successor_key: crate::application::auth::RefreshSuccessorKey::derive_from(&[42; 32]),
+                successor_key: crate::application::auth::RefreshSuccessorKey::derive_from(
+                    &[42; 32],
+                ),
             },
         );
         let account = AccountService::new(ports.clone(), Arc::new(store.clone()), lockout);

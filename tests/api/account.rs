@@ -110,7 +110,9 @@ async fn without_the_window_a_retry_is_theft_as_before() {
 async fn the_session_list_shows_where_and_when_each_live_session_was_used() {
     let app = spawn_app().await;
     app.register("alice", PASSWORD).await;
-    let laptop = app.tokens_as("alice", "Laptop/1.0 (X11; \"quoted\" <b>)").await;
+    let laptop = app
+        .tokens_as("alice", "Laptop/1.0 (X11; \"quoted\" <b>)")
+        .await;
     app.clock.advance(Duration::seconds(5));
     let phone = app.tokens_as("alice", "Phone/2.0").await;
     app.clock.advance(Duration::seconds(5));
@@ -127,12 +129,18 @@ async fn the_session_list_shows_where_and_when_each_live_session_was_used() {
     assert_eq!(newest["last_used_at"], newest["created_at"]);
     assert_eq!(oldest["user_agent"], "Laptop/1.0 (X11; \"quoted\" <b>)");
     assert_eq!(oldest["current"], false);
-    assert_ne!(oldest["last_used_at"], oldest["created_at"], "a refresh is a use");
+    assert_ne!(
+        oldest["last_used_at"], oldest["created_at"],
+        "a refresh is a use"
+    );
     let (_, claims) = jwt_parts(&laptop.access);
     assert_eq!(oldest["id"], claims["sid"]);
     for field in ["created_at", "last_used_at", "expires_at"] {
         let at = newest[field].as_str().unwrap();
-        assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{field}: {at}");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(at).is_ok(),
+            "{field}: {at}"
+        );
     }
     // The laptop sees the same list with itself as current; bob sees only his own.
     let from_laptop = app.sessions(&laptop.access).await;
@@ -147,7 +155,12 @@ async fn a_user_ends_one_session_and_never_anothers() {
     let mine = app.user_with_tokens("alice").await;
     let other = app.tokens("alice", PASSWORD).await;
     let bob = app.user_with_tokens("bob").await;
-    let sid = |tokens: &Tokens| jwt_parts(&tokens.access).1["sid"].as_str().unwrap().to_owned();
+    let sid = |tokens: &Tokens| {
+        jwt_parts(&tokens.access).1["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     // The session cache knows the other session as live before it ends.
     app.assert_signed_in(&other.access).await;
 
@@ -159,7 +172,11 @@ async fn a_user_ends_one_session_and_never_anothers() {
     let again = app.delete(&path, Some(&mine.access), None).await;
     assert_problem(again, StatusCode::NOT_FOUND, "session_not_found").await;
 
-    for unknown in [sid(&bob), uuid::Uuid::now_v7().to_string(), "not-a-uuid".into()] {
+    for unknown in [
+        sid(&bob),
+        uuid::Uuid::now_v7().to_string(),
+        "not-a-uuid".into(),
+    ] {
         let path = format!("/users/me/sessions/{unknown}");
         let response = app.delete(&path, Some(&mine.access), None).await;
         assert_problem(response, StatusCode::NOT_FOUND, "session_not_found").await;
@@ -177,7 +194,8 @@ async fn a_user_ends_one_session_and_never_anothers() {
 #[tokio::test]
 async fn a_user_deletes_their_account_and_the_name_and_address_are_free_again() {
     let app = spawn_app().await;
-    let registration = json!({"username": "alice", "password": PASSWORD, "email": "alice@example.com"});
+    let registration =
+        json!({"username": "alice", "password": PASSWORD, "email": "alice@example.com"});
     let created = app.post_json("/users", &registration).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let old_id = created.json::<Value>().await.unwrap()["id"].clone();
@@ -186,15 +204,21 @@ async fn a_user_deletes_their_account_and_the_name_and_address_are_free_again() 
     assert_eq!(minted.status(), StatusCode::CREATED);
     app.assert_signed_in(&tokens.access).await;
 
-    let missing = app.delete("/users/me", Some(&tokens.access), Some(&json!({}))).await;
+    let missing = app
+        .delete("/users/me", Some(&tokens.access), Some(&json!({})))
+        .await;
     assert_validation_failed(missing).await;
     let wrong = json!({"password": "not the password"});
-    let response = app.delete("/users/me", Some(&tokens.access), Some(&wrong)).await;
+    let response = app
+        .delete("/users/me", Some(&tokens.access), Some(&wrong))
+        .await;
     assert_problem(response, StatusCode::BAD_REQUEST, "wrong_password").await;
     app.assert_signed_in(&tokens.access).await;
 
     let right = json!({"password": PASSWORD});
-    let response = app.delete("/users/me", Some(&tokens.access), Some(&right)).await;
+    let response = app
+        .delete("/users/me", Some(&tokens.access), Some(&right))
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     app.assert_session_ended(&tokens).await;
     let login = app.login("alice", PASSWORD).await;
@@ -207,7 +231,10 @@ async fn a_user_deletes_their_account_and_the_name_and_address_are_free_again() 
     // The audit trail keeps the old id, without name, address or user agent.
     let admin = app.admin_with_tokens("root").await;
     let path = format!("/admin/audit-events?user_id={}", old_id.as_str().unwrap());
-    let events = app.get_json(&path, &admin.access).await["items"].as_array().unwrap().clone();
+    let events = app.get_json(&path, &admin.access).await["items"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert!(events.len() >= 3, "{events:?}");
     assert_eq!(events[0]["event"], "account_deleted");
     for event in &events {
@@ -232,7 +259,9 @@ async fn a_user_with_a_second_factor_cannot_delete_with_the_password_alone() {
     assert_eq!(changed, 1);
     let tokens = app.tokens("alice", PASSWORD).await;
     let body = json!({"password": PASSWORD, "otp": "123456"});
-    let response = app.delete("/users/me", Some(&tokens.access), Some(&body)).await;
+    let response = app
+        .delete("/users/me", Some(&tokens.access), Some(&body))
+        .await;
     assert_problem(response, StatusCode::BAD_REQUEST, "wrong_otp").await;
     app.assert_signed_in(&tokens.access).await;
 }
@@ -244,10 +273,15 @@ async fn wrong_passwords_of_a_deletion_lock_the_account_like_failed_logins() {
     let wrong = json!({"password": "not the password"});
     let mut statuses = Vec::new();
     for _ in 0..8 {
-        let response = app.delete("/users/me", Some(&tokens.access), Some(&wrong)).await;
+        let response = app
+            .delete("/users/me", Some(&tokens.access), Some(&wrong))
+            .await;
         statuses.push(response.status());
     }
-    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
     let login = app.login("alice", PASSWORD).await;
     assert_eq!(login.status(), StatusCode::TOO_MANY_REQUESTS);
 }
@@ -261,12 +295,21 @@ async fn an_admin_deletes_a_user_but_never_the_last_admin() {
     let root_id = app.user_id(&root).await;
     app.assert_signed_in(&bob.access).await;
 
-    assert_forbidden(app.delete(&format!("/users/{root_id}"), Some(&bob.access), None).await)
+    assert_forbidden(
+        app.delete(&format!("/users/{root_id}"), Some(&bob.access), None)
+            .await,
+    )
+    .await;
+    let last = app
+        .delete(&format!("/users/{root_id}"), Some(&root.access), None)
         .await;
-    let last = app.delete(&format!("/users/{root_id}"), Some(&root.access), None).await;
     assert_problem(last, StatusCode::CONFLICT, "last_admin").await;
     let by_self = app
-        .delete("/users/me", Some(&root.access), Some(&json!({"password": PASSWORD})))
+        .delete(
+            "/users/me",
+            Some(&root.access),
+            Some(&json!({"password": PASSWORD})),
+        )
         .await;
     assert_problem(by_self, StatusCode::CONFLICT, "last_admin").await;
 
@@ -278,12 +321,16 @@ async fn an_admin_deletes_a_user_but_never_the_last_admin() {
         let response = app.delete(&gone, Some(&root.access), None).await;
         assert_problem(response, StatusCode::NOT_FOUND, "user_not_found").await;
     }
-    let get = app.get(&format!("/users/{bob_id}"), Some(&root.access)).await;
+    let get = app
+        .get(&format!("/users/{bob_id}"), Some(&root.access))
+        .await;
     assert_problem(get, StatusCode::NOT_FOUND, "user_not_found").await;
 
     // With a second admin, an admin may delete themself.
     app.admin_with_tokens("second").await;
-    let response = app.delete(&format!("/users/{root_id}"), Some(&root.access), None).await;
+    let response = app
+        .delete(&format!("/users/{root_id}"), Some(&root.access), None)
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     app.assert_session_ended(&root).await;
 }

@@ -41,8 +41,9 @@ pub async fn a_retry_within_the_window_gets_the_same_successor_and_changes_nothi
     let at = now();
     let (session, t0) = session_for(&b, &alice, at).await;
     let t1 = RefreshToken::generate();
-    let RotationOutcome::Rotated { session: rotated, .. } =
-        rotate_with(&b, &rotation(&t0, &t1, at, 30)).await
+    let RotationOutcome::Rotated {
+        session: rotated, ..
+    } = rotate_with(&b, &rotation(&t0, &t1, at, 30)).await
     else {
         panic!("the first presentation rotates");
     };
@@ -200,16 +201,45 @@ pub async fn the_session_list_shows_live_sessions_newest_first_with_origin_and_l
     let agent = "Mozilla/5.0 (Ünïcödé; \u{1F600}) 'quoted' \"and\" <tags>";
     let phone = SessionOrigin::new(Some("2001:db8::7".parse().unwrap()), Some(agent));
     let (first, token) = start_from(&b, &alice, at, phone.clone(), false).await;
-    let (browser, _) = start_from(&b, &alice, at + Duration::seconds(1), Default::default(), true).await;
-    let (ended, _) = start_from(&b, &alice, at + Duration::seconds(2), Default::default(), false).await;
-    start_from(&b, &bob, at + Duration::seconds(3), Default::default(), false).await;
+    let (browser, _) = start_from(
+        &b,
+        &alice,
+        at + Duration::seconds(1),
+        Default::default(),
+        true,
+    )
+    .await;
+    let (ended, _) = start_from(
+        &b,
+        &alice,
+        at + Duration::seconds(2),
+        Default::default(),
+        false,
+    )
+    .await;
+    start_from(
+        &b,
+        &bob,
+        at + Duration::seconds(3),
+        Default::default(),
+        false,
+    )
+    .await;
     b.repos
         .tokens
-        .revoke_session(ended.id, RevocationReason::Logout, at + Duration::seconds(3))
+        .revoke_session(
+            ended.id,
+            RevocationReason::Logout,
+            at + Duration::seconds(3),
+        )
         .await
         .unwrap();
     let used = at + Duration::seconds(9);
-    rotate_with(&b, &rotation(&token.unwrap(), &RefreshToken::generate(), used, 0)).await;
+    rotate_with(
+        &b,
+        &rotation(&token.unwrap(), &RefreshToken::generate(), used, 0),
+    )
+    .await;
     let listed = b
         .repos
         .account
@@ -248,8 +278,14 @@ pub async fn a_session_is_ended_only_by_its_owner_and_with_its_descendants(b: Ba
     let account = &b.repos.account;
     assert!(!account.end_session(alice.id, bobs.id, at).await.unwrap());
     assert!(live(&b, &bob, &bobs, at).await);
-    assert!(!account.end_session(alice.id, SessionId::new(), at).await.unwrap());
-    assert!(live(&b, &alice, &child, at).await, "checked live, then ended");
+    assert!(!account
+        .end_session(alice.id, SessionId::new(), at)
+        .await
+        .unwrap());
+    assert!(
+        live(&b, &alice, &child, at).await,
+        "checked live, then ended"
+    );
     assert!(account.end_session(alice.id, parent.id, at).await.unwrap());
     assert!(!live(&b, &alice, &parent, at).await);
     assert!(!live(&b, &alice, &child, at).await);
@@ -286,7 +322,12 @@ pub async fn deleting_a_user_cascades_and_scrubs_the_audit_trail(b: Backend) {
         success: true,
         detail: Some(detail.to_owned()),
     };
-    let hers = event(AuditEventKind::LoginSucceeded, Some(alice.id), "Alice", "session x");
+    let hers = event(
+        AuditEventKind::LoginSucceeded,
+        Some(alice.id),
+        "Alice",
+        "session x",
+    );
     let anonymous = event(AuditEventKind::LoginFailed, None, "alice", "unknown user");
     let by_her = event(
         AuditEventKind::UserUpdated,
@@ -325,7 +366,11 @@ pub async fn deleting_a_user_cascades_and_scrubs_the_audit_trail(b: Backend) {
         None,
         "the sessions and tokens are gone, not just revoked"
     );
-    assert!(account.list_sessions(alice.id, at).await.unwrap().is_empty());
+    assert!(account
+        .list_sessions(alice.id, at)
+        .await
+        .unwrap()
+        .is_empty());
     let all = b
         .repos
         .audit
@@ -340,7 +385,10 @@ pub async fn deleting_a_user_cascades_and_scrubs_the_audit_trail(b: Backend) {
     let find = |id| all.iter().find(|e| e.id == id).unwrap();
     let scrubbed = find(hers.id);
     assert_eq!(scrubbed.user_id, Some(alice.id), "the user id stays");
-    assert_eq!((&scrubbed.username, scrubbed.ip, &scrubbed.user_agent), (&None, None, &None));
+    assert_eq!(
+        (&scrubbed.username, scrubbed.ip, &scrubbed.user_agent),
+        (&None, None, &None)
+    );
     assert_eq!(scrubbed.detail, hers.detail);
     assert_eq!(find(anonymous.id).username, None);
     assert_eq!(
@@ -404,12 +452,18 @@ pub async fn the_last_active_admin_is_never_deleted_even_concurrently(b: Backend
         second
     };
     assert_eq!(
-        account.delete_user(survivor.id, &template(survivor.id)).await.unwrap(),
+        account
+            .delete_user(survivor.id, &template(survivor.id))
+            .await
+            .unwrap(),
         Deletion::LastAdmin
     );
     // Users who are not admins go as usual.
     assert_eq!(
-        account.delete_user(plain.id, &template(plain.id)).await.unwrap(),
+        account
+            .delete_user(plain.id, &template(plain.id))
+            .await
+            .unwrap(),
         Deletion::Deleted
     );
 }

@@ -58,7 +58,11 @@ mod tests {
         assert_ne!(next, token);
         assert_eq!(URL_SAFE_NO_PAD.decode(next.expose()).unwrap().len(), 32);
         let other = RefreshSuccessorKey::derive_from(&[8; 32]);
-        assert_ne!(next, other.successor(&token), "another key, another successor");
+        assert_ne!(
+            next,
+            other.successor(&token),
+            "another key, another successor"
+        );
         assert_ne!(next, key.successor(&RefreshToken::generate()));
         assert!(!format!("{key:?}").contains('7'));
     }

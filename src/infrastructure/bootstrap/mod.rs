@@ -23,7 +23,8 @@ use super::db::{self, DbOptions, Repositories};
 use super::metrics::MeteredAuditLog;
 use super::passwords::CommonPasswords;
 use crate::application::{
-    AccountService, AuthService, AuthSettings, ClientService, RefreshSuccessorKey, MaintenanceService, Ports, Retention, UserService,
+    AccountService, AuthService, AuthSettings, ClientService, MaintenanceService, Ports,
+    RefreshSuccessorKey, Retention, UserService,
 };
 use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
 use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};

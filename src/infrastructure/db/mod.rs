@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::ports::{
-    AccountRepository, AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe, LoginThrottle, Purge,
-    StoreError, TokenRepository, UserRepository,
+    AccountRepository, AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe,
+    LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,
 };
 
 /// The repositories of one backend, as the wiring hands them to the use cases.

@@ -5,9 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::tokens::revoke_family;
 use super::MemoryStore;
-use crate::domain::account::{
-    updated_by_prefix, AccountRepository, Deletion, SessionSummary,
-};
+use crate::domain::account::{updated_by_prefix, AccountRepository, Deletion, SessionSummary};
 use crate::domain::audit::{AuditEvent, AuditEventKind};
 use crate::domain::ports::StoreError;
 use crate::domain::session::SessionId;

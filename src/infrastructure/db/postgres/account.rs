@@ -95,7 +95,8 @@ impl AccountRepository for PgStore {
         if live.is_none() {
             return Ok(false);
         }
-        let ended = revoke_family(&mut tx, id.as_uuid(), RevocationReason::EndedByUser, now).await?;
+        let ended =
+            revoke_family(&mut tx, id.as_uuid(), RevocationReason::EndedByUser, now).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(ended)
     }

@@ -20,7 +20,7 @@ pub struct SessionBody {
     pub expires_at: String,
     /// The client address that started it, if known.
     pub ip: Option<String>,
-    /// The `User-Agent` that started it (at most 512 characters), if any.
+    /// The `User-Agent` that started it (at most 256 characters), if any.
     pub user_agent: Option<String>,
     /// The OAuth client its tokens were issued to; `null` for the password grant and for
     /// browser sign-ins of the hosted login page.
