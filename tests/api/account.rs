@@ -88,6 +88,18 @@ async fn twenty_parallel_retries_within_the_window_all_get_the_same_successor() 
 }
 
 #[tokio::test]
+async fn a_retry_may_land_on_another_replica() {
+    let app = spawn_app_with(GRACE).await;
+    let replica = app.sibling(GRACE).await;
+    let first = app.user_with_tokens("alice").await;
+    let rotated = tokens_of(app.refresh_grant(&first.refresh).await).await;
+    let retried = tokens_of(replica.refresh_grant(&first.refresh).await).await;
+    assert_eq!(retried.refresh, rotated.refresh);
+    replica.assert_signed_in(&retried.access).await;
+    app.assert_signed_in(&rotated.access).await;
+}
+
+#[tokio::test]
 async fn a_retry_outside_the_window_revokes_the_session() {
     let app = spawn_app_with(GRACE).await;
     let first = app.user_with_tokens("alice").await;

@@ -25,3 +25,34 @@ impl Group for RefreshRetrySettings {
         "REFRESH_REUSE_GRACE_SECONDS must be at most 300",
     )];
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use crate::infrastructure::config::Settings;
+
+    fn grace(value: Option<&str>) -> Result<u64, String> {
+        let vars: HashMap<&str, &str> = value
+            .map(|v| ("REFRESH_REUSE_GRACE_SECONDS", v))
+            .into_iter()
+            .collect();
+        Settings::from_lookup(|key| vars.get(key).map(|v| (*v).to_owned()))
+            .map(|s| s.refresh_retry.grace_seconds)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_retry_window_is_off_by_default_and_bounded() {
+        assert_eq!(grace(None), Ok(0));
+        assert_eq!(grace(Some("30")), Ok(30));
+        assert_eq!(grace(Some("300")), Ok(300));
+        for refused in ["301", "-1", "ten", "1e3"] {
+            let error = grace(Some(refused)).unwrap_err();
+            assert!(
+                error.contains("REFRESH_REUSE_GRACE_SECONDS"),
+                "{refused}: {error}"
+            );
+        }
+    }
+}
