@@ -346,3 +346,57 @@ async fn an_admin_deletes_a_user_but_never_the_last_admin() {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     app.assert_session_ended(&root).await;
 }
+
+#[tokio::test]
+async fn browser_sign_ins_and_client_sessions_are_listed_and_retries_keep_the_client_check() {
+    use crate::oidc::{
+        auth_query, exchange_confidential, exchange_public, redirected_with_code, token_request,
+        world_with, Browser,
+    };
+    let w = world_with(GRACE).await;
+    let mut browser = Browser::new(&w.app);
+    let (code, _) = browser
+        .sign_in_for_code(&auth_query(&w.public.id, &[]), "alice")
+        .await;
+    let body: Value = exchange_public(&w, &code).await.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    let items = w.app.sessions(access).await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    let (client, sign_in) = (&items[0], &items[1]);
+    assert_eq!(client["client_id"], w.public.id.as_str());
+    assert_eq!(client["current"], true);
+    assert_eq!(sign_in["client_id"], Value::Null);
+    assert_eq!(sign_in["current"], false);
+    assert_eq!(sign_in["ip"], "127.0.0.1");
+
+    // A retry at the token endpoint, by the session's (confidential) client, gets the same
+    // successor...
+    // (The browser is signed in already: the authorization request redirects at once.)
+    let query = auth_query(&w.confidential.id, &[]);
+    let (code, _) = redirected_with_code(browser.get(&format!("/auth/authorize?{query}")).await);
+    let body: Value = exchange_confidential(&w, &code).await.json().await.unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let pairs = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let basic = Some((w.confidential.id.as_str(), w.confidential.secret()));
+    let first = tokens_of(token_request(&w.app, &pairs, basic).await).await;
+    let again = tokens_of(token_request(&w.app, &pairs, basic).await).await;
+    assert_eq!(first.refresh, again.refresh);
+    // ... but presented without its authentication, it is stolen: the session is revoked.
+    let response = token_request(&w.app, &pairs, None).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_invalid_token(w.app.get("/users/me", Some(&again.access)).await).await;
+
+    // Ending the sign-in from the list ends it; the offline-less client session with it.
+    let alice = w.app.tokens("alice", PASSWORD).await;
+    let signins = w.app.sessions(&alice.access).await;
+    let sign_in = signins
+        .iter()
+        .find(|s| s["client_id"].is_null() && s["current"] == false);
+    let path = format!(
+        "/users/me/sessions/{}",
+        sign_in.unwrap()["id"].as_str().unwrap()
+    );
+    let response = w.app.delete(&path, Some(&alice.access), None).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(w.app.sessions(&alice.access).await.len(), 1);
+}
