@@ -23,7 +23,8 @@ pub struct SessionOrigin {
 
 impl SessionOrigin {
     /// The longest user agent kept (longer ones are cut at a character boundary): real
-    /// browsers send ~150 characters, and the HTTP layer keeps 256; an unbounded header would be an unbounded row.
+    /// browsers send ~150 characters, and the HTTP layer keeps 256; an unbounded header would
+    /// be an unbounded row.
     pub const MAX_USER_AGENT_CHARS: usize = 256;
 
     /// The origin of a request from `ip` with `user_agent`.
