@@ -52,10 +52,14 @@ fn seconds(s: u64) -> chrono::Duration {
 /// The key that derives a refresh token's successor (see [`RefreshSuccessorKey`]); the same on
 /// every replica, so that a retry may land on any of them.
 fn refresh_successor_key(_settings: &Settings) -> RefreshSuccessorKey {
-    // MERGE: MFA_ENCRYPTION_KEY. Derive from the configured MFA encryption key (32 bytes) once
-    // it exists: `RefreshSuccessorKey::derive_from(settings.mfa.encryption_key...)`. Until then
-    // a fixed placeholder, which is shared by all replicas but public: with it, anyone holding
-    // a refresh token can compute its successor, so this must not ship.
+    // MERGE: MFA_ENCRYPTION_KEY. Derive from the configured MFA encryption key (32 bytes):
+    // `RefreshSuccessorKey::derive_from(<the key's 32 bytes>)` (it applies its own label, so
+    // the key itself is never used twice), and drop the production refusal of
+    // REFRESH_REUSE_GRACE_SECONDS in config/refresh_retry.rs. Until then a fixed placeholder:
+    // shared by all replicas, but public, and with a public key whoever holds an
+    // already-rotated refresh token can compute its live descendants without tripping reuse
+    // detection. Outside production, and with the window off (successors are then random), that
+    // does not matter.
     const PLACEHOLDER: [u8; 32] = *b"MERGE: replace with MFA key 32B!";
     RefreshSuccessorKey::derive_from(&PLACEHOLDER)
 }
