@@ -22,6 +22,8 @@ use tempfile::TempDir;
 
 mod support;
 
+#[path = "repository_contract/account.rs"]
+mod account;
 #[path = "repository_contract/clients.rs"]
 mod clients;
 #[path = "repository_contract/housekeeping.rs"]
@@ -31,6 +33,7 @@ mod listings;
 #[path = "repository_contract/oidc.rs"]
 mod oidc;
 
+use account::*;
 use clients::*;
 use housekeeping::*;
 use listings::*;
@@ -141,6 +144,7 @@ async fn start_session(
         signin: None,
         credential_version: user.credential_version,
         max_live_sessions: cap,
+        origin: Default::default(),
     };
     let expires_at = b.repos.tokens.create_session(&new).await.unwrap()?;
     session.expires_at = expires_at;
@@ -177,6 +181,7 @@ async fn rotate(
             next: next.clone(),
             next_expires_at,
             now,
+            grace: Duration::zero(),
             audit: audit_template(now),
         })
         .await
@@ -673,6 +678,7 @@ async fn concurrent_rotations_of_one_token_have_exactly_one_winner(b: Backend) {
                     next: next.hash(),
                     next_expires_at: at + Duration::days(14),
                     now: at,
+                    grace: Duration::zero(),
                     audit: audit_template(at),
                 })
                 .await
@@ -1081,6 +1087,13 @@ contract_tests!(memory, sqlite, postgres: [
     a_sessions_openid_scope_and_client_survive_storage_and_rotation,
     the_session_cap_neither_counts_nor_revokes_browser_signins,
     ending_a_session_ends_its_descendants_at_every_depth,
+    a_retry_within_the_window_gets_the_same_successor_and_changes_nothing,
+    concurrent_retries_of_one_token_all_get_its_one_successor,
+    a_retry_after_the_successor_was_used_or_outside_the_window_revokes,
+    the_session_list_shows_live_sessions_newest_first_with_origin_and_last_use,
+    a_session_is_ended_only_by_its_owner_and_with_its_descendants,
+    deleting_a_user_cascades_and_scrubs_the_audit_trail,
+    the_last_active_admin_is_never_deleted_even_concurrently,
 ]);
 
 /// The in-memory adapter is for tests: no `DATABASE_URL` selects it.

@@ -2,8 +2,10 @@
 
 mod issuance;
 mod revocation;
+mod successor;
 
-pub(crate) use issuance::SessionStart;
+pub(crate) use issuance::{origin_of, SessionStart};
+pub use successor::RefreshSuccessorKey;
 
 use std::sync::Arc;
 
@@ -28,6 +30,11 @@ pub struct AuthSettings {
     /// The most live sessions one user keeps; a new one revokes the oldest beyond.
     pub max_sessions_per_user: u32,
     pub lockout: LockoutPolicy,
+    /// How long a just-rotated refresh token may be presented again and get the same
+    /// successor (`REFRESH_REUSE_GRACE_SECONDS`); zero: off.
+    pub refresh_reuse_grace: Duration,
+    /// Derives a refresh token's successor from it while the grace window is on.
+    pub successor_key: RefreshSuccessorKey,
 }
 
 /// What kind of token a revocation request says it carries (RFC 7009 `token_type_hint`).
@@ -107,7 +114,7 @@ impl AuthService {
             Some(requested) => requested.intersection(&user.roles),
             None => user.roles.clone(),
         };
-        let start = SessionStart::password_grant(&user, scope.into());
+        let start = SessionStart::password_grant(&user, scope.into(), ctx);
         let Some(pair) = self.start_session(start).await? else {
             self.record_changed_meanwhile(&user, ctx).await?;
             return Err(AppError::InvalidCredentials);
@@ -137,7 +144,7 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<BrowserSignIn, AppError> {
         let user = self.check_credentials(username, password, ctx).await?;
-        let Some((token, session)) = self.start_signin(&user).await? else {
+        let Some((token, session)) = self.start_signin(&user, ctx).await? else {
             self.record_changed_meanwhile(&user, ctx).await?;
             return Err(AppError::InvalidCredentials);
         };
@@ -255,9 +262,13 @@ impl AuthService {
     }
 
     /// The refresh grant: rotates the presented refresh token. Presenting an already-rotated
-    /// token revokes its whole session. The new access token's scope is the session's scope
-    /// narrowed to the roles the user has now (a demotion shows in the next refresh), and the
-    /// session never outlives its `not_after`. The rotation and its audit event are one commit.
+    /// token revokes its whole session, unless the retry window is on
+    /// ([`AuthSettings::refresh_reuse_grace`]) and the token was rotated within it into a
+    /// successor that is still unused: then that same successor comes back with a fresh access
+    /// token (a client retrying after a lost response). The new access token's scope is the
+    /// session's scope narrowed to the roles the user has now (a demotion shows in the next
+    /// refresh), and the session never outlives its `not_after`. The rotation and its audit
+    /// event are one commit.
     ///
     /// # Errors
     /// [`AppError::InvalidRefreshToken`], [`AppError::RefreshTokenReused`],
@@ -269,12 +280,20 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<TokenPair, AppError> {
         let now = self.ports.clock.now();
-        let next = RefreshToken::generate();
+        let grace = self.settings.refresh_reuse_grace.max(Duration::zero());
+        // With the window off, the successor is random as before: nothing but the stored
+        // hashes ties it to its predecessor.
+        let next = if grace > Duration::zero() {
+            self.settings.successor_key.successor(presented)
+        } else {
+            RefreshToken::generate()
+        };
         let rotation = Rotation {
             presented: presented.hash(),
             next: next.hash(),
             next_expires_at: now + self.settings.refresh_token_ttl,
             now,
+            grace,
             audit: self.audit.event(Event::TokenRefreshed, ctx).build(),
         };
         let outcome = self.ports.tokens.rotate_refresh_token(&rotation).await?;
@@ -282,7 +301,8 @@ impl AuthService {
             self.audit.recorded(&event);
         }
         match outcome {
-            RotationOutcome::Rotated { mut session, user } => {
+            RotationOutcome::Rotated { mut session, user }
+            | RotationOutcome::Retried { mut session, user } => {
                 session.scope = session.scope.intersection(&user.roles);
                 let access_token = self.sign_access_token(&user, &session, now)?;
                 Ok(TokenPair {
@@ -340,7 +360,7 @@ impl AuthService {
         let Some(pair) = self
             .start_session(SessionStart {
                 parent: Some(parent),
-                ..SessionStart::password_grant(&principal.user, scope.into())
+                ..SessionStart::password_grant(&principal.user, scope.into(), ctx)
             })
             .await?
         else {

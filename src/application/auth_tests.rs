@@ -346,6 +346,7 @@ async fn a_login_whose_password_changed_while_it_was_checked_starts_no_session()
         .start_session(SessionStart::password_grant(
             &stale,
             Roles::new([Role::User]).into(),
+            &RequestContext::default(),
         ))
         .await
         .unwrap();

@@ -79,6 +79,7 @@ async fn session_of(h: &Harness, user: &User, client: Option<ClientId>) -> Sessi
         session: session.clone(),
         credential_version: user.credential_version,
         max_live_sessions: 100,
+        origin: Default::default(),
     };
     h.store.create_session(&new).await.unwrap().unwrap();
     session.id

@@ -74,6 +74,16 @@ pub enum AppError {
     /// The database cannot be reached.
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
+    // Issue 14, sessions and the account.
+    /// No live session of the caller has the given id (another user's included).
+    #[error("no such session")]
+    SessionNotFound,
+    /// The second factor (`otp`) an operation needs is missing or wrong.
+    #[error("the one-time code is missing or wrong")]
+    WrongOtp,
+    /// The operation would delete the last active admin.
+    #[error("the last active admin cannot be deleted")]
+    LastAdmin,
     /// A bug or corrupt data; logged, answered as an opaque 500.
     #[error("internal error: {0}")]
     Internal(String),

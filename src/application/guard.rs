@@ -20,6 +20,7 @@ pub(crate) struct PasswordGuard {
 pub(crate) enum Check {
     Login,
     PasswordChange,
+    AccountDeletion,
 }
 
 impl Check {
@@ -27,6 +28,7 @@ impl Check {
         match self {
             Self::Login => Event::LoginFailed,
             Self::PasswordChange => Event::PasswordChanged,
+            Self::AccountDeletion => Event::AccountDeleted,
         }
     }
 }

@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::{AuthService, AuthSettings, ClientService, OidcPorts, OidcService, Ports, UserService};
+use super::{
+    AccountService, AuthService, AuthSettings, ClientService, OidcPorts, OidcService, Ports,
+    UserService,
+};
 use crate::domain::ports::{
     AccessTokenCodec, Clock, HashError, LockoutPolicy, PasswordHasher, TokenError,
 };
@@ -151,6 +154,7 @@ pub struct Harness {
     pub clients: ClientService,
     pub oidc: OidcService,
     pub id_tokens: Arc<FakeIdTokens>,
+    pub account: AccountService,
 }
 
 /// Keeps signed ID-token claims in a map; the "token" is a key into it.
@@ -214,8 +218,13 @@ impl Harness {
                 session_max_lifetime: Duration::days(30),
                 max_sessions_per_user: 100,
                 lockout,
+                refresh_reuse_grace: Duration::zero(),
+                successor_key: crate::application::auth::RefreshSuccessorKey::derive_from(
+                    &[42; 32],
+                ),
             },
         );
+        let account = AccountService::new(ports.clone(), Arc::new(store.clone()), lockout);
         let users = UserService::new(ports, PasswordPolicy::default(), true, lockout);
         let id_tokens = Arc::new(FakeIdTokens::default());
         let oidc = OidcService::new(
@@ -235,6 +244,7 @@ impl Harness {
             auth,
             users,
             clients,
+            account,
         }
     }
 }

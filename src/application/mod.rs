@@ -1,5 +1,6 @@
 //! Use cases. They orchestrate the domain ports and know nothing of HTTP or SQL.
 
+pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod clients;
@@ -22,8 +23,9 @@ use crate::domain::token::AccessClaims;
 use crate::domain::user::{Role, User};
 use crate::domain::validation::FieldError;
 
+pub use account::{AccountService, ListedSession};
 pub use audit::{AuditService, Auditor};
-pub use auth::{AuthService, AuthSettings, BrowserSignIn, TokenTypeHint};
+pub use auth::{AuthService, AuthSettings, BrowserSignIn, RefreshSuccessorKey, TokenTypeHint};
 pub use clients::{ClientPatch, ClientService, NewClient, RegisteredClient};
 pub use error::AppError;
 pub use maintenance::{MaintenanceService, Retention};

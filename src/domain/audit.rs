@@ -31,11 +31,15 @@ pub enum AuditEventKind {
     AuthorizationCodeExchanged,
     AuthorizationCodeReused,
     ClientCredentialsGranted,
+    // Issue 14, sessions and the account.
+    RefreshTokenRetried,
+    SessionEnded,
+    AccountDeleted,
 }
 
 impl AuditEventKind {
     /// Every kind, for documentation and validation.
-    pub const ALL: [AuditEventKind; 19] = [
+    pub const ALL: [AuditEventKind; 22] = [
         Self::UserCreated,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -55,6 +59,9 @@ impl AuditEventKind {
         Self::AuthorizationCodeExchanged,
         Self::AuthorizationCodeReused,
         Self::ClientCredentialsGranted,
+        Self::RefreshTokenRetried,
+        Self::SessionEnded,
+        Self::AccountDeleted,
     ];
 
     /// The event's snake_case name, as stored and served.
@@ -79,6 +86,9 @@ impl AuditEventKind {
             Self::AuthorizationCodeExchanged => "authorization_code_exchanged",
             Self::AuthorizationCodeReused => "authorization_code_reused",
             Self::ClientCredentialsGranted => "client_credentials_granted",
+            Self::RefreshTokenRetried => "refresh_token_retried",
+            Self::SessionEnded => "session_ended",
+            Self::AccountDeleted => "account_deleted",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Entities, validated value types and the ports the application needs. Depends on no framework.
 
+pub mod account;
 pub mod audit;
 pub mod client;
 mod id;

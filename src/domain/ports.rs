@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use super::account::{AccountRepository, Deletion, SessionOrigin, SessionSummary};
 use super::audit::{AuditEvent, AuditFilter};
 use super::client::{Client, ClientChanges, ClientId, ClientSecretHash};
 pub use super::lockout::{

@@ -37,6 +37,8 @@ pub enum RevocationReason {
     AuthorizationCodeReused,
     /// A client other than the session's presented its refresh token.
     WrongClient,
+    /// The user ended it from their session list.
+    EndedByUser,
 }
 
 impl RevocationReason {
@@ -54,6 +56,7 @@ impl RevocationReason {
             Self::ClientDisabled => "client_disabled",
             Self::AuthorizationCodeReused => "authorization_code_reused",
             Self::WrongClient => "wrong_client",
+            Self::EndedByUser => "ended_by_user",
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct NewSession {
     pub credential_version: i64,
     /// The most live sessions a user keeps; the oldest beyond are revoked.
     pub max_live_sessions: u32,
+    /// Where the session was started (IP and user agent), shown in the user's session list.
+    pub origin: super::account::SessionOrigin,
 }
 
 /// A refresh token to rotate (see
@@ -107,6 +112,10 @@ pub struct Rotation {
     /// The replacement's expiry, before the session's `not_after` caps it.
     pub next_expires_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
+    /// How long after its rotation a used token may be presented again and get the same
+    /// `next` back ([`RotationOutcome::Retried`]); zero: never (any reuse revokes). Only sound
+    /// when `next` is a function of the presented token (see `RefreshSuccessorKey`).
+    pub grace: chrono::Duration,
     /// Id, time, IP and user agent of the audit event the outcome will be recorded as.
     pub audit: AuditEvent,
 }
@@ -189,6 +198,10 @@ pub enum RotationOutcome {
     /// The token was live: it is now used, the replacement is stored, and the session (with its
     /// user, for the new access token) is returned.
     Rotated { session: Session, user: Box<User> },
+    /// The token had been rotated no more than `grace` ago into `next`, which is still live
+    /// and unused: a retry after a lost response. Nothing was changed; the caller hands out
+    /// `next` again with a fresh access token.
+    Retried { session: Session, user: Box<User> },
     /// The token had already been rotated: the whole session has been revoked.
     Reused {
         session_id: SessionId,
@@ -210,6 +223,16 @@ impl RotationOutcome {
                 event.username = Some(user.username.as_str().to_owned());
                 event.success = true;
                 event.detail = Some(format!("session {}", session.id));
+            }
+            Self::Retried { session, user } => {
+                event.kind = AuditEventKind::RefreshTokenRetried;
+                event.user_id = Some(user.id);
+                event.username = Some(user.username.as_str().to_owned());
+                event.success = true;
+                event.detail = Some(format!(
+                    "just-rotated refresh token presented again within the grace window; same successor returned; session {}",
+                    session.id
+                ));
             }
             Self::Reused {
                 session_id,

@@ -1,6 +1,7 @@
 //! HTTP integration tests: the real router on an ephemeral port, a fresh SQLite database per
 //! test, driven with reqwest as a client would.
 
+mod account;
 mod admin;
 mod asserts;
 mod audit;

@@ -91,6 +91,7 @@ async fn try_start_session(
         session: session.clone(),
         credential_version: user.credential_version,
         max_live_sessions: 100,
+        origin: Default::default(),
     };
     let started = b.repos.tokens.create_session(&new).await.unwrap();
     started.map(|_| session)

@@ -79,6 +79,7 @@ async fn try_start(
         signin: signin.map(SigninToken::hash),
         credential_version: user.credential_version,
         max_live_sessions: 100,
+        origin: Default::default(),
     };
     let Some(expires_at) = b.repos.tokens.create_session(&new).await? else {
         return Ok(None);

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{AppError, AuthService};
+use crate::application::RequestContext;
+use crate::domain::account::SessionOrigin;
 use crate::domain::client::ClientId;
 use crate::domain::oidc::{Scope, SigninToken};
 use crate::domain::session::{NewSession, RefreshToken, RefreshTokenRecord, Session, SessionId};
@@ -20,19 +22,28 @@ pub(crate) struct SessionStart<'a> {
     pub client_id: Option<ClientId>,
     /// The id to give it (a code redemption names it before the session exists).
     pub id: SessionId,
+    /// The IP and user agent of the request that starts it.
+    pub origin: SessionOrigin,
 }
 
 impl<'a> SessionStart<'a> {
-    /// A session of the password grant: every role asked for, no client, no parent.
-    pub fn password_grant(user: &'a User, scope: Scope) -> Self {
+    /// A session of the password grant: every role asked for, no client, no parent, started
+    /// by the request `ctx`.
+    pub fn password_grant(user: &'a User, scope: Scope, ctx: &RequestContext) -> Self {
         Self {
             user,
             scope,
             parent: None,
             client_id: None,
             id: SessionId::new(),
+            origin: origin_of(ctx),
         }
     }
+}
+
+/// The session origin of a request.
+pub(crate) fn origin_of(ctx: &RequestContext) -> SessionOrigin {
+    SessionOrigin::new(ctx.ip, ctx.user_agent.as_deref())
 }
 
 impl AuthService {
@@ -64,6 +75,7 @@ impl AuthService {
             session,
             credential_version: start.user.credential_version,
             max_live_sessions: self.settings.max_sessions_per_user,
+            origin: start.origin,
         };
         let Some(expires_at) = self.ports.tokens.create_session(&new).await? else {
             return Ok(None);
@@ -89,6 +101,7 @@ impl AuthService {
     pub(crate) async fn start_signin(
         &self,
         user: &User,
+        ctx: &RequestContext,
     ) -> Result<Option<(SigninToken, Session)>, AppError> {
         let now = self.ports.clock.now();
         // A sign-in is never extended, so its expiry is also its absolute end: the code-flow
@@ -112,6 +125,7 @@ impl AuthService {
             signin: Some(token.hash()),
             credential_version: user.credential_version,
             max_live_sessions: self.settings.max_sessions_per_user,
+            origin: origin_of(ctx),
         };
         let Some(expires_at) = self.ports.tokens.create_session(&new).await? else {
             return Ok(None);

@@ -119,6 +119,7 @@ impl OidcService {
             parent: (!offline).then_some(grant.signin_id),
             client_id: Some(client.id),
             id: session_id,
+            origin: crate::application::auth::origin_of(ctx),
         };
         let Some(mut pair) = self.auth.start_session(start).await? else {
             return Err(AppError::InvalidGrant(

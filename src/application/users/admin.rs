@@ -117,7 +117,11 @@ impl UserService {
         if revoked > 0 {
             changed.push(format!("{revoked} sessions revoked"));
         }
-        let detail = format!("by {}: {}", principal.user.username, changed.join(", "));
+        let detail = format!(
+            "{}{}",
+            crate::domain::account::updated_by_prefix(principal.user.username.as_str()),
+            changed.join(", ")
+        );
         self.audit
             .event(Event::UserUpdated, ctx)
             .user(&user)

@@ -23,7 +23,8 @@ use super::db::{self, DbOptions, Repositories};
 use super::metrics::MeteredAuditLog;
 use super::passwords::CommonPasswords;
 use crate::application::{
-    AuthService, AuthSettings, ClientService, MaintenanceService, Ports, Retention, UserService,
+    AccountService, AuthService, AuthSettings, ClientService, MaintenanceService, Ports,
+    RefreshSuccessorKey, Retention, UserService,
 };
 use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
 use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
@@ -37,6 +38,7 @@ pub struct StartupError(pub String);
 /// The use cases wired from settings, and the repositories the HTTP state reads besides.
 pub struct UseCases {
     pub auth: AuthService,
+    pub account: AccountService,
     pub users: UserService,
     pub clients: ClientService,
     pub maintenance: MaintenanceService,
@@ -45,6 +47,21 @@ pub struct UseCases {
 
 fn seconds(s: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
+}
+
+/// The key that derives a refresh token's successor (see [`RefreshSuccessorKey`]); the same on
+/// every replica, so that a retry may land on any of them.
+fn refresh_successor_key(_settings: &Settings) -> RefreshSuccessorKey {
+    // MERGE: MFA_ENCRYPTION_KEY. Derive from the configured MFA encryption key (32 bytes):
+    // `RefreshSuccessorKey::derive_from(<the key's 32 bytes>)` (it applies its own label, so
+    // the key itself is never used twice), and drop the production refusal of
+    // REFRESH_REUSE_GRACE_SECONDS in config/refresh_retry.rs. Until then a fixed placeholder:
+    // shared by all replicas, but public, and with a public key whoever holds an
+    // already-rotated refresh token can compute its live descendants without tripping reuse
+    // detection. Outside production, and with the window off (successors are then random), that
+    // does not matter.
+    const PLACEHOLDER: [u8; 32] = *b"MERGE: replace with MFA key 32B!";
+    RefreshSuccessorKey::derive_from(&PLACEHOLDER)
 }
 
 /// The pool options of `settings`.
@@ -112,6 +129,8 @@ pub async fn build_use_cases(
             session_max_lifetime: seconds(settings.sessions.max_lifetime_seconds),
             max_sessions_per_user: settings.sessions.max_per_user,
             lockout,
+            refresh_reuse_grace: seconds(settings.refresh_retry.grace_seconds),
+            successor_key: refresh_successor_key(settings),
         },
     );
     let policy = PasswordPolicy {
@@ -119,6 +138,7 @@ pub async fn build_use_cases(
         blocklist: Some(Arc::new(CommonPasswords::load())),
     };
     let clients = ClientService::new(repos.clients.clone(), clock.clone(), ports.auditor());
+    let account = AccountService::new(ports.clone(), repos.account.clone(), lockout);
     let (ports_users, ports_hasher) = (ports.users.clone(), ports.hasher.clone());
     let users = UserService::new(ports, policy, settings.accounts.registration_open, lockout);
     let maintenance = MaintenanceService::new(
@@ -140,6 +160,7 @@ pub async fn build_use_cases(
         .map_err(|e| StartupError(format!("database: {e}")))?;
     Ok(UseCases {
         auth,
+        account,
         users,
         clients,
         maintenance,

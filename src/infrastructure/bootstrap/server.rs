@@ -47,6 +47,7 @@ pub async fn build_services(
     let id_tokens = build_id_token_codec(settings)?;
     let UseCases {
         auth,
+        account,
         users,
         clients,
         maintenance,
@@ -71,6 +72,7 @@ pub async fn build_services(
         discovery,
         auth: auth.clone(),
         users: users.clone(),
+        account,
         clients,
         oidc,
         browser: Arc::new(BrowserSettings::new(&settings.tokens.issuer)),

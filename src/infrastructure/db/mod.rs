@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::ports::{
-    AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe, LoginThrottle, Purge,
-    StoreError, TokenRepository, UserRepository,
+    AccountRepository, AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe,
+    LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,
 };
 
 /// The repositories of one backend, as the wiring hands them to the use cases.
@@ -29,6 +29,7 @@ pub struct Repositories {
     pub purge: Arc<dyn Purge>,
     pub health: Arc<dyn HealthProbe>,
     pub pool: Arc<dyn PoolState>,
+    pub account: Arc<dyn AccountRepository>,
 }
 
 /// The size and idle connections of a store's pool (for the metrics; not a domain port).
@@ -81,6 +82,7 @@ impl Repositories {
             + Purge
             + HealthProbe
             + PoolState
+            + AccountRepository
             + 'static,
     {
         Self {
@@ -92,6 +94,7 @@ impl Repositories {
             audit: store.clone(),
             purge: store.clone(),
             health: Arc::new(CachedProbe::new(store.clone(), PROBE_TTL)),
+            account: store.clone(),
             pool: store,
         }
     }

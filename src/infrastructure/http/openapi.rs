@@ -167,6 +167,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::oidc::router())
         .merge(routes::users::router())
         .merge(routes::admin::router())
+        .merge(routes::account::router())
         .merge(routes::clients::router())
         .merge(routes::well_known::router())
         .merge(routes::metrics::router())

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+mod account;
 mod audit;
 mod clients;
 mod codes;
@@ -37,6 +38,10 @@ struct StoredSession {
     revoked_at: Option<DateTime<Utc>>,
     /// A browser sign-in's cookie hash.
     signin: Option<SigninHash>,
+    /// Where it was started.
+    origin: crate::domain::account::SessionOrigin,
+    /// Its start, then its last rotation.
+    last_used_at: DateTime<Utc>,
 }
 
 /// An authorization code as stored.
@@ -52,7 +57,8 @@ struct StoredCode {
 #[derive(Debug, Clone)]
 struct StoredToken {
     record: RefreshTokenRecord,
-    used: bool,
+    /// When it was rotated; `None` while unused.
+    used_at: Option<DateTime<Utc>>,
 }
 
 /// Every table, behind the store's one mutex.

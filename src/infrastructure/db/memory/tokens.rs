@@ -53,6 +53,8 @@ impl TokenRepository for MemoryStore {
             session,
             revoked_at: None,
             signin: new.signin.clone(),
+            origin: new.origin.clone(),
+            last_used_at: now,
         };
         state.sessions.insert(stored.session.id, stored);
         if let Some(token) = &new.first_token {
@@ -60,7 +62,7 @@ impl TokenRepository for MemoryStore {
             record.expires_at = record.expires_at.min(not_after);
             let stored = StoredToken {
                 record,
-                used: false,
+                used_at: None,
             };
             state.tokens.insert(stored.record.hash.clone(), stored);
         }
@@ -99,7 +101,7 @@ impl TokenRepository for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Option<LiveRefreshToken>, StoreError> {
         let state = self.lock()?;
-        let Some(token) = state.tokens.get(hash).filter(|t| !t.used) else {
+        let Some(token) = state.tokens.get(hash).filter(|t| t.used_at.is_none()) else {
             return Ok(None);
         };
         if token.record.expires_at <= now {
@@ -187,7 +189,7 @@ pub(super) fn revoke_all(
 
 /// Revokes a session and every session started from it, at any depth; whether the session
 /// itself was live.
-fn revoke_family(state: &mut State, id: SessionId, now: DateTime<Utc>) -> bool {
+pub(super) fn revoke_family(state: &mut State, id: SessionId, now: DateTime<Utc>) -> bool {
     let mut root = false;
     let mut parents = vec![id];
     while let Some(parent) = parents.pop() {
@@ -215,7 +217,10 @@ fn rotate(state: &mut State, rotation: &Rotation) -> RotationOutcome {
         return RotationOutcome::Invalid;
     };
     let session_id = stored.session.id;
-    if token.used {
+    if let Some(used_at) = token.used_at {
+        if let Some(retried) = retry(state, rotation, &token, used_at) {
+            return retried;
+        }
         revoke_family(state, session_id, now);
         return RotationOutcome::Reused {
             session_id,
@@ -233,7 +238,7 @@ fn rotate(state: &mut State, rotation: &Rotation) -> RotationOutcome {
     }
     let expires_at = rotation.next_expires_at.min(stored.session.not_after);
     if let Some(presented) = state.tokens.get_mut(presented) {
-        presented.used = true;
+        presented.used_at = Some(now);
     }
     let record = RefreshTokenRecord {
         hash: rotation.next.clone(),
@@ -243,16 +248,42 @@ fn rotate(state: &mut State, rotation: &Rotation) -> RotationOutcome {
     };
     let next = StoredToken {
         record,
-        used: false,
+        used_at: None,
     };
     state.tokens.insert(rotation.next.clone(), next);
     let mut session = stored.session;
     session.expires_at = expires_at;
     if let Some(stored) = state.sessions.get_mut(&session_id) {
         stored.session.expires_at = expires_at;
+        stored.last_used_at = now;
     }
     RotationOutcome::Rotated {
         session,
         user: Box::new(user),
     }
+}
+
+/// A retry after a lost response (see the SQL adapters): `token`, used at `used_at`, was
+/// rotated no more than `rotation.grace` ago into `rotation.next`, which is still live.
+fn retry(
+    state: &State,
+    rotation: &Rotation,
+    token: &StoredToken,
+    used_at: DateTime<Utc>,
+) -> Option<RotationOutcome> {
+    if rotation.grace <= chrono::Duration::zero() || used_at < rotation.now - rotation.grace {
+        return None;
+    }
+    let next = state.tokens.get(&rotation.next)?;
+    let live = next.used_at.is_none()
+        && next.record.session_id == token.record.session_id
+        && next.record.expires_at > rotation.now;
+    if !live {
+        return None;
+    }
+    let (session, user) = live_session(state, token.record.session_id, rotation.now)?;
+    Some(RotationOutcome::Retried {
+        session,
+        user: Box::new(user),
+    })
 }

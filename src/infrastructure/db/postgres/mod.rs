@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+mod account;
 mod audit;
 mod clients;
 mod codes;

@@ -103,8 +103,8 @@ impl TokenRepository for PgStore {
         }
         let expires_at = session.expires_at.min(not_after);
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id, signin_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id, signin_hash, last_used_at, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $4, $10, $11)",
         )
         .bind(session.id.as_uuid())
         .bind(session.user_id.as_uuid())
@@ -115,6 +115,8 @@ impl TokenRepository for PgStore {
         .bind(session.parent_id.map(|id| id.as_uuid()))
         .bind(client_id)
         .bind(new.signin.as_ref().map(SigninHash::as_str))
+        .bind(new.origin.ip.map(|ip| ip.to_string()))
+        .bind(new.origin.user_agent.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -275,7 +277,7 @@ pub(super) async fn revoke_all(
 
 /// Revokes a session and the sessions started from it; returns whether the session itself
 /// was live.
-async fn revoke_family(
+pub(super) async fn revoke_family(
     connection: &mut PgConnection,
     id: Uuid,
     reason: RevocationReason,
@@ -350,12 +352,13 @@ async fn rotate(tx: &mut PgConnection, rotation: &Rotation) -> Result<RotationOu
 
     if let Some(session_id) = claimed {
         let sql = format!(
-            "UPDATE sessions SET expires_at = least($1, not_after) WHERE id = $2
+            "UPDATE sessions SET expires_at = least($1, not_after), last_used_at = $3 WHERE id = $2
              RETURNING {SESSION_COLUMNS}"
         );
         let session: SessionRecord = sqlx::query_as(&sql)
             .bind(rotation.next_expires_at)
             .bind(session_id)
+            .bind(rotation.now)
             .fetch_one(&mut *tx)
             .await
             .map_err(store_error)?;
@@ -380,6 +383,9 @@ async fn rotate(tx: &mut PgConnection, rotation: &Rotation) -> Result<RotationOu
         });
     }
 
+    if let Some(retried) = retry(tx, rotation).await? {
+        return Ok(retried);
+    }
     let used: Option<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT t.session_id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
          WHERE t.token_hash = $1 AND t.used_at IS NOT NULL",
@@ -402,4 +408,49 @@ async fn rotate(tx: &mut PgConnection, rotation: &Rotation) -> Result<RotationOu
         session_id: SessionId::from_uuid(session_id),
         user_id: UserId::from_uuid(user_id),
     })
+}
+
+/// A retry after a lost response: `rotation.presented` was used no more than `rotation.grace`
+/// ago, and `rotation.next` (its successor, derived from it) is in the same session, unused and
+/// unexpired, the session live and its user active. Nothing is changed.
+///
+/// Runs after the conditional UPDATE of [`rotate`] matched nothing. A retry racing the first
+/// rotation blocked on that row's lock until the first committed, and this is a new statement
+/// under READ COMMITTED, so its snapshot holds the committed successor. `FOR SHARE OF n` makes a
+/// concurrent rotation of the successor itself finish first, and then re-checks `n.used_at` on
+/// its committed row: a successor used meanwhile is never handed out again.
+async fn retry(
+    tx: &mut PgConnection,
+    rotation: &Rotation,
+) -> Result<Option<RotationOutcome>, StoreError> {
+    if rotation.grace <= chrono::Duration::zero() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS_OF_S}, {USER_COLUMNS}
+         FROM refresh_tokens p
+           JOIN refresh_tokens n ON n.token_hash = $2 AND n.session_id = p.session_id
+           JOIN sessions s ON s.id = p.session_id
+           JOIN users u ON u.id = s.user_id
+         WHERE p.token_hash = $1 AND p.used_at IS NOT NULL AND p.used_at >= $3
+           AND n.used_at IS NULL AND n.expires_at > $4
+           AND s.revoked_at IS NULL AND s.expires_at > $4 AND u.is_active
+         FOR SHARE OF n"
+    );
+    let row = sqlx::query(&sql)
+        .bind(rotation.presented.as_str())
+        .bind(rotation.next.as_str())
+        .bind(rotation.now - rotation.grace)
+        .bind(rotation.now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let (session, user) = session_and_user(&row, 0).map_err(store_error)?;
+    Ok(Some(RotationOutcome::Retried {
+        session: session.into_session()?,
+        user: Box::new(user.into_user()?),
+    }))
 }

@@ -24,6 +24,7 @@ use chrono::Utc;
 use rusqlite::{Connection, OpenFlags};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
+mod account;
 mod audit;
 mod cache;
 mod checkpoint;

@@ -50,7 +50,8 @@ impl TokenRepository for SqliteStore {
         match &outcome {
             RotationOutcome::Rotated { session, .. } => self.sessions.forget_session(session.id),
             RotationOutcome::Reused { user_id, .. } => self.sessions.forget_user(*user_id),
-            RotationOutcome::Invalid => {}
+            // A retry changes nothing.
+            RotationOutcome::Retried { .. } | RotationOutcome::Invalid => {}
         }
         Ok(outcome)
     }
@@ -234,8 +235,8 @@ fn insert_session(
     let expires_at = micros(session.expires_at).min(not_after);
     connection
         .prepare_cached(
-            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id, signin_hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id, signin_hash, last_used_at, ip, user_agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4, ?10, ?11)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -248,6 +249,8 @@ fn insert_session(
                 session.parent_id.map(|id| id.to_string()),
                 client_id,
                 new.signin.as_ref().map(SigninHash::as_str),
+                new.origin.ip.map(|ip| ip.to_string()),
+                new.origin.user_agent.as_deref(),
             ])
         })
         .map_err(store_error)?;
@@ -304,7 +307,7 @@ pub(super) fn revoke_all(
 
 /// Revokes a session and the sessions started from it; returns whether the session itself was
 /// live, and the user whose cached sessions to forget when any child went too.
-fn revoke_family(
+pub(super) fn revoke_family(
     connection: &Connection,
     id: &str,
     reason: RevocationReason,
@@ -368,13 +371,14 @@ fn rotate(connection: &Connection, rotation: &Rotation) -> Result<RotationOutcom
 
     let outcome = if let Some(session_id) = claimed {
         let sql = format!(
-            "UPDATE sessions SET expires_at = min(?, not_after) WHERE id = ? RETURNING {SESSION_COLUMNS}"
+            "UPDATE sessions SET expires_at = min(?1, not_after), last_used_at = ?2 WHERE id = ?3
+             RETURNING {SESSION_COLUMNS}"
         );
         let session = connection
             .prepare_cached(&sql)
             .and_then(|mut s| {
                 s.query_row(
-                    params![micros(rotation.next_expires_at), session_id],
+                    params![micros(rotation.next_expires_at), now, session_id],
                     session_from_row,
                 )
             })
@@ -401,6 +405,8 @@ fn rotate(connection: &Connection, rotation: &Rotation) -> Result<RotationOutcom
             session,
             user: Box::new(user),
         }
+    } else if let Some(retried) = retry(connection, rotation)? {
+        retried
     } else {
         let used: Option<(String, String)> = connection
             .prepare_cached(
@@ -430,4 +436,53 @@ fn rotate(connection: &Connection, rotation: &Rotation) -> Result<RotationOutcom
         insert_event(connection, &event)?;
     }
     Ok(outcome)
+}
+
+/// A retry after a lost response: `rotation.presented` was used no more than `rotation.grace`
+/// ago, and `rotation.next` (its successor, derived from it) is in the same session, unused and
+/// unexpired, the session live and its user active. Nothing is changed. The writer runs one job
+/// at a time, so the first rotation has committed (or not begun) when this looks.
+fn retry(
+    connection: &Connection,
+    rotation: &Rotation,
+) -> Result<Option<RotationOutcome>, StoreError> {
+    if rotation.grace <= chrono::Duration::zero() {
+        return Ok(None);
+    }
+    let now = micros(rotation.now);
+    let sql = concat!(
+        "SELECT ",
+        session_columns!(),
+        ", ",
+        user_columns!(),
+        " FROM refresh_tokens p
+           JOIN refresh_tokens n ON n.token_hash = ?2 AND n.session_id = p.session_id
+           JOIN sessions s ON s.id = p.session_id
+           JOIN users u ON u.id = s.user_id
+         WHERE p.token_hash = ?1 AND p.used_at IS NOT NULL AND p.used_at >= ?3
+           AND n.used_at IS NULL AND n.expires_at > ?4
+           AND s.revoked_at IS NULL AND s.expires_at > ?4 AND u.is_active = 1"
+    );
+    let found = connection
+        .prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    rotation.presented.as_str(),
+                    rotation.next.as_str(),
+                    micros(rotation.now - rotation.grace),
+                    now
+                ],
+                |row| Ok((session_record(row, 0)?, user_record(row, 8)?)),
+            )
+            .optional()
+        })
+        .map_err(store_error)?;
+    let Some((session, user)) = found else {
+        return Ok(None);
+    };
+    Ok(Some(RotationOutcome::Retried {
+        session: session.into_session()?,
+        user: Box::new(user.into_user()?),
+    }))
 }

@@ -1,9 +1,11 @@
 //! Request and response bodies of the HTTP API. They are not domain types: routes convert.
 //! The client-registration bodies are in `clients.rs`, the OpenID Connect forms in `oidc.rs`.
 
+mod account;
 mod clients;
 mod oidc;
 
+pub use account::*;
 pub use clients::*;
 pub use oidc::*;
 

@@ -290,6 +290,21 @@ impl From<AppError> for Problem {
                 "wrong_password",
                 "The current password is wrong.",
             ),
+            AppError::SessionNotFound => Self::new(
+                S::NOT_FOUND,
+                "session_not_found",
+                "You have no live session with this id.",
+            ),
+            AppError::WrongOtp => Self::new(
+                S::BAD_REQUEST,
+                "wrong_otp",
+                "The one-time code (otp) is missing or wrong.",
+            ),
+            AppError::LastAdmin => Self::new(
+                S::CONFLICT,
+                "last_admin",
+                "The last active admin cannot be deleted; make another user admin first.",
+            ),
             AppError::Busy { retry_after_secs } => Self::new(
                 S::SERVICE_UNAVAILABLE,
                 "service_busy",

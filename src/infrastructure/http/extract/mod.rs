@@ -20,6 +20,7 @@ pub use client_auth::client_credentials;
 pub use client_ip::{client_ip, Client};
 pub use form::OAuthForm;
 pub use json::{ApiJson, OAuthJson};
+pub(crate) use path::path_uuid;
 pub use path::{PathClientId, PathUserId};
 pub use query::ApiQuery;
 

@@ -30,7 +30,10 @@ impl PathUserId {
 
 /// The UUID of a path's one parameter: `None` when it is not a UUID (answered as an unknown id),
 /// 400 `bad_request` when it is not UTF-8 once percent-decoded.
-async fn path_uuid(parts: &mut Parts, state: &AppState) -> Result<Option<Uuid>, Problem> {
+pub(crate) async fn path_uuid(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<Option<Uuid>, Problem> {
     match Path::<Uuid>::from_request_parts(parts, state).await {
         Ok(Path(id)) => Ok(Some(id)),
         Err(PathRejection::FailedToDeserializePathParams(error))

@@ -36,13 +36,15 @@ impl Limiter {
 
 /// The endpoints that cost a password hash or mint tokens and sessions, all sharing one bucket
 /// per client IP.
-const LIMITED: [(Method, &str); 6] = [
+const LIMITED: [(Method, &str); 7] = [
     (Method::POST, "/auth/token"),
     (Method::POST, "/auth/authorize"),
     (Method::POST, "/auth/refresh"),
     (Method::POST, "/users"),
     (Method::PUT, "/users/me/password"),
     (Method::POST, "/auth/refresh-token"),
+    // Issue 14: a self-service deletion checks the password.
+    (Method::DELETE, "/users/me"),
 ];
 
 /// Answers 429 with `Retry-After` when a client IP exceeds its rate on a limited endpoint.

@@ -1,5 +1,6 @@
 //! Route modules; each exposes `router()` with its operations registered for OpenAPI.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod authorize;
