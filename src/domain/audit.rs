@@ -31,11 +31,16 @@ pub enum AuditEventKind {
     AuthorizationCodeExchanged,
     AuthorizationCodeReused,
     ClientCredentialsGranted,
+    // Passkeys (issue 14, part P).
+    PasskeyAdded,
+    PasskeyRemoved,
+    PasskeyVerified,
+    PasskeyFailed,
 }
 
 impl AuditEventKind {
     /// Every kind, for documentation and validation.
-    pub const ALL: [AuditEventKind; 19] = [
+    pub const ALL: [AuditEventKind; 23] = [
         Self::UserCreated,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -55,6 +60,10 @@ impl AuditEventKind {
         Self::AuthorizationCodeExchanged,
         Self::AuthorizationCodeReused,
         Self::ClientCredentialsGranted,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::PasskeyVerified,
+        Self::PasskeyFailed,
     ];
 
     /// The event's snake_case name, as stored and served.
@@ -79,6 +88,10 @@ impl AuditEventKind {
             Self::AuthorizationCodeExchanged => "authorization_code_exchanged",
             Self::AuthorizationCodeReused => "authorization_code_reused",
             Self::ClientCredentialsGranted => "client_credentials_granted",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::PasskeyVerified => "passkey_verified",
+            Self::PasskeyFailed => "passkey_failed",
         }
     }
 }

@@ -15,6 +15,7 @@ mod housekeeping;
 mod http;
 pub mod table;
 mod tokens;
+mod webauthn;
 
 use std::fmt;
 
@@ -25,6 +26,7 @@ pub use self::housekeeping::{LogFormat, LoggingSettings, RetentionSettings, LOG_
 pub use self::http::HttpSettings;
 use self::table::{Context, Fallback, Group, Var, Variable};
 pub use self::tokens::{TokenSettings, DEVELOPMENT_JWT_SECRET};
+pub use self::webauthn::{RelyingParty, WebAuthnSettings};
 pub use crate::infrastructure::crypto::keys::JwtAlgorithm;
 
 /// The deployment environment, from `APP_ENV`.
@@ -108,6 +110,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub logging: LoggingSettings,
     pub retention: RetentionSettings,
+    /// Passkeys: the WebAuthn relying party.
+    pub webauthn: WebAuthnSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -133,6 +137,7 @@ pub fn variables() -> Vec<Variable> {
         .chain(of::<RateLimitSettings>())
         .chain(of::<LoggingSettings>())
         .chain(of::<RetentionSettings>())
+        .chain(of::<WebAuthnSettings>())
         .chain(OTHER_VARIABLES)
         .collect()
 }
@@ -153,6 +158,7 @@ impl Settings {
             .chain(self.rate_limit.entries())
             .chain(self.logging.entries())
             .chain(self.retention.entries())
+            .chain(self.webauthn.entries())
             .collect()
     }
 
@@ -182,7 +188,7 @@ impl Settings {
         context.app_env = AppEnv::read(&lookup, &context)?;
         let http = HttpSettings::read(&lookup, &context)?;
         context.listen = Some((http.host, http.port));
-        Ok(Settings {
+        let settings = Settings {
             app_env: context.app_env,
             http,
             database: Group::read(&lookup, &context)?,
@@ -194,7 +200,11 @@ impl Settings {
             rate_limit: Group::read(&lookup, &context)?,
             logging: Group::read(&lookup, &context)?,
             retention: Group::read(&lookup, &context)?,
-        })
+            webauthn: Group::read(&lookup, &context)?,
+        };
+        // Refuse to start with a relying party browsers would refuse.
+        settings.webauthn.relying_party(&settings.tokens.issuer)?;
+        Ok(settings)
     }
 
     /// The address to listen on.

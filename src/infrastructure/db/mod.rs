@@ -29,6 +29,8 @@ pub struct Repositories {
     pub purge: Arc<dyn Purge>,
     pub health: Arc<dyn HealthProbe>,
     pub pool: Arc<dyn PoolState>,
+    /// Passkeys and WebAuthn ceremonies.
+    pub passkeys: Arc<dyn crate::domain::passkey::PasskeyRepository>,
 }
 
 /// The size and idle connections of a store's pool (for the metrics; not a domain port).
@@ -81,6 +83,7 @@ impl Repositories {
             + Purge
             + HealthProbe
             + PoolState
+            + crate::domain::passkey::PasskeyRepository
             + 'static,
     {
         Self {
@@ -92,6 +95,7 @@ impl Repositories {
             audit: store.clone(),
             purge: store.clone(),
             health: Arc::new(CachedProbe::new(store.clone(), PROBE_TTL)),
+            passkeys: store.clone(),
             pool: store,
         }
     }

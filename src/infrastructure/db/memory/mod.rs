@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 mod audit;
 mod clients;
 mod codes;
+mod passkeys;
 mod error;
 mod purge;
 mod throttle;
@@ -65,6 +66,8 @@ struct State {
     codes: HashMap<CodeHash, StoredCode>,
     throttle: HashMap<String, ThrottleState>,
     audit: Vec<AuditEvent>,
+    passkeys: Vec<crate::domain::passkey::Passkey>,
+    ceremonies: HashMap<crate::domain::passkey::CeremonyId, crate::domain::passkey::Ceremony>,
 }
 
 /// Users, sessions, refresh tokens, lockout counters and the audit log in memory. Clones share

@@ -19,6 +19,7 @@ use sqlx::PgPool;
 mod audit;
 mod clients;
 mod codes;
+mod passkeys;
 mod error;
 mod purge;
 mod throttle;

@@ -29,6 +29,7 @@ mod cache;
 mod checkpoint;
 mod clients;
 mod codes;
+mod passkeys;
 mod error;
 mod files;
 mod purge;

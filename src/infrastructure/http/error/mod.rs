@@ -300,6 +300,28 @@ impl From<AppError> for Problem {
                 tracing::warn!(%detail, "dependency unavailable");
                 Self::unavailable()
             }
+            // Passkeys (issue 14, part P).
+            AppError::PasskeyNotFound => Self::passkey_not_found(),
+            AppError::PasskeyAlreadyRegistered => Self::new(
+                S::CONFLICT,
+                "passkey_already_registered",
+                "This passkey is registered already.",
+            ),
+            AppError::PasskeyLimitReached { max } => Self::new(
+                S::CONFLICT,
+                "passkey_limit_reached",
+                format!("At most {max} passkeys per user: delete one first."),
+            ),
+            AppError::CeremonyInvalid => Self::new(
+                S::BAD_REQUEST,
+                "passkey_ceremony_invalid",
+                "The passkey ceremony is unknown, expired or already finished: start again.",
+            ),
+            AppError::PasskeyRejected(why) => Self::new(
+                S::BAD_REQUEST,
+                "passkey_rejected",
+                format!("The passkey was refused: {why}."),
+            ),
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", INTERNAL)
@@ -309,6 +331,15 @@ impl From<AppError> for Problem {
 }
 
 impl Problem {
+    /// 404 `passkey_not_found`: no passkey of the caller has this id.
+    pub fn passkey_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "passkey_not_found",
+            "The user has no passkey with this id.",
+        )
+    }
+
     /// The document served.
     pub(crate) fn body(&self) -> ProblemBody {
         ProblemBody {
