@@ -136,8 +136,15 @@ impl PasskeyService {
         let ceremony = self
             .take(ceremony_id, CeremonyKind::Registration, Some(user.id))
             .await?;
+        // A credential registered already (to anyone) is told as such, before verifying it.
+        if let Ok(id) = self.webauthn.registration_credential_id(credential) {
+            if self.passkeys.find_by_credential_id(&id).await?.is_some() {
+                return Err(AppError::PasskeyAlreadyRegistered);
+            }
+        }
         let verified = match self.webauthn.finish_registration(&ceremony.state, credential) {
             Ok(verified) => verified,
+            Err(WebAuthnError::AlreadyRegistered) => return Err(AppError::PasskeyAlreadyRegistered),
             Err(error) => {
                 let refusal = rejection(error)?;
                 self.audit
@@ -374,6 +381,7 @@ fn rejection(error: WebAuthnError) -> Result<&'static str, AppError> {
             tracing::info!(%detail, "WebAuthn response refused");
             Ok("it did not verify (wrong origin, challenge, signature or user verification)")
         }
+        WebAuthnError::AlreadyRegistered => Ok("this passkey is registered already"),
         WebAuthnError::Internal(detail) => Err(AppError::Internal(detail)),
     }
 }

@@ -51,7 +51,10 @@ fn malformed(error: impl std::fmt::Display) -> WebAuthnError {
 
 /// A verification failure, named without anything the browser sent.
 fn refused(error: WebauthnError) -> WebAuthnError {
-    WebAuthnError::Refused(format!("{error:?}"))
+    match error {
+        WebauthnError::CredentialExcludedFromRequest => WebAuthnError::AlreadyRegistered,
+        other => WebAuthnError::Refused(format!("{other:?}")),
+    }
 }
 
 fn options(value: &impl serde::Serialize) -> Result<String, WebAuthnError> {
@@ -113,6 +116,12 @@ impl WebAuthn for WebAuthnRp {
             credential: serde_json::to_string(&passkey).map_err(internal)?,
             sign_count: counter_of(&passkey)?,
         })
+    }
+
+    fn registration_credential_id(&self, response: &str) -> Result<String, WebAuthnError> {
+        let credential: RegisterPublicKeyCredential =
+            serde_json::from_str(response).map_err(malformed)?;
+        Ok(URL_SAFE_NO_PAD.encode(&credential.raw_id))
     }
 
     fn start_discoverable(&self) -> Result<Challenge, WebAuthnError> {

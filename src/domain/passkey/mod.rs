@@ -256,6 +256,9 @@ pub enum WebAuthnError {
     /// verification, counter); the text says what, without secrets.
     #[error("WebAuthn response refused: {0}")]
     Refused(String),
+    /// The credential is one the ceremony excluded (already registered to the user).
+    #[error("this credential is registered already")]
+    AlreadyRegistered,
     /// The adapter itself failed (a stored state that does not decode).
     #[error("WebAuthn failure: {0}")]
     Internal(String),
@@ -284,6 +287,14 @@ pub trait WebAuthn: Send + Sync {
         state: &str,
         response: &str,
     ) -> Result<NewCredential, WebAuthnError>;
+
+    /// The credential id (base64url) a registration response names, unverified: to tell a
+    /// credential registered already (webauthn-rs reports an excluded credential as an altered
+    /// algorithm).
+    ///
+    /// # Errors
+    /// [`WebAuthnError::Malformed`].
+    fn registration_credential_id(&self, response: &str) -> Result<String, WebAuthnError>;
 
     /// A usernameless authentication: any discoverable credential of this relying party.
     ///

@@ -3,9 +3,11 @@
 
 mod clients;
 mod oidc;
+mod passkeys;
 
 pub use clients::*;
 pub use oidc::*;
+pub use passkeys::*;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

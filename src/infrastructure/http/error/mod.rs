@@ -340,6 +340,25 @@ impl Problem {
         )
     }
 
+    /// 403 `csrf_failed`: the login page's CSRF token is missing or stale (passkey sign-in).
+    pub fn sign_in_form_expired() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "This sign-in page expired. Reload it and try again.",
+        )
+    }
+
+    /// 400 `invalid_authorization_request`: the page's authorization request no longer holds
+    /// (passkey sign-in); `detail` says why.
+    pub fn authorization_request_invalid(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_authorization_request",
+            detail,
+        )
+    }
+
     /// The document served.
     pub(crate) fn body(&self) -> ProblemBody {
         ProblemBody {
