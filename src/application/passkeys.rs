@@ -129,8 +129,9 @@ impl PasskeyService {
     ) -> Result<Passkey, AppError> {
         let user = &principal.user;
         let name = match name {
-            Some(raw) => PasskeyName::parse(raw)
-                .map_err(|why| AppError::Validation(vec![FieldError::new("name", "invalid", why)]))?,
+            Some(raw) => PasskeyName::parse(raw).map_err(|(code, why)| {
+                AppError::Validation(vec![FieldError::new("name", code, why)])
+            })?,
             None => PasskeyName::default_name(),
         };
         let ceremony = self

@@ -37,17 +37,14 @@ impl PasskeyName {
     /// Parses a name the user chose.
     ///
     /// # Errors
-    /// A message saying which rule it breaks.
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    /// The broken rule's code (`invalid_length`, `invalid_characters`) and a message.
+    pub fn parse(raw: &str) -> Result<Self, (&'static str, &'static str)> {
         let name = raw.trim();
-        if name.is_empty() {
-            return Err("must not be empty");
-        }
-        if name.chars().count() > MAX_NAME_CHARS {
-            return Err("must be at most 64 characters");
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            return Err(("invalid_length", "must be 1 to 64 characters"));
         }
         if name.chars().any(char::is_control) {
-            return Err("must not contain control characters");
+            return Err(("invalid_characters", "must not contain control characters"));
         }
         Ok(Self(name.to_owned()))
     }

@@ -84,6 +84,12 @@ pub struct PasskeyList {
 /// `POST /auth/passkey/start` form: the login page's CSRF token and the authorization request
 /// the page serves.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({
+    "csrf": "Q2hhbmdlZCBldmVyeSB0aW1l", "response_type": "code",
+    "client_id": "0193a1c2-7d4e-7a10-9b2c-5d6e7f8a9b0c", "redirect_uri": "https://app.example/callback",
+    "scope": "openid profile", "state": "af0ifjsldkj",
+    "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"
+}))]
 #[allow(dead_code)] // documents the form; the handler parses it strictly by hand
 pub struct PasskeyStartForm {
     /// The value of the page's CSRF cookie (double submit).
@@ -100,6 +106,13 @@ pub struct PasskeyStartForm {
 
 /// `POST /auth/passkey/finish` form: the browser's assertion, with the start's fields.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({
+    "csrf": "Q2hhbmdlZCBldmVyeSB0aW1l", "ceremony_id": "0193a1c2-7d4e-7a10-9b2c-5d6e7f8a9b0c",
+    "credential": "{\"id\":\"…\",\"rawId\":\"…\",\"type\":\"public-key\",\"response\":{\"authenticatorData\":\"…\",\"clientDataJSON\":\"…\",\"signature\":\"…\",\"userHandle\":\"…\"}}",
+    "response_type": "code", "client_id": "0193a1c2-7d4e-7a10-9b2c-5d6e7f8a9b0c",
+    "redirect_uri": "https://app.example/callback", "scope": "openid profile", "state": "af0ifjsldkj",
+    "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"
+}))]
 #[allow(dead_code)] // documents the form; the handler parses it strictly by hand
 pub struct PasskeyFinishForm {
     /// The value of the page's CSRF cookie (double submit).
