@@ -14,8 +14,7 @@ use super::{AppError, Auditor, AuthService, BrowserSignIn, Ports, Principal, Req
 use crate::domain::audit::AuditEventKind as Event;
 use crate::domain::passkey::{
     AddOutcome, Ceremony, CeremonyId, CeremonyKind, Passkey, PasskeyId, PasskeyName,
-    PasskeyRepository, WebAuthn, WebAuthnError, CEREMONY_LIFETIME_SECONDS,
-    MAX_PASSKEYS_PER_USER,
+    PasskeyRepository, WebAuthn, WebAuthnError, CEREMONY_LIFETIME_SECONDS, MAX_PASSKEYS_PER_USER,
 };
 use crate::domain::user::{User, UserId};
 use crate::domain::validation::FieldError;
@@ -143,9 +142,14 @@ impl PasskeyService {
                 return Err(AppError::PasskeyAlreadyRegistered);
             }
         }
-        let verified = match self.webauthn.finish_registration(&ceremony.state, credential) {
+        let verified = match self
+            .webauthn
+            .finish_registration(&ceremony.state, credential)
+        {
             Ok(verified) => verified,
-            Err(WebAuthnError::AlreadyRegistered) => return Err(AppError::PasskeyAlreadyRegistered),
+            Err(WebAuthnError::AlreadyRegistered) => {
+                return Err(AppError::PasskeyAlreadyRegistered)
+            }
             Err(error) => {
                 let refusal = rejection(error)?;
                 self.audit
@@ -321,7 +325,10 @@ impl PasskeyService {
             if let Some(id) = user_id {
                 event = event.user_id(id);
             }
-            event.detail(format!("{} refused: {why}", ceremony.kind.as_str())).record().await?;
+            event
+                .detail(format!("{} refused: {why}", ceremony.kind.as_str()))
+                .record()
+                .await?;
             Err::<(Passkey, User), AppError>(AppError::PasskeyRejected(why))
         };
         let (credential_id, handle) = match self.webauthn.identify(assertion) {
@@ -364,7 +371,11 @@ impl PasskeyService {
         self.audit
             .event(Event::PasskeyVerified, ctx)
             .user(&user)
-            .detail(format!("{} with passkey {}", ceremony.kind.as_str(), passkey.id))
+            .detail(format!(
+                "{} with passkey {}",
+                ceremony.kind.as_str(),
+                passkey.id
+            ))
             .record()
             .await?;
         Ok((passkey, user))
@@ -390,4 +401,3 @@ fn rejection(error: WebAuthnError) -> Result<&'static str, AppError> {
 fn webauthn_failure(error: WebAuthnError) -> AppError {
     AppError::Internal(error.to_string())
 }
-

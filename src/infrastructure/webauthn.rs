@@ -138,10 +138,7 @@ impl WebAuthn for WebAuthnRp {
     }
 
     fn start_for(&self, passkeys: &[Passkey]) -> Result<Challenge, WebAuthnError> {
-        let keys = passkeys
-            .iter()
-            .map(stored)
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = passkeys.iter().map(stored).collect::<Result<Vec<_>, _>>()?;
         let (rcr, authentication) = self
             .webauthn
             .start_passkey_authentication(&keys)
@@ -173,8 +170,11 @@ impl WebAuthn for WebAuthnRp {
         let result = match kind {
             CeremonyKind::Discoverable => {
                 let authentication: DiscoverableAuthentication = state(state_json)?;
-                self.webauthn
-                    .finish_discoverable_authentication_v2(&credential, authentication, &key)
+                self.webauthn.finish_discoverable_authentication_v2(
+                    &credential,
+                    authentication,
+                    &key,
+                )
             }
             CeremonyKind::SecondFactor => {
                 let authentication: PasskeyAuthentication = state(state_json)?;

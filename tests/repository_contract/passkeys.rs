@@ -54,10 +54,19 @@ pub async fn passkeys_are_added_listed_and_deleted_keeping_the_users_count_in_st
     let first = passkey(&alice, "cred-1", at);
     let second = passkey(&alice, "cred-2", at + Duration::seconds(1));
     let store = &b.repos.passkeys;
-    assert_eq!(store.add_passkey(&first, 10).await.unwrap(), AddOutcome::Added);
-    assert_eq!(store.add_passkey(&second, 10).await.unwrap(), AddOutcome::Added);
+    assert_eq!(
+        store.add_passkey(&first, 10).await.unwrap(),
+        AddOutcome::Added
+    );
+    assert_eq!(
+        store.add_passkey(&second, 10).await.unwrap(),
+        AddOutcome::Added
+    );
     assert_eq!(passkey_count(&b, &alice).await, 2);
-    assert_eq!(store.list_passkeys(alice.id).await.unwrap(), vec![first.clone(), second.clone()]);
+    assert_eq!(
+        store.list_passkeys(alice.id).await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
     assert_eq!(
         store.find_by_credential_id("cred-2").await.unwrap(),
         Some(second.clone())
@@ -70,7 +79,10 @@ pub async fn passkeys_are_added_listed_and_deleted_keeping_the_users_count_in_st
     assert_eq!(store.list_passkeys(alice.id).await.unwrap(), vec![second]);
     let ghost = user("ghost", None);
     let orphan = passkey(&ghost, "cred-9", at);
-    assert_eq!(store.add_passkey(&orphan, 10).await.unwrap(), AddOutcome::NoSuchUser);
+    assert_eq!(
+        store.add_passkey(&orphan, 10).await.unwrap(),
+        AddOutcome::NoSuchUser
+    );
 }
 
 pub async fn a_credential_id_is_registered_once_across_users(b: Backend) {
@@ -78,9 +90,27 @@ pub async fn a_credential_id_is_registered_once_across_users(b: Backend) {
     let bob = stored_user(&b, "bob").await;
     let store = &b.repos.passkeys;
     let at = now();
-    assert_eq!(store.add_passkey(&passkey(&alice, "shared", at), 10).await.unwrap(), AddOutcome::Added);
-    assert_eq!(store.add_passkey(&passkey(&alice, "shared", at), 10).await.unwrap(), AddOutcome::Duplicate);
-    assert_eq!(store.add_passkey(&passkey(&bob, "shared", at), 10).await.unwrap(), AddOutcome::Duplicate);
+    assert_eq!(
+        store
+            .add_passkey(&passkey(&alice, "shared", at), 10)
+            .await
+            .unwrap(),
+        AddOutcome::Added
+    );
+    assert_eq!(
+        store
+            .add_passkey(&passkey(&alice, "shared", at), 10)
+            .await
+            .unwrap(),
+        AddOutcome::Duplicate
+    );
+    assert_eq!(
+        store
+            .add_passkey(&passkey(&bob, "shared", at), 10)
+            .await
+            .unwrap(),
+        AddOutcome::Duplicate
+    );
     assert_eq!(passkey_count(&b, &alice).await, 1);
     assert_eq!(passkey_count(&b, &bob).await, 0);
     assert!(store.list_passkeys(bob.id).await.unwrap().is_empty());
@@ -116,7 +146,10 @@ pub async fn another_users_passkey_cannot_be_deleted(b: Backend) {
     let store = &b.repos.passkeys;
     store.add_passkey(&key, 10).await.unwrap();
     assert!(!store.delete_passkey(bob.id, key.id).await.unwrap());
-    assert!(!store.delete_passkey(alice.id, PasskeyId::new()).await.unwrap());
+    assert!(!store
+        .delete_passkey(alice.id, PasskeyId::new())
+        .await
+        .unwrap());
     assert_eq!(passkey_count(&b, &alice).await, 1);
     assert_eq!(passkey_count(&b, &bob).await, 0);
     assert_eq!(store.list_passkeys(alice.id).await.unwrap(), vec![key]);
@@ -131,7 +164,12 @@ pub async fn a_use_is_recorded_only_when_the_counter_advances(b: Backend) {
     // Two uses racing with one counter value: one is recorded.
     let racing = (0..8).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move { store.record_use(key.id, "{\"v\":2}", 2, used_at).await.unwrap() })
+        tokio::spawn(async move {
+            store
+                .record_use(key.id, "{\"v\":2}", 2, used_at)
+                .await
+                .unwrap()
+        })
     });
     let recorded = futures::future::join_all(racing)
         .await
@@ -139,14 +177,33 @@ pub async fn a_use_is_recorded_only_when_the_counter_advances(b: Backend) {
         .filter(|r| *r.as_ref().unwrap())
         .count();
     assert_eq!(recorded, 1);
-    assert!(!store.record_use(key.id, "{\"v\":1}", 1, used_at).await.unwrap(), "a counter going back");
-    let stored = store.find_by_credential_id("cred-a").await.unwrap().unwrap();
-    assert_eq!((stored.sign_count, stored.credential.as_str()), (2, "{\"v\":2}"));
+    assert!(
+        !store
+            .record_use(key.id, "{\"v\":1}", 1, used_at)
+            .await
+            .unwrap(),
+        "a counter going back"
+    );
+    let stored = store
+        .find_by_credential_id("cred-a")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.sign_count, stored.credential.as_str()),
+        (2, "{\"v\":2}")
+    );
     assert_eq!(stored.last_used_at, Some(used_at));
-    assert!(!store.record_use(PasskeyId::new(), "{}", 9, used_at).await.unwrap());
+    assert!(!store
+        .record_use(PasskeyId::new(), "{}", 9, used_at)
+        .await
+        .unwrap());
 
     // Authenticators without a counter (always 0) are recorded every time.
-    let zero = Passkey { sign_count: 0, ..passkey(&alice, "cred-z", now()) };
+    let zero = Passkey {
+        sign_count: 0,
+        ..passkey(&alice, "cred-z", now())
+    };
     store.add_passkey(&zero, 10).await.unwrap();
     assert!(store.record_use(zero.id, "{}", 0, used_at).await.unwrap());
     assert!(store.record_use(zero.id, "{}", 0, used_at).await.unwrap());
@@ -155,7 +212,11 @@ pub async fn a_use_is_recorded_only_when_the_counter_advances(b: Backend) {
 pub async fn a_ceremony_is_taken_once_even_under_concurrency(b: Backend) {
     let alice = stored_user(&b, "alice").await;
     let at = now();
-    let started = ceremony(CeremonyKind::Registration, Some(&alice), at + Duration::seconds(300));
+    let started = ceremony(
+        CeremonyKind::Registration,
+        Some(&alice),
+        at + Duration::seconds(300),
+    );
     let store = b.repos.passkeys.clone();
     store.insert_ceremony(&started).await.unwrap();
     let takers = (0..20).map(|_| {
@@ -194,7 +255,11 @@ pub async fn a_ceremony_of_another_kind_user_or_past_its_expiry_is_not_given_and
     ] {
         let started = ceremony(CeremonyKind::Registration, Some(&alice), later);
         store.insert_ceremony(&started).await.unwrap();
-        assert!(store.take_ceremony(started.id, kind, user, when).await.unwrap().is_none());
+        assert!(store
+            .take_ceremony(started.id, kind, user, when)
+            .await
+            .unwrap()
+            .is_none());
         // The refused attempt used it up: its challenge is never answered.
         let again = store
             .take_ceremony(started.id, CeremonyKind::Registration, Some(alice.id), at)

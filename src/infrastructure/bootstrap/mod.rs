@@ -163,8 +163,8 @@ fn build_passkeys(
         .webauthn
         .relying_party(&settings.tokens.issuer)
         .map_err(|e| StartupError(e.to_string()))?;
-    let webauthn = super::webauthn::WebAuthnRp::new(&rp.id, &rp.origin, &rp.name)
-        .map_err(StartupError)?;
+    let webauthn =
+        super::webauthn::WebAuthnRp::new(&rp.id, &rp.origin, &rp.name).map_err(StartupError)?;
     Ok(PasskeyService::new(
         auth.clone(),
         repos.passkeys.clone(),

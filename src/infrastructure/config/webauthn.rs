@@ -88,7 +88,11 @@ impl Group for WebAuthnSettings {
                 s.rp_id = v.text();
                 Ok(())
             },
-            show: |s| s.rp_id.clone().unwrap_or_else(|| "(host of the origin)".into()),
+            show: |s| {
+                s.rp_id
+                    .clone()
+                    .unwrap_or_else(|| "(host of the origin)".into())
+            },
         },
         Var {
             name: "WEBAUTHN_ORIGIN",
@@ -97,7 +101,11 @@ impl Group for WebAuthnSettings {
                 s.origin = v.text();
                 Ok(())
             },
-            show: |s| s.origin.clone().unwrap_or_else(|| "(origin of JWT_ISSUER)".into()),
+            show: |s| {
+                s.origin
+                    .clone()
+                    .unwrap_or_else(|| "(origin of JWT_ISSUER)".into())
+            },
         },
         Var {
             name: "WEBAUTHN_RP_NAME",
@@ -137,7 +145,10 @@ mod tests {
         let rp = settings(None, Some("http://localhost:8080"))
             .relying_party("http://10.0.0.5:8080")
             .unwrap();
-        assert_eq!((rp.id.as_str(), rp.origin.port()), ("localhost", Some(8080)));
+        assert_eq!(
+            (rp.id.as_str(), rp.origin.port()),
+            ("localhost", Some(8080))
+        );
         // The development default: a loopback issuer is reached as localhost.
         let rp = settings(None, None)
             .relying_party("http://127.0.0.1:8080")

@@ -63,7 +63,10 @@ async fn a_user_signs_in_on_the_login_page_and_the_client_gets_tokens_and_an_id_
     // sign-in (no inline script), and the page's policy allows nothing else.
     assert_eq!(html.matches("<script").count(), 1, "{html}");
     assert!(html.contains("<script src=\"/auth/assets/passkey.js\" defer></script>"));
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
 
     let back = browser.submit_login(&html, "alice", PASSWORD).await;
     let cookie = back

@@ -31,7 +31,10 @@ async fn a_passkey_is_registered_listed_counted_and_deleted() {
     assert_eq!(response.status(), StatusCode::CREATED);
     let location = header_text(&response, "location").to_owned();
     let passkey: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(location, format!("/users/me/passkeys/{}", passkey["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/users/me/passkeys/{}", passkey["id"].as_str().unwrap())
+    );
     assert_eq!(passkey["name"], "Clé 🔑 de Zoë");
     assert!(passkey["created_at"].as_str().unwrap().ends_with('Z'));
     assert!(passkey["last_used_at"].is_null());
@@ -103,7 +106,10 @@ async fn a_credential_for_another_origin_or_rp_id_or_without_user_verification_i
     phished.origin = "https://auth.test.evil.example".into();
     let response = register_with(&app, &alice.access, &mut phished, None).await;
     let problem = assert_problem(response, StatusCode::BAD_REQUEST, "passkey_rejected").await;
-    assert!(problem["detail"].as_str().unwrap().contains("did not verify"));
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("did not verify"));
 
     let mut other_rp = authenticator(&app);
     other_rp.rp_id = "evil.example".into();
@@ -133,14 +139,26 @@ async fn a_ceremony_is_finished_once_by_its_own_user_and_not_after_it_expired() 
     let body = json!({"ceremony_id": started["ceremony_id"], "credential": credential});
     // Bob cannot finish Alice's ceremony (and his attempt uses it up).
     let response = finish_registration(&app, &bob.access, &body).await;
-    assert_problem(response, StatusCode::BAD_REQUEST, "passkey_ceremony_invalid").await;
+    assert_problem(
+        response,
+        StatusCode::BAD_REQUEST,
+        "passkey_ceremony_invalid",
+    )
+    .await;
     let response = finish_registration(&app, &alice.access, &body).await;
-    assert_problem(response, StatusCode::BAD_REQUEST, "passkey_ceremony_invalid").await;
+    assert_problem(
+        response,
+        StatusCode::BAD_REQUEST,
+        "passkey_ceremony_invalid",
+    )
+    .await;
 
     let started = ceremony(start_registration(&app, &alice.access).await).await;
     let body = json!({"ceremony_id": started["ceremony_id"], "credential": key.register(&started)});
     assert_eq!(
-        finish_registration(&app, &alice.access, &body).await.status(),
+        finish_registration(&app, &alice.access, &body)
+            .await
+            .status(),
         StatusCode::CREATED
     );
     let replay = finish_registration(&app, &alice.access, &body).await;
@@ -149,13 +167,19 @@ async fn a_ceremony_is_finished_once_by_its_own_user_and_not_after_it_expired() 
     let mut late = authenticator(&app);
     let started = ceremony(start_registration(&app, &alice.access).await).await;
     app.clock.advance(chrono::Duration::seconds(301));
-    let body = json!({"ceremony_id": started["ceremony_id"], "credential": late.register(&started)});
+    let body =
+        json!({"ceremony_id": started["ceremony_id"], "credential": late.register(&started)});
     let expired = finish_registration(&app, &alice.access, &body).await;
     assert_problem(expired, StatusCode::BAD_REQUEST, "passkey_ceremony_invalid").await;
 
     let unknown = json!({"ceremony_id": "not-a-uuid", "credential": {}});
     let response = finish_registration(&app, &alice.access, &unknown).await;
-    assert_problem(response, StatusCode::BAD_REQUEST, "passkey_ceremony_invalid").await;
+    assert_problem(
+        response,
+        StatusCode::BAD_REQUEST,
+        "passkey_ceremony_invalid",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -235,7 +259,8 @@ async fn a_user_keeps_at_most_ten_passkeys() {
     let refused = start_registration(&app, &alice.access).await;
     let problem = assert_problem(refused, StatusCode::CONFLICT, "passkey_limit_reached").await;
     assert!(problem["detail"].as_str().unwrap().contains("10"));
-    let body = json!({"ceremony_id": pending["ceremony_id"], "credential": late.register(&pending)});
+    let body =
+        json!({"ceremony_id": pending["ceremony_id"], "credential": late.register(&pending)});
     let response = finish_registration(&app, &alice.access, &body).await;
     assert_problem(response, StatusCode::CONFLICT, "passkey_limit_reached").await;
     let me = app.get_json("/users/me", &alice.access).await;

@@ -24,7 +24,10 @@ async fn a_known_users_passkey_verifies_once_and_only_for_that_user() {
     register_passkey(&app, &alice.access, &mut alice_key).await;
     register_passkey(&app, &bob.access, &mut bob_key).await;
     let passkeys = &app.services.state.passkeys;
-    let (alice_user, bob_user) = (user(&app, &alice.access).await, user(&app, &bob.access).await);
+    let (alice_user, bob_user) = (
+        user(&app, &alice.access).await,
+        user(&app, &bob.access).await,
+    );
     let ctx = RequestContext::default();
 
     // Only Alice's credential is offered, and it verifies.
@@ -50,13 +53,19 @@ async fn a_known_users_passkey_verifies_once_and_only_for_that_user() {
     let refused = passkeys
         .verify_second_factor(&alice_user, &started.id.to_string(), &wrong_key, &ctx)
         .await;
-    assert!(matches!(refused, Err(AppError::PasskeyRejected(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(AppError::PasskeyRejected(_))),
+        "{refused:?}"
+    );
     let started = passkeys.start_second_factor(&alice_user).await.unwrap();
     let assertion = alice_key.assert(&options(&started)).to_string();
     let not_his = passkeys
         .verify_second_factor(&bob_user, &started.id.to_string(), &assertion, &ctx)
         .await;
-    assert!(matches!(not_his, Err(AppError::CeremonyInvalid)), "{not_his:?}");
+    assert!(
+        matches!(not_his, Err(AppError::CeremonyInvalid)),
+        "{not_his:?}"
+    );
 
     // A user without a passkey has nothing to start.
     let carol = app.user_with_tokens("carol").await;
@@ -72,11 +81,25 @@ async fn a_usernameless_ceremony_cannot_stand_in_for_a_second_factor_one() {
     let mut key = authenticator(&app);
     register_passkey(&app, &alice.access, &mut key).await;
     let passkeys = &app.services.state.passkeys;
-    let user = app.services.auth.authenticate(&alice.access).await.unwrap().user;
+    let user = app
+        .services
+        .auth
+        .authenticate(&alice.access)
+        .await
+        .unwrap()
+        .user;
     let started = passkeys.start_sign_in().await.unwrap();
     let assertion = key.assert(&options(&started)).to_string();
     let refused = passkeys
-        .verify_second_factor(&user, &started.id.to_string(), &assertion, &RequestContext::default())
+        .verify_second_factor(
+            &user,
+            &started.id.to_string(),
+            &assertion,
+            &RequestContext::default(),
+        )
         .await;
-    assert!(matches!(refused, Err(AppError::CeremonyInvalid)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(AppError::CeremonyInvalid)),
+        "{refused:?}"
+    );
 }

@@ -12,7 +12,12 @@ use crate::oidc::{
 /// The login page of a fresh authorization request for the public client, and its hidden
 /// fields (the CSRF token and the request).
 async fn login_page(browser: &mut Browser<'_>, w: &World) -> Vec<(String, String)> {
-    let page = browser.get(&format!("/auth/authorize?{}", auth_query(&w.public.id, &[]))).await;
+    let page = browser
+        .get(&format!(
+            "/auth/authorize?{}",
+            auth_query(&w.public.id, &[])
+        ))
+        .await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("Sign in with a passkey"), "{html}");
@@ -21,12 +26,17 @@ async fn login_page(browser: &mut Browser<'_>, w: &World) -> Vec<(String, String
 }
 
 fn encode(pairs: &[(String, String)]) -> String {
-    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     form(&pairs)
 }
 
 async fn start(browser: &mut Browser<'_>, fields: &[(String, String)]) -> Response {
-    browser.post_form("/auth/passkey/start", &encode(fields)).await
+    browser
+        .post_form("/auth/passkey/start", &encode(fields))
+        .await
 }
 
 async fn finish(
@@ -38,7 +48,9 @@ async fn finish(
     let mut pairs = fields.to_vec();
     pairs.push(("ceremony_id".into(), ceremony_id.into()));
     pairs.push(("credential".into(), credential.to_string()));
-    browser.post_form("/auth/passkey/finish", &encode(&pairs)).await
+    browser
+        .post_form("/auth/passkey/finish", &encode(&pairs))
+        .await
 }
 
 /// The whole sign-in: page, start, authenticator, finish.
@@ -104,19 +116,28 @@ async fn a_passkey_signs_in_on_the_login_page_and_the_code_is_accepted() {
     assert_eq!(listed[0]["id"], passkey["id"]);
     assert!(listed[0]["last_used_at"].is_string());
     let again = browser
-        .get(&format!("/auth/authorize?{}", auth_query(&w.public.id, &[])))
+        .get(&format!(
+            "/auth/authorize?{}",
+            auth_query(&w.public.id, &[])
+        ))
         .await;
     redirected_with_code(again);
     assert_eq!(audit_count(&w.app, &w.admin, "passkey_verified").await, 1);
     let logins = w
         .app
-        .get_json("/admin/audit-events?event=login_succeeded&limit=100", &w.admin)
+        .get_json(
+            "/admin/audit-events?event=login_succeeded&limit=100",
+            &w.admin,
+        )
         .await;
     assert!(logins["items"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|e| e["detail"].as_str().unwrap_or_default().contains("with passkey")));
+        .any(|e| e["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("with passkey")));
 }
 
 #[tokio::test]
@@ -147,7 +168,13 @@ async fn a_replayed_assertion_is_refused() {
     key.counter -= 1;
     let started = ceremony(start(&mut browser, &fields).await).await;
     let cloned = key.assert(&started);
-    let response = finish(&mut browser, &fields, started["ceremony_id"].as_str().unwrap(), &cloned).await;
+    let response = finish(
+        &mut browser,
+        &fields,
+        started["ceremony_id"].as_str().unwrap(),
+        &cloned,
+    )
+    .await;
     refused_with(response, "could not sign you in").await;
     assert!(audit_count(&w.app, &w.admin, "passkey_failed").await >= 2);
 }
@@ -162,7 +189,10 @@ async fn a_tampered_signature_or_a_foreign_origin_is_refused() {
 
     let started = ceremony(start(&mut browser, &fields).await).await;
     let mut assertion = key.assert(&started);
-    let signature = assertion["response"]["signature"].as_str().unwrap().to_owned();
+    let signature = assertion["response"]["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut bytes = base64::Engine::decode(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         &signature,
@@ -174,18 +204,32 @@ async fn a_tampered_signature_or_a_foreign_origin_is_refused() {
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         &bytes,
     ));
-    let response = finish(&mut browser, &fields, started["ceremony_id"].as_str().unwrap(), &assertion).await;
+    let response = finish(
+        &mut browser,
+        &fields,
+        started["ceremony_id"].as_str().unwrap(),
+        &assertion,
+    )
+    .await;
     let fields = refused_with(response, "did not verify").await;
 
     key.origin = "https://evil.example".into();
     let started = ceremony(start(&mut browser, &fields).await).await;
     let assertion = key.assert(&started);
-    let response = finish(&mut browser, &fields, started["ceremony_id"].as_str().unwrap(), &assertion).await;
+    let response = finish(
+        &mut browser,
+        &fields,
+        started["ceremony_id"].as_str().unwrap(),
+        &assertion,
+    )
+    .await;
     let fields = refused_with(response, "did not verify").await;
 
     let mut garbage = browser_fields_with(&fields, "ceremony_id", "nope");
     garbage.push(("credential".into(), "{not json".into()));
-    let response = browser.post_form("/auth/passkey/finish", &encode(&garbage)).await;
+    let response = browser
+        .post_form("/auth/passkey/finish", &encode(&garbage))
+        .await;
     let fields = refused_with(response, "took too long or was already used").await;
     let started = ceremony(start(&mut browser, &fields).await).await;
     let response = finish(
@@ -203,7 +247,11 @@ async fn a_tampered_signature_or_a_foreign_origin_is_refused() {
     redirected_with_code(response);
 }
 
-fn browser_fields_with(fields: &[(String, String)], name: &str, value: &str) -> Vec<(String, String)> {
+fn browser_fields_with(
+    fields: &[(String, String)],
+    name: &str,
+    value: &str,
+) -> Vec<(String, String)> {
     let mut pairs = fields.to_vec();
     pairs.push((name.into(), value.into()));
     pairs
@@ -223,7 +271,11 @@ async fn a_deleted_passkey_or_a_disabled_user_no_longer_signs_in() {
         .to_owned();
     let disabled = w
         .app
-        .patch_user(&w.admin, &alice_id, &serde_json::json!({"is_active": false}))
+        .patch_user(
+            &w.admin,
+            &alice_id,
+            &serde_json::json!({"is_active": false}),
+        )
         .await;
     assert_eq!(disabled.status(), StatusCode::OK);
     let (response, _, _, _) = sign_in(&mut browser, &w, &mut key).await;
@@ -238,7 +290,10 @@ async fn a_deleted_passkey_or_a_disabled_user_no_longer_signs_in() {
     let deleted = w
         .app
         .client
-        .delete(w.app.url(&format!("/users/me/passkeys/{}", passkey["id"].as_str().unwrap())))
+        .delete(w.app.url(&format!(
+            "/users/me/passkeys/{}",
+            passkey["id"].as_str().unwrap()
+        )))
         .bearer_auth(&token)
         .send()
         .await
@@ -254,8 +309,11 @@ async fn the_start_needs_the_pages_csrf_token_and_a_valid_request() {
     let mut browser = Browser::new(&w.app);
     let fields = login_page(&mut browser, &w).await;
 
-    let without_csrf: Vec<(String, String)> =
-        fields.iter().filter(|(k, _)| k != "csrf").cloned().collect();
+    let without_csrf: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(k, _)| k != "csrf")
+        .cloned()
+        .collect();
     let response = start(&mut browser, &without_csrf).await;
     assert_problem(response, StatusCode::FORBIDDEN, "csrf_failed").await;
     let mut stranger = Browser::new(&w.app);
@@ -273,7 +331,12 @@ async fn the_start_needs_the_pages_csrf_token_and_a_valid_request() {
         })
         .collect();
     let response = start(&mut browser, &bad_client).await;
-    assert_problem(response, StatusCode::BAD_REQUEST, "invalid_authorization_request").await;
+    assert_problem(
+        response,
+        StatusCode::BAD_REQUEST,
+        "invalid_authorization_request",
+    )
+    .await;
     let json = w
         .app
         .client
@@ -289,7 +352,13 @@ async fn the_start_needs_the_pages_csrf_token_and_a_valid_request() {
     register_passkey(&w.app, &alice_token(&w).await, &mut key).await;
     let started = ceremony(start(&mut browser, &fields).await).await;
     let assertion = key.assert(&started);
-    let response = finish(&mut stranger, &fields, started["ceremony_id"].as_str().unwrap(), &assertion).await;
+    let response = finish(
+        &mut stranger,
+        &fields,
+        started["ceremony_id"].as_str().unwrap(),
+        &assertion,
+    )
+    .await;
     refused_with(response, "This sign-in form expired").await;
 }
 
@@ -305,5 +374,8 @@ async fn the_script_is_served_from_this_origin_with_a_long_cache() {
     assert!(header_text(&response, "cache-control").contains("max-age=86400"));
     let script = response.text().await.unwrap();
     assert!(script.contains("/auth/passkey/start") && script.contains("navigator.credentials.get"));
-    assert!(!script.contains("http://") && !script.contains("https://"), "no external request");
+    assert!(
+        !script.contains("http://") && !script.contains("https://"),
+        "no external request"
+    );
 }

@@ -13,7 +13,9 @@ use crate::domain::user::UserId;
 #[async_trait]
 impl PasskeyRepository for MemoryStore {
     async fn insert_ceremony(&self, ceremony: &Ceremony) -> Result<(), StoreError> {
-        self.lock()?.ceremonies.insert(ceremony.id, ceremony.clone());
+        self.lock()?
+            .ceremonies
+            .insert(ceremony.id, ceremony.clone());
         Ok(())
     }
 

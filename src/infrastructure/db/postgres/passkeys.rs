@@ -79,18 +79,20 @@ impl PasskeyRepository for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;
-        Ok(taken.and_then(|(state, expires_at, stored_kind, stored_user)| {
-            (stored_kind == kind.as_str()
-                && stored_user == user_id.map(|u| u.as_uuid())
-                && expires_at > now)
-                .then_some(Ceremony {
-                    id,
-                    kind,
-                    user_id,
-                    state,
-                    expires_at,
-                })
-        }))
+        Ok(
+            taken.and_then(|(state, expires_at, stored_kind, stored_user)| {
+                (stored_kind == kind.as_str()
+                    && stored_user == user_id.map(|u| u.as_uuid())
+                    && expires_at > now)
+                    .then_some(Ceremony {
+                        id,
+                        kind,
+                        user_id,
+                        state,
+                        expires_at,
+                    })
+            }),
+        )
     }
 
     async fn add_passkey(&self, passkey: &Passkey, max: u32) -> Result<AddOutcome, StoreError> {

@@ -134,7 +134,8 @@ async fn finish(
         Ok(valid) => valid,
         Err(error) => return authorize_error(&state, error),
     };
-    let again = |message: &str| login_page(&state, &request, &valid, StatusCode::OK, Some(message), "");
+    let again =
+        |message: &str| login_page(&state, &request, &valid, StatusCode::OK, Some(message), "");
     if !state.browser.csrf_ok(&headers, fields.csrf.as_deref()) {
         return again("This sign-in form expired. Please sign in again.");
     }
@@ -151,7 +152,9 @@ async fn finish(
     let signin = match signed_in {
         Ok(signin) => signin,
         Err(AppError::CeremonyInvalid) => {
-            return again("The passkey sign-in took too long or was already used. Please try again.")
+            return again(
+                "The passkey sign-in took too long or was already used. Please try again.",
+            )
         }
         Err(AppError::PasskeyRejected(why)) => {
             return again(&format!("Your passkey could not sign you in: {why}."))

@@ -34,11 +34,7 @@ pub(crate) fn ceremony_response(started: StartedCeremony) -> Result<Response, Pr
         ceremony_id: started.id.as_uuid(),
         public_key: options["publicKey"].take(),
     };
-    Ok((
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(body),
-    )
-        .into_response())
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
 /// Start registering a passkey
