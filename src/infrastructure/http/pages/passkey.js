@@ -4,8 +4,8 @@
 // The button asks POST /auth/passkey/start for a WebAuthn challenge (with the page's CSRF token
 // and authorization request), lets the browser sign it with a passkey of the user's choice
 // (navigator.credentials.get), and submits the answer as a form to POST /auth/passkey/finish,
-// which redirects to the application like the password form. Failures are shown in the page's
-// alert area. `window.authPasskeys` exposes the base64url conversions, which a page registering
+// which redirects to the application like the password form. Failures are shown in an alert
+// (role="alert") above the form. `window.authPasskeys` exposes the base64url conversions, which a page registering
 // a passkey (POST /users/me/passkeys/register/start and /finish) needs as well.
 (function () {
   "use strict";
@@ -77,11 +77,21 @@
     credentialJSON: credentialJSON
   };
 
+  // The failure, announced (role="alert") above the form; the page's own alert (a wrong
+  // password) is replaced, so one message shows at a time.
   function showError(message) {
     var alert = document.getElementById("passkey-error");
-    if (!alert) return;
+    if (!alert) {
+      var previous = document.getElementById("form-error");
+      if (previous) previous.remove();
+      alert = document.createElement("div");
+      alert.className = "error";
+      alert.id = "passkey-error";
+      alert.setAttribute("role", "alert");
+      var form = document.getElementById("login-form");
+      form.parentNode.insertBefore(alert, form);
+    }
     alert.textContent = message;
-    alert.hidden = false;
   }
 
   // The login form's hidden fields: the CSRF token and the authorization request.
