@@ -266,3 +266,37 @@ async fn a_user_keeps_at_most_ten_passkeys() {
     let me = app.get_json("/users/me", &alice.access).await;
     assert_eq!(me["mfa"]["passkeys"], 10);
 }
+
+#[tokio::test]
+async fn a_ceremony_started_on_one_replica_is_finished_on_another() {
+    let app = spawn_app().await;
+    let other = app.sibling(&[]).await;
+    let alice = app.user_with_tokens("alice").await;
+    let mut key = authenticator(&app);
+    let started = ceremony(start_registration(&app, &alice.access).await).await;
+    let body = json!({"ceremony_id": started["ceremony_id"], "credential": key.register(&started)});
+    let response = finish_registration(&other, &alice.access, &body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // (Two servers on one SQLite file are not a supported deployment: the first one's cache of
+    // the user catches up by polling; on PostgreSQL every replica reads the row.)
+    let me = other.get_json("/users/me", &alice.access).await;
+    assert_eq!(me["mfa"]["passkeys"], 1);
+    let replay = finish_registration(&app, &alice.access, &body).await;
+    assert_problem(replay, StatusCode::BAD_REQUEST, "passkey_ceremony_invalid").await;
+}
+
+#[tokio::test]
+async fn the_purge_removes_abandoned_ceremonies() {
+    let app = spawn_app().await;
+    let alice = app.user_with_tokens("alice").await;
+    for _ in 0..3 {
+        ceremony(start_registration(&app, &alice.access).await).await;
+    }
+    let count = "SELECT CAST(count(*) AS TEXT) FROM webauthn_ceremonies WHERE kind <> $1";
+    assert_eq!(app.stored_text(count, "none").await.as_deref(), Some("3"));
+    app.services.maintenance.purge_once().await.unwrap();
+    assert_eq!(app.stored_text(count, "none").await.as_deref(), Some("3"), "still live");
+    app.clock.advance(chrono::Duration::seconds(301));
+    app.services.maintenance.purge_once().await.unwrap();
+    assert_eq!(app.stored_text(count, "none").await.as_deref(), Some("0"));
+}
