@@ -338,9 +338,13 @@ impl PasskeyService {
         let Some(passkey) = self.passkeys.find_by_credential_id(&credential_id).await? else {
             return refuse(owner, "this passkey is not registered").await;
         };
-        if owner.is_some_and(|owner| owner != passkey.user_id)
-            || handle.is_some_and(|h| h != passkey.user_id.as_uuid())
-        {
+        // A usernameless answer must name its user (WebAuthn: a discoverable credential
+        // returns its user handle), and that must be the passkey's.
+        let named = match handle {
+            Some(handle) => handle == passkey.user_id.as_uuid(),
+            None => owner.is_some(),
+        };
+        if !named || owner.is_some_and(|owner| owner != passkey.user_id) {
             return refuse(owner, "this passkey is not registered").await;
         }
         let used = match self.webauthn.finish_authentication(

@@ -232,6 +232,7 @@ async fn another_users_or_an_unknown_passkey_cannot_be_deleted() {
         format!("/users/me/passkeys/{id}"),
         "/users/me/passkeys/0193a1c2-7d4e-7a10-9b2c-5d6e7f8a9b0c".into(),
         "/users/me/passkeys/not-an-id".into(),
+        "/users/me/passkeys/%F0%9F%94%91".into(),
     ] {
         let response = app
             .client
@@ -243,6 +244,19 @@ async fn another_users_or_an_unknown_passkey_cannot_be_deleted() {
         assert_problem(response, StatusCode::NOT_FOUND, "passkey_not_found").await;
     }
     assert_eq!(list(&app, &alice.access).await.len(), 1);
+    // A segment that is not UTF-8 is a problem document too, never a 500.
+    let response = app
+        .client
+        .delete(app.url("/users/me/passkeys/%FF"))
+        .bearer_auth(&bob.access)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error());
+    assert_eq!(
+        header_text(&response, "content-type"),
+        "application/problem+json"
+    );
 }
 
 #[tokio::test]
@@ -295,7 +309,11 @@ async fn the_purge_removes_abandoned_ceremonies() {
     let count = "SELECT CAST(count(*) AS TEXT) FROM webauthn_ceremonies WHERE kind <> $1";
     assert_eq!(app.stored_text(count, "none").await.as_deref(), Some("3"));
     app.services.maintenance.purge_once().await.unwrap();
-    assert_eq!(app.stored_text(count, "none").await.as_deref(), Some("3"), "still live");
+    assert_eq!(
+        app.stored_text(count, "none").await.as_deref(),
+        Some("3"),
+        "still live"
+    );
     app.clock.advance(chrono::Duration::seconds(301));
     app.services.maintenance.purge_once().await.unwrap();
     assert_eq!(app.stored_text(count, "none").await.as_deref(), Some("0"));

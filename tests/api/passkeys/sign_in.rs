@@ -21,7 +21,10 @@ async fn login_page(browser: &mut Browser<'_>, w: &World) -> Vec<(String, String
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("Sign in with a passkey"), "{html}");
-    assert!(!html.contains("role=\"alert\""), "no alert before a failure");
+    assert!(
+        !html.contains("role=\"alert\""),
+        "no alert before a failure"
+    );
     hidden_inputs(&html)
 }
 
@@ -378,4 +381,15 @@ async fn the_script_is_served_from_this_origin_with_a_long_cache() {
         !script.contains("http://") && !script.contains("https://"),
         "no external request"
     );
+}
+
+#[tokio::test]
+async fn a_usernameless_answer_without_its_user_handle_is_refused() {
+    let w = world().await;
+    let mut key = authenticator(&w.app);
+    register_passkey(&w.app, &alice_token(&w).await, &mut key).await;
+    key.user_handle = None;
+    let mut browser = Browser::new(&w.app);
+    let (response, _, _, _) = sign_in(&mut browser, &w, &mut key).await;
+    refused_with(response, "not registered").await;
 }
