@@ -1,6 +1,6 @@
 //! Storage adapters: SQLite and PostgreSQL, chosen once at start-up from the `DATABASE_URL`
 //! scheme, and an in-memory one ([`memory`]) for tests, which no URL selects. Each implements
-//! every repository port in the same files (`users.rs`, `clients.rs`, `tokens.rs`, `codes.rs`,
+//! every repository port in the same files (`users.rs`, `clients.rs`, `tokens.rs`, `codes.rs`, `passkeys.rs`,
 //! `audit.rs`, `throttle.rs`, `purge.rs`, with its driver's errors mapped in `error.rs`), and the
 //! contract suite (`tests/repository_contract.rs`) runs every case on each.
 

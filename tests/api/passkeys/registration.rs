@@ -318,3 +318,54 @@ async fn the_purge_removes_abandoned_ceremonies() {
     app.services.maintenance.purge_once().await.unwrap();
     assert_eq!(app.stored_text(count, "none").await.as_deref(), Some("0"));
 }
+
+#[tokio::test]
+async fn deleting_a_user_row_deletes_their_passkeys_and_ceremonies() {
+    let app = spawn_app().await;
+    let alice = app.user_with_tokens("alice").await;
+    let bob = app.user_with_tokens("bob").await;
+    let mut key = authenticator(&app);
+    register_passkey(&app, &alice.access, &mut key).await;
+    register_passkey(&app, &bob.access, &mut authenticator(&app)).await;
+    ceremony(start_registration(&app, &alice.access).await).await;
+    let alice_id = app.user_id(&alice).await;
+    assert_eq!(
+        rows_of(&app, "passkeys", &alice_id).await.as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        rows_of(&app, "webauthn_ceremonies", &alice_id)
+            .await
+            .as_deref(),
+        Some("1")
+    );
+    // Account deletion removes the user row and relies on the cascade.
+    let deleted = app
+        .execute_sql(
+            "DELETE FROM users WHERE CAST(id AS TEXT) = $1",
+            &[&alice_id],
+        )
+        .await;
+    assert_eq!(deleted, 1);
+    assert_eq!(
+        rows_of(&app, "passkeys", &alice_id).await.as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        rows_of(&app, "webauthn_ceremonies", &alice_id)
+            .await
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        list(&app, &bob.access).await.len(),
+        1,
+        "another user's passkey stays"
+    );
+}
+
+async fn rows_of(app: &TestApp, table: &str, user_id: &str) -> Option<String> {
+    let sql =
+        format!("SELECT CAST(count(*) AS TEXT) FROM {table} WHERE CAST(user_id AS TEXT) = $1");
+    app.stored_text(&sql, user_id).await
+}

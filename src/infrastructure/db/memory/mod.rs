@@ -4,7 +4,7 @@
 //! selectable through `DATABASE_URL`.
 //!
 //! The ports are in the same files as on the other backends: `users.rs`, `clients.rs`,
-//! `tokens.rs`, `codes.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with `error.rs` for the one
+//! `tokens.rs`, `codes.rs`, `passkeys.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with `error.rs` for the one
 //! failure a mutex can have.
 
 use std::collections::HashMap;
