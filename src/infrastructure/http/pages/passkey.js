@@ -88,7 +88,8 @@
       alert.className = "error";
       alert.id = "passkey-error";
       alert.setAttribute("role", "alert");
-      var form = document.getElementById("login-form");
+      var button = document.getElementById("passkey-button");
+      var form = document.getElementById((button && button.dataset.form) || "login-form");
       form.parentNode.insertBefore(alert, form);
     }
     alert.textContent = message;
@@ -102,10 +103,10 @@
     return fields;
   }
 
-  function submitAssertion(fields, ceremonyId, credential) {
+  function submitAssertion(action, fields, ceremonyId, credential) {
     var form = document.createElement("form");
     form.method = "post";
-    form.action = "/auth/passkey/finish";
+    form.action = action;
     form.hidden = true;
     fields.concat([["ceremony_id", ceremonyId], ["credential", JSON.stringify(credential)]])
       .forEach(function (pair) {
@@ -123,7 +124,7 @@
     var fields = hiddenFields(form);
     button.disabled = true;
     try {
-      var started = await fetch("/auth/passkey/start", {
+      var started = await fetch(button.dataset.start || "/auth/passkey/start", {
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/x-www-form-urlencoded" },
@@ -148,7 +149,8 @@
         showError("No passkey was chosen. Try again, or use your password.");
         return;
       }
-      submitAssertion(fields, ceremony.ceremony_id, credentialJSON(credential));
+      submitAssertion(button.dataset.finish || "/auth/passkey/finish", fields,
+        ceremony.ceremony_id, credentialJSON(credential));
     } catch (error) {
       showError("Passkey sign-in failed. Check your connection and try again.");
     } finally {
@@ -156,9 +158,11 @@
     }
   }
 
+  // The button may name other endpoints and form (data-start, data-finish, data-form): a
+  // second-factor page reuses this script with its own.
   function setUp() {
     var button = document.getElementById("passkey-button");
-    var form = document.getElementById("login-form");
+    var form = button && document.getElementById(button.dataset.form || "login-form");
     if (!button || !form) return;
     if (!window.PublicKeyCredential || !navigator.credentials) return; // stays hidden
     button.hidden = false;
