@@ -63,12 +63,14 @@ impl PasskeyService {
         challenge: Result<crate::domain::passkey::Challenge, WebAuthnError>,
     ) -> Result<StartedCeremony, AppError> {
         let challenge = challenge.map_err(webauthn_failure)?;
+        let now = self.ports.clock.now();
         let ceremony = Ceremony {
             id: CeremonyId::new(),
             kind,
             user_id,
             state: challenge.state,
-            expires_at: self.ports.clock.now() + Duration::seconds(CEREMONY_LIFETIME_SECONDS),
+            created_at: now,
+            expires_at: now + Duration::seconds(CEREMONY_LIFETIME_SECONDS),
         };
         self.passkeys.insert_ceremony(&ceremony).await?;
         Ok(StartedCeremony {

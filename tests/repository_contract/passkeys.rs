@@ -44,6 +44,7 @@ fn ceremony(kind: CeremonyKind, user: Option<&User>, expires_at: DateTime<Utc>) 
         kind,
         user_id: user.map(|u| u.id),
         state: "{\"challenge\":\"c\"}".into(),
+        created_at: expires_at - Duration::seconds(300),
         expires_at,
     }
 }
@@ -237,6 +238,10 @@ pub async fn a_ceremony_is_taken_once_even_under_concurrency(b: Backend) {
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].state, started.state);
     assert_eq!(taken[0].user_id, Some(alice.id));
+    assert_eq!(
+        (taken[0].created_at, taken[0].expires_at),
+        (started.created_at, started.expires_at)
+    );
 }
 
 pub async fn a_ceremony_of_another_kind_user_or_past_its_expiry_is_not_given_and_is_gone(

@@ -125,6 +125,7 @@ pub struct Ceremony {
     pub user_id: Option<UserId>,
     /// The adapter's serialised state (the challenge among it).
     pub state: String,
+    pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
 

@@ -50,12 +50,13 @@ impl PasskeyRepository for PgStore {
     async fn insert_ceremony(&self, ceremony: &Ceremony) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO webauthn_ceremonies (id, user_id, kind, state, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, now(), $5)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(ceremony.id.as_uuid())
         .bind(ceremony.user_id.map(|u| u.as_uuid()))
         .bind(ceremony.kind.as_str())
         .bind(&ceremony.state)
+        .bind(ceremony.created_at)
         .bind(ceremony.expires_at)
         .execute(&self.pool)
         .await
@@ -71,28 +72,29 @@ impl PasskeyRepository for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Ceremony>, StoreError> {
         // The row goes whatever it holds: a ceremony is answered once at most.
-        let taken: Option<(String, DateTime<Utc>, String, Option<Uuid>)> = sqlx::query_as(
+        type Taken = (String, DateTime<Utc>, String, Option<Uuid>, DateTime<Utc>);
+        let taken: Option<Taken> = sqlx::query_as(
             "DELETE FROM webauthn_ceremonies WHERE id = $1
-             RETURNING state, expires_at, kind, user_id",
+             RETURNING state, expires_at, kind, user_id, created_at",
         )
         .bind(id.as_uuid())
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;
-        Ok(
-            taken.and_then(|(state, expires_at, stored_kind, stored_user)| {
-                (stored_kind == kind.as_str()
-                    && stored_user == user_id.map(|u| u.as_uuid())
-                    && expires_at > now)
-                    .then_some(Ceremony {
-                        id,
-                        kind,
-                        user_id,
-                        state,
-                        expires_at,
-                    })
-            }),
-        )
+        let Some((state, expires_at, stored_kind, stored_user, created_at)) = taken else {
+            return Ok(None);
+        };
+        let fits = stored_kind == kind.as_str()
+            && stored_user == user_id.map(|u| u.as_uuid())
+            && expires_at > now;
+        Ok(fits.then_some(Ceremony {
+            id,
+            kind,
+            user_id,
+            state,
+            created_at,
+            expires_at,
+        }))
     }
 
     async fn add_passkey(&self, passkey: &Passkey, max: u32) -> Result<AddOutcome, StoreError> {

@@ -38,7 +38,7 @@ impl PasskeyRepository for SqliteStore {
             ceremony.user_id.map(|u| u.to_string()),
             ceremony.kind.as_str(),
             ceremony.state.clone(),
-            micros(Utc::now()),
+            micros(ceremony.created_at),
             micros(ceremony.expires_at),
         );
         self.write(move |connection| {
@@ -62,13 +62,13 @@ impl PasskeyRepository for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Ceremony>, StoreError> {
         let user = user_id.map(|u| u.to_string());
-        let taken: Option<(String, i64)> = self
+        let taken: Option<(String, i64, i64)> = self
             .write(move |connection| {
                 // The row goes whatever it holds: a ceremony is answered once at most.
                 connection
                     .prepare_cached(
                         "DELETE FROM webauthn_ceremonies WHERE id = ?1
-                         RETURNING state, expires_at, kind, user_id",
+                         RETURNING state, expires_at, kind, user_id, created_at",
                     )
                     .and_then(|mut s| {
                         s.query_row([id.to_string()], |row| {
@@ -77,28 +77,31 @@ impl PasskeyRepository for SqliteStore {
                                 row.get::<_, i64>(1)?,
                                 row.get::<_, String>(2)?,
                                 row.get::<_, Option<String>>(3)?,
+                                row.get::<_, i64>(4)?,
                             ))
                         })
                         .optional()
                     })
                     .map_err(store_error)
                     .map(|found| {
-                        found.and_then(|(state, expires_at, stored_kind, stored_user)| {
+                        found.and_then(|(state, expires_at, stored_kind, stored_user, created)| {
                             (stored_kind == kind.as_str() && stored_user == user)
-                                .then_some((state, expires_at))
+                                .then_some((state, expires_at, created))
                         })
                     })
             })
             .await?;
-        let Some((state, expires_at)) = taken else {
+        let Some((state, expires_at, created_at)) = taken else {
             return Ok(None);
         };
         let expires_at = time(expires_at).map_err(store_error)?;
+        let created_at = time(created_at).map_err(store_error)?;
         Ok((expires_at > now).then_some(Ceremony {
             id,
             kind,
             user_id,
             state,
+            created_at,
             expires_at,
         }))
     }
