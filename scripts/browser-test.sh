@@ -6,7 +6,9 @@
 # - an OpenID Connect authorization request for a public client opens the login page; a wrong
 #   password shows the error, the right one ends at the client's loopback redirect URI with
 #   code, state and iss (tests/browser/login_test.py); then the code is exchanged here over HTTP
-#   and an ID token for that client and nonce must come back.
+#   and an ID token for that client and nonce must come back;
+# - a passkey registered with Chromium's virtual authenticator signs in on the login page and
+#   ends at the callback with a code that the token endpoint accepts (tests/browser/passkey_test.py).
 # Screenshots: target/browser/.
 #
 #   scripts/browser-test.sh        (needs a built target/{debug,release}/auth-service)
@@ -75,3 +77,13 @@ if wrong:
 print(f"browser: the code from the browser was exchanged for an ID token (iss, aud, nonce, "
       f"preferred_username as expected) and {tokens['token_type']} tokens")
 PY
+
+# Passkeys: Chromium's virtual authenticator registers one for a user of its own (a passkey is a
+# second factor for the password grant), then signs in with it on the login page. Browsers
+# refuse an IP address as RP id: the same server is opened as localhost (the default RP id and
+# origin of a loopback issuer).
+passkey_user="passkey_user"
+curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' \
+    -d "{\"username\": \"$passkey_user\", \"password\": \"$password\"}"
+"$venv/bin/python" tests/browser/passkey_test.py "${base/127.0.0.1/localhost}" "$client_id" \
+    "$passkey_user" "$password" target/browser

@@ -243,7 +243,10 @@ read -r _ user_roles <<<"$user_who"
 #   succeeds with a secret or a registration the generator cannot know (the user's password, a
 #   live refresh token, the current password, a registered client and its redirect URI, a
 #   client secret, the CSRF cookie of the form); a well-formed wrong one is rightly refused with
-#   400 invalid_grant / wrong_password / an error page, as documented. Not a bug.
+#   400 invalid_grant / wrong_password / an error page, as documented. Not a bug. The same for
+#   POST /users/me/passkeys/register/finish, POST /auth/passkey/start and /auth/passkey/finish:
+#   they succeed only with a live WebAuthn ceremony and an authenticator's signature over its
+#   challenge (or the login page's CSRF cookie), which no generator can make.
 # Widened: negative_data_rejection also takes 413 (its defaults plus 413). A schema-violating body
 #   over BODY_LIMIT_BYTES (list fields of long strings can get there, e.g. the redirect URIs of
 #   PATCH /admin/clients/{client_id}) is refused 413 payload_too_large before it is parsed,
@@ -256,7 +259,7 @@ enabled = true
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
 
 [[operations]]
-include-path = ["/auth/token", "/auth/refresh", "/users/me/password", "/auth/authorize", "/auth/logout/browser", "/auth/introspect"]
+include-path = ["/auth/token", "/auth/refresh", "/users/me/password", "/auth/authorize", "/auth/logout/browser", "/auth/introspect", "/users/me/passkeys/register/finish", "/auth/passkey/start", "/auth/passkey/finish"]
 checks.positive_data_acceptance.enabled = false
 TOML
 

@@ -32,12 +32,15 @@ mod housekeeping;
 mod listings;
 #[path = "repository_contract/oidc.rs"]
 mod oidc;
+#[path = "repository_contract/passkeys.rs"]
+mod passkeys;
 
 use account::*;
 use clients::*;
 use housekeeping::*;
 use listings::*;
 use oidc::*;
+use passkeys::*;
 
 /// A backend under test; `_guard` keeps its temporary storage alive.
 pub struct Backend {
@@ -1042,6 +1045,15 @@ macro_rules! contract_tests {
 }
 
 contract_tests!(memory, sqlite, postgres: [
+    // Passkeys (issue 14, part P).
+    passkeys_are_added_listed_and_deleted_keeping_the_users_count_in_step,
+    a_credential_id_is_registered_once_across_users,
+    the_passkey_limit_holds_under_concurrent_registrations,
+    another_users_passkey_cannot_be_deleted,
+    a_use_is_recorded_only_when_the_counter_advances,
+    a_ceremony_is_taken_once_even_under_concurrency,
+    a_ceremony_of_another_kind_user_or_past_its_expiry_is_not_given_and_is_gone,
+    expired_ceremonies_are_purged,
     clients_round_trip_page_update_and_delete,
     a_rotated_secret_replaces_the_old_hash,
     unknown_client_ids_change_nothing,

@@ -84,6 +84,23 @@ pub enum AppError {
     /// The operation would delete the last active admin.
     #[error("the last active admin cannot be deleted")]
     LastAdmin,
+    // Passkeys (issue 14, part P).
+    /// The caller has no passkey with this id.
+    #[error("no such passkey")]
+    PasskeyNotFound,
+    /// The passkey is registered already (to this user or another).
+    #[error("this passkey is registered already")]
+    PasskeyAlreadyRegistered,
+    /// The user has the most passkeys allowed.
+    #[error("at most {max} passkeys per user")]
+    PasskeyLimitReached { max: u32 },
+    /// The WebAuthn ceremony is unknown, expired, already finished, or not the caller's.
+    #[error("unknown, expired or already used passkey ceremony")]
+    CeremonyInvalid,
+    /// The browser's WebAuthn answer was malformed or did not verify; the text says what, in
+    /// terms that reveal nothing of the account.
+    #[error("passkey refused: {0}")]
+    PasskeyRejected(&'static str),
     /// A bug or corrupt data; logged, answered as an opaque 500.
     #[error("internal error: {0}")]
     Internal(String),

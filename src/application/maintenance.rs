@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use super::AppError;
+use crate::domain::passkey::PasskeyRepository;
 use crate::domain::ports::{Clock, PasswordHasher, Purge, PurgeCutoffs, UserRepository};
 
 /// How long things are kept.
@@ -26,6 +27,8 @@ pub struct MaintenanceService {
     hasher: Arc<dyn PasswordHasher>,
     clock: Arc<dyn Clock>,
     retention: Retention,
+    /// Expired WebAuthn ceremonies go with each purge too, when set.
+    ceremonies: Option<Arc<dyn PasskeyRepository>>,
 }
 
 impl MaintenanceService {
@@ -44,7 +47,16 @@ impl MaintenanceService {
             hasher,
             clock,
             retention,
+            ceremonies: None,
         }
+    }
+
+    /// Also deletes expired WebAuthn ceremonies (abandoned passkey sign-ins and registrations)
+    /// with each purge.
+    #[must_use]
+    pub fn purging_ceremonies(mut self, passkeys: Arc<dyn PasskeyRepository>) -> Self {
+        self.ceremonies = Some(passkeys);
+        self
     }
 
     /// Asks the store whether any legacy password hash is left and tells the hasher (which
@@ -77,6 +89,10 @@ impl MaintenanceService {
                 throttle_before: now - self.retention.login_failures,
             })
             .await?;
+        let removed = match &self.ceremonies {
+            Some(ceremonies) => removed + ceremonies.purge_ceremonies(now).await?,
+            None => removed,
+        };
         tracing::info!(
             removed,
             "purged expired sessions, tokens and old audit events"

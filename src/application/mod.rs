@@ -10,6 +10,7 @@ mod guard;
 pub(crate) mod harness;
 pub mod maintenance;
 pub mod oidc;
+pub mod passkeys;
 pub mod users;
 
 use std::net::IpAddr;
@@ -30,6 +31,7 @@ pub use clients::{ClientPatch, ClientService, NewClient, RegisteredClient};
 pub use error::AppError;
 pub use maintenance::{MaintenanceService, Retention};
 pub use oidc::{ClientCredentials, OidcPorts, OidcService};
+pub use passkeys::{PasskeyService, StartedCeremony};
 pub use users::{ImportedUser, NewUser, UserPatch, UserService};
 
 /// Every port the use cases drive, as the wiring hands them over.

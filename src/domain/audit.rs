@@ -35,11 +35,16 @@ pub enum AuditEventKind {
     RefreshTokenRetried,
     SessionEnded,
     AccountDeleted,
+    // Passkeys (issue 14, part P).
+    PasskeyAdded,
+    PasskeyRemoved,
+    PasskeyVerified,
+    PasskeyFailed,
 }
 
 impl AuditEventKind {
     /// Every kind, for documentation and validation.
-    pub const ALL: [AuditEventKind; 22] = [
+    pub const ALL: [AuditEventKind; 26] = [
         Self::UserCreated,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -62,6 +67,10 @@ impl AuditEventKind {
         Self::RefreshTokenRetried,
         Self::SessionEnded,
         Self::AccountDeleted,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::PasskeyVerified,
+        Self::PasskeyFailed,
     ];
 
     /// The event's snake_case name, as stored and served.
@@ -89,6 +98,10 @@ impl AuditEventKind {
             Self::RefreshTokenRetried => "refresh_token_retried",
             Self::SessionEnded => "session_ended",
             Self::AccountDeleted => "account_deleted",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::PasskeyVerified => "passkey_verified",
+            Self::PasskeyFailed => "passkey_failed",
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod client;
 mod id;
 pub mod lockout;
 pub mod oidc;
+pub mod passkey;
 pub mod ports;
 pub mod session;
 pub mod token;

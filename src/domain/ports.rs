@@ -21,6 +21,8 @@ use super::session::{
 };
 use super::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
 use super::user::{LoginKey, Password, PasswordHash, User, UserChanges, UserId};
+// Passkeys (issue 14, part P).
+pub use super::passkey::{PasskeyRepository, WebAuthn};
 
 /// A failure of a repository.
 #[derive(Debug, thiserror::Error)]

@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod passwords;
 pub mod seed;
 pub mod telemetry;
+pub mod webauthn;

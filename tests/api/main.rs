@@ -19,6 +19,7 @@ mod lockout;
 mod metrics;
 mod oidc;
 mod oidc_interop;
+mod passkeys;
 mod refresh;
 mod rejections;
 mod review;

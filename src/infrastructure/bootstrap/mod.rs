@@ -23,8 +23,8 @@ use super::db::{self, DbOptions, Repositories};
 use super::metrics::MeteredAuditLog;
 use super::passwords::CommonPasswords;
 use crate::application::{
-    AccountService, AuthService, AuthSettings, ClientService, MaintenanceService, Ports,
-    RefreshSuccessorKey, Retention, UserService,
+    AccountService, AuthService, AuthSettings, ClientService, MaintenanceService, PasskeyService,
+    Ports, RefreshSuccessorKey, Retention, UserService,
 };
 use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
 use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
@@ -42,6 +42,7 @@ pub struct UseCases {
     pub users: UserService,
     pub clients: ClientService,
     pub maintenance: MaintenanceService,
+    pub passkeys: PasskeyService,
     pub repos: Repositories,
 }
 
@@ -151,7 +152,9 @@ pub async fn build_use_cases(
             revoked_sessions: chrono::Duration::days(7),
             login_failures: chrono::Duration::days(1),
         },
-    );
+    )
+    .purging_ceremonies(repos.passkeys.clone());
+    let passkeys = build_passkeys(settings, &auth, &repos)?;
     // Before the first request: failed logins are padded to a bcrypt verification's cost only
     // while bcrypt hashes are stored (see crypto::argon2).
     maintenance
@@ -164,8 +167,29 @@ pub async fn build_use_cases(
         users,
         clients,
         maintenance,
+        passkeys,
         repos,
     })
+}
+
+/// The passkey use cases on the relying party of `settings` (checked at start: see
+/// [`crate::infrastructure::config::WebAuthnSettings::relying_party`]).
+fn build_passkeys(
+    settings: &Settings,
+    auth: &AuthService,
+    repos: &Repositories,
+) -> Result<PasskeyService, StartupError> {
+    let rp = settings
+        .webauthn
+        .relying_party(&settings.tokens.issuer)
+        .map_err(|e| StartupError(e.to_string()))?;
+    let webauthn =
+        super::webauthn::WebAuthnRp::new(&rp.id, &rp.origin, &rp.name).map_err(StartupError)?;
+    Ok(PasskeyService::new(
+        auth.clone(),
+        repos.passkeys.clone(),
+        Arc::new(webauthn),
+    ))
 }
 
 /// The user and client use cases on the system clock, as `seed` runs them: no signing key is

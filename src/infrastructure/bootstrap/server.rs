@@ -51,6 +51,7 @@ pub async fn build_services(
         users,
         clients,
         maintenance,
+        passkeys,
         repos,
     } = build_use_cases(settings, clock, codec.clone()).await?;
     let discovery = Arc::new(Discovery::new(
@@ -75,6 +76,7 @@ pub async fn build_services(
         account,
         clients,
         oidc,
+        passkeys,
         browser: Arc::new(BrowserSettings::new(&settings.tokens.issuer)),
         audit: AuditService::new(repos.audit),
         health: repos.health,

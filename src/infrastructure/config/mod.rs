@@ -16,6 +16,7 @@ mod http;
 mod refresh_retry;
 pub mod table;
 mod tokens;
+mod webauthn;
 
 use std::fmt;
 
@@ -27,6 +28,7 @@ pub use self::http::HttpSettings;
 pub use self::refresh_retry::{RefreshRetrySettings, MAX_REFRESH_REUSE_GRACE_SECONDS};
 use self::table::{Context, Fallback, Group, Var, Variable};
 pub use self::tokens::{TokenSettings, DEVELOPMENT_JWT_SECRET};
+pub use self::webauthn::{RelyingParty, WebAuthnSettings};
 pub use crate::infrastructure::crypto::keys::JwtAlgorithm;
 
 /// The deployment environment, from `APP_ENV`.
@@ -111,6 +113,8 @@ pub struct Settings {
     pub logging: LoggingSettings,
     pub retention: RetentionSettings,
     pub refresh_retry: RefreshRetrySettings,
+    /// Passkeys: the WebAuthn relying party.
+    pub webauthn: WebAuthnSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -137,6 +141,7 @@ pub fn variables() -> Vec<Variable> {
         .chain(of::<LoggingSettings>())
         .chain(of::<RetentionSettings>())
         .chain(of::<RefreshRetrySettings>())
+        .chain(of::<WebAuthnSettings>())
         .chain(OTHER_VARIABLES)
         .collect()
 }
@@ -158,6 +163,7 @@ impl Settings {
             .chain(self.logging.entries())
             .chain(self.retention.entries())
             .chain(self.refresh_retry.entries())
+            .chain(self.webauthn.entries())
             .collect()
     }
 
@@ -187,7 +193,7 @@ impl Settings {
         context.app_env = AppEnv::read(&lookup, &context)?;
         let http = HttpSettings::read(&lookup, &context)?;
         context.listen = Some((http.host, http.port));
-        Ok(Settings {
+        let settings = Settings {
             app_env: context.app_env,
             http,
             database: Group::read(&lookup, &context)?,
@@ -200,7 +206,11 @@ impl Settings {
             logging: Group::read(&lookup, &context)?,
             retention: Group::read(&lookup, &context)?,
             refresh_retry: Group::read(&lookup, &context)?,
-        })
+            webauthn: Group::read(&lookup, &context)?,
+        };
+        // Refuse to start with a relying party browsers would refuse.
+        settings.webauthn.relying_party(&settings.tokens.issuer)?;
+        Ok(settings)
     }
 
     /// The address to listen on.

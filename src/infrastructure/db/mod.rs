@@ -1,6 +1,6 @@
 //! Storage adapters: SQLite and PostgreSQL, chosen once at start-up from the `DATABASE_URL`
 //! scheme, and an in-memory one ([`memory`]) for tests, which no URL selects. Each implements
-//! every repository port in the same files (`users.rs`, `clients.rs`, `tokens.rs`, `codes.rs`,
+//! every repository port in the same files (`users.rs`, `clients.rs`, `tokens.rs`, `codes.rs`, `passkeys.rs`,
 //! `audit.rs`, `throttle.rs`, `purge.rs`, with its driver's errors mapped in `error.rs`), and the
 //! contract suite (`tests/repository_contract.rs`) runs every case on each.
 
@@ -30,6 +30,8 @@ pub struct Repositories {
     pub health: Arc<dyn HealthProbe>,
     pub pool: Arc<dyn PoolState>,
     pub account: Arc<dyn AccountRepository>,
+    /// Passkeys and WebAuthn ceremonies.
+    pub passkeys: Arc<dyn crate::domain::passkey::PasskeyRepository>,
 }
 
 /// The size and idle connections of a store's pool (for the metrics; not a domain port).
@@ -83,6 +85,7 @@ impl Repositories {
             + HealthProbe
             + PoolState
             + AccountRepository
+            + crate::domain::passkey::PasskeyRepository
             + 'static,
     {
         Self {
@@ -95,6 +98,7 @@ impl Repositories {
             purge: store.clone(),
             health: Arc::new(CachedProbe::new(store.clone(), PROBE_TTL)),
             account: store.clone(),
+            passkeys: store.clone(),
             pool: store,
         }
     }

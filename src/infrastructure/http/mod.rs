@@ -20,7 +20,8 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::application::{
-    AccountService, AuditService, AuthService, ClientService, OidcService, UserService,
+    AccountService, AuditService, AuthService, ClientService, OidcService, PasskeyService,
+    UserService,
 };
 use crate::domain::ports::HealthProbe;
 use error::Problem;
@@ -60,6 +61,8 @@ pub struct Services {
     pub account: AccountService,
     pub clients: ClientService,
     pub oidc: OidcService,
+    /// Passkeys (WebAuthn).
+    pub passkeys: PasskeyService,
     /// How the browser flows answer: the issuer and whether cookies are `Secure`.
     pub browser: Arc<BrowserSettings>,
     pub audit: AuditService,

@@ -27,6 +27,7 @@ use crate::domain::user::{Password, PasswordBlocklist, PasswordPolicy};
         (name = "oidc", description = "OpenID Connect: the authorization endpoint and its login page, UserInfo, end session"),
         (name = "auth", description = "Session management for an authenticated caller"),
         (name = "users", description = "Registration and the current user"),
+        (name = "passkeys", description = "The current user's passkeys (WebAuthn)"),
         (name = "admin", description = "User administration and the audit log (admin role)"),
         (name = "clients", description = "Registered OAuth clients (admin role)"),
         (name = "demo", description = "A protected example resource"),
@@ -145,6 +146,11 @@ impl Modify for ErrorExamples {
                                 };
                                 serde_json::to_value(problem.body()).ok()
                             }
+                            "application/problem+json"
+                                if path.starts_with("/users/me/passkeys") && status == 404 =>
+                            {
+                                serde_json::to_value(Problem::passkey_not_found().body()).ok()
+                            }
                             "application/problem+json" => problem_example(status),
                             "application/json" if status >= 400 => oauth_example(status),
                             _ => None,
@@ -166,6 +172,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::authorize::router())
         .merge(routes::oidc::router())
         .merge(routes::users::router())
+        .merge(routes::passkeys::router())
+        .merge(routes::passkey_login::router())
         .merge(routes::admin::router())
         .merge(routes::account::router())
         .merge(routes::clients::router())

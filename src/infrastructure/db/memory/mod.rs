@@ -4,7 +4,7 @@
 //! selectable through `DATABASE_URL`.
 //!
 //! The ports are in the same files as on the other backends: `users.rs`, `clients.rs`,
-//! `tokens.rs`, `codes.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with `error.rs` for the one
+//! `tokens.rs`, `codes.rs`, `passkeys.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with `error.rs` for the one
 //! failure a mutex can have.
 
 use std::collections::HashMap;
@@ -18,6 +18,7 @@ mod audit;
 mod clients;
 mod codes;
 mod error;
+mod passkeys;
 mod purge;
 mod throttle;
 mod tokens;
@@ -71,6 +72,8 @@ struct State {
     codes: HashMap<CodeHash, StoredCode>,
     throttle: HashMap<String, ThrottleState>,
     audit: Vec<AuditEvent>,
+    passkeys: Vec<crate::domain::passkey::Passkey>,
+    ceremonies: HashMap<crate::domain::passkey::CeremonyId, crate::domain::passkey::Ceremony>,
 }
 
 /// Users, sessions, refresh tokens, lockout counters and the audit log in memory. Clones share

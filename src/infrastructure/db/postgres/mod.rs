@@ -7,7 +7,7 @@
 //! replicas starting together apply them once.
 //!
 //! The ports are in the same files on every backend: `users.rs`, `clients.rs`, `tokens.rs`,
-//! `codes.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with the driver's errors mapped in
+//! `codes.rs`, `passkeys.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with the driver's errors mapped in
 //! `error.rs`.
 
 use std::str::FromStr;
@@ -21,6 +21,7 @@ mod audit;
 mod clients;
 mod codes;
 mod error;
+mod passkeys;
 mod purge;
 mod throttle;
 mod tokens;

@@ -10,7 +10,7 @@
 //! are answered from memory (`cache.rs`). Migrations are sqlx's, applied at start.
 //!
 //! The ports are in the same files on every backend: `users.rs`, `clients.rs`, `tokens.rs`,
-//! `codes.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with the driver's errors mapped in
+//! `codes.rs`, `passkeys.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with the driver's errors mapped in
 //! `error.rs`; `rows.rs` decodes SQLite's columns and `files.rs` guards the database files.
 
 use std::path::PathBuf;
@@ -32,6 +32,7 @@ mod clients;
 mod codes;
 mod error;
 mod files;
+mod passkeys;
 mod purge;
 mod reader;
 mod rows;

@@ -4,10 +4,12 @@
 mod account;
 mod clients;
 mod oidc;
+mod passkeys;
 
 pub use account::*;
 pub use clients::*;
 pub use oidc::*;
+pub use passkeys::*;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

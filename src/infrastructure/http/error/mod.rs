@@ -315,6 +315,28 @@ impl From<AppError> for Problem {
                 tracing::warn!(%detail, "dependency unavailable");
                 Self::unavailable()
             }
+            // Passkeys (issue 14, part P).
+            AppError::PasskeyNotFound => Self::passkey_not_found(),
+            AppError::PasskeyAlreadyRegistered => Self::new(
+                S::CONFLICT,
+                "passkey_already_registered",
+                "This passkey is registered already.",
+            ),
+            AppError::PasskeyLimitReached { max } => Self::new(
+                S::CONFLICT,
+                "passkey_limit_reached",
+                format!("At most {max} passkeys per user: delete one first."),
+            ),
+            AppError::CeremonyInvalid => Self::new(
+                S::BAD_REQUEST,
+                "passkey_ceremony_invalid",
+                "The passkey ceremony is unknown, expired or already finished: start again.",
+            ),
+            AppError::PasskeyRejected(why) => Self::new(
+                S::BAD_REQUEST,
+                "passkey_rejected",
+                format!("The passkey was refused: {why}."),
+            ),
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", INTERNAL)
@@ -324,6 +346,34 @@ impl From<AppError> for Problem {
 }
 
 impl Problem {
+    /// 404 `passkey_not_found`: no passkey of the caller has this id.
+    pub fn passkey_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "passkey_not_found",
+            "The user has no passkey with this id.",
+        )
+    }
+
+    /// 403 `csrf_failed`: the login page's CSRF token is missing or stale (passkey sign-in).
+    pub fn sign_in_form_expired() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "This sign-in page expired. Reload it and try again.",
+        )
+    }
+
+    /// 400 `invalid_authorization_request`: the page's authorization request no longer holds
+    /// (passkey sign-in); `detail` says why.
+    pub fn authorization_request_invalid(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_authorization_request",
+            detail,
+        )
+    }
+
     /// The document served.
     pub(crate) fn body(&self) -> ProblemBody {
         ProblemBody {

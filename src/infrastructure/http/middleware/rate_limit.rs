@@ -36,7 +36,7 @@ impl Limiter {
 
 /// The endpoints that cost a password hash or mint tokens and sessions, all sharing one bucket
 /// per client IP.
-const LIMITED: [(Method, &str); 7] = [
+const LIMITED: [(Method, &str); 9] = [
     (Method::POST, "/auth/token"),
     (Method::POST, "/auth/authorize"),
     (Method::POST, "/auth/refresh"),
@@ -45,6 +45,9 @@ const LIMITED: [(Method, &str); 7] = [
     (Method::POST, "/auth/refresh-token"),
     // Issue 14: a self-service deletion checks the password.
     (Method::DELETE, "/users/me"),
+    // Passkey sign-in: each start stores a ceremony, each finish may start a session.
+    (Method::POST, "/auth/passkey/start"),
+    (Method::POST, "/auth/passkey/finish"),
 ];
 
 /// Answers 429 with `Retry-After` when a client IP exceeds its rate on a limited endpoint.
@@ -78,7 +81,10 @@ pub async fn rate_limit(
             tracing::warn!(%ip, path = request.uri().path(), "rate limit exceeded");
             if OAUTH_PATHS.contains(&request.uri().path()) {
                 OAuthError::rate_limited(seconds).into_response()
-            } else if request.uri().path() == "/auth/authorize" {
+            } else if matches!(
+                request.uri().path(),
+                "/auth/authorize" | "/auth/passkey/finish"
+            ) {
                 // The login form: a page for the person at the browser.
                 pages::error(
                     axum::http::StatusCode::TOO_MANY_REQUESTS,

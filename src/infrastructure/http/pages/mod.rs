@@ -13,6 +13,19 @@ const SERVICE: &str = "Sign-in";
 /// The stylesheet of every page.
 pub const STYLESHEET: &str = include_str!("pages.css");
 
+/// The login page's one script: passkey sign-in (served from this binary, never inline).
+pub const PASSKEY_SCRIPT: &str = include_str!("passkey.js");
+
+/// The login page's policy: [`csp`] plus this origin's script (passkey sign-in) and the
+/// requests it makes (`connect-src 'self'`).
+fn login_csp(redirect_origin: Option<&str>) -> String {
+    csp(redirect_origin).replacen(
+        "default-src 'none';",
+        "default-src 'none'; script-src 'self'; connect-src 'self';",
+        1,
+    )
+}
+
 /// The Content-Security-Policy of the pages: nothing but this origin's stylesheet, no script,
 /// no framing. `form-action` names this origin and, for the login page, the origin the
 /// browser is redirected to after the form (browsers check a form's redirects against it).
@@ -132,7 +145,7 @@ pub fn login(status: StatusCode, page: &LoginPage<'_>) -> Page {
         hidden: page.hidden,
     }
     .render();
-    Page::new(status, html, csp(page.redirect_origin))
+    Page::new(status, html, login_csp(page.redirect_origin))
 }
 
 /// An error page: what went wrong and what the user can do.
@@ -206,5 +219,8 @@ mod tests {
         assert!(policy.contains("default-src 'none'"));
         assert!(policy.contains("form-action 'self' https://app.example"));
         assert!(!policy.contains("script-src"));
+        let login = login_csp(Some("https://app.example"));
+        assert!(login.contains("script-src 'self'; connect-src 'self';"));
+        assert!(!login.contains("unsafe-inline") && login.contains("frame-ancestors 'none'"));
     }
 }

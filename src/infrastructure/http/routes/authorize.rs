@@ -54,7 +54,7 @@ const REQUEST_PARAMETERS: [&str; 10] = [
 ];
 
 /// The authorization request in `pairs`, plus the login form's own fields.
-fn parse_request<'a>(
+pub(super) fn parse_request<'a>(
     pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
 ) -> (AuthorizationRequest, LoginFields) {
     let mut request = AuthorizationRequest::default();
@@ -75,6 +75,9 @@ fn parse_request<'a>(
             "username" => &mut fields.username,
             "password" => &mut fields.password,
             "csrf" => &mut fields.csrf,
+            // The passkey sign-in's form (routes/passkey_login.rs).
+            "ceremony_id" => &mut fields.ceremony_id,
+            "credential" => &mut fields.credential,
             // Unknown parameters are ignored (RFC 6749 §3.1).
             _ => continue,
         };
@@ -90,10 +93,12 @@ fn parse_request<'a>(
 }
 
 #[derive(Default)]
-struct LoginFields {
-    username: Option<String>,
-    password: Option<String>,
-    csrf: Option<String>,
+pub(super) struct LoginFields {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub csrf: Option<String>,
+    pub ceremony_id: Option<String>,
+    pub credential: Option<String>,
 }
 
 /// The request's parameters as the login form carries them (the sign-in decides `prompt` and
@@ -273,7 +278,7 @@ async fn sign_in(
 }
 
 /// The login page again after a failed attempt, with what went wrong.
-fn failed_sign_in(
+pub(super) fn failed_sign_in(
     state: &AppState,
     request: &AuthorizationRequest,
     valid: &ValidRequest,
@@ -310,7 +315,7 @@ fn failed_sign_in(
 }
 
 /// The login page for a valid request, with a fresh CSRF token.
-fn login_page(
+pub(super) fn login_page(
     state: &AppState,
     request: &AuthorizationRequest,
     valid: &ValidRequest,
@@ -335,7 +340,7 @@ fn login_page(
 }
 
 /// An authorization error: a page, or a redirect with `error`, `state` and `iss`.
-fn authorize_error(state: &AppState, error: AuthorizeError) -> Response {
+pub(super) fn authorize_error(state: &AppState, error: AuthorizeError) -> Response {
     match error {
         AuthorizeError::Page(message) => pages::error(
             StatusCode::BAD_REQUEST,

@@ -8,6 +8,8 @@ pub mod clients;
 pub mod health;
 pub mod metrics;
 pub mod oidc;
+pub mod passkey_login;
+pub mod passkeys;
 mod responses;
 pub mod users;
 pub mod well_known;

@@ -1,0 +1,182 @@
+//! Passkey sign-in on the hosted login page. The page's script (`/auth/assets/passkey.js`)
+//! asks `POST /auth/passkey/start` for a usernameless WebAuthn challenge (with the page's CSRF
+//! token and authorization request), calls `navigator.credentials.get`, and submits the
+//! assertion as a form to `POST /auth/passkey/finish`, which ends like the password form: the
+//! sign-in cookie and a redirect to the client with a code, or the login page with a message.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::authorize::{authorize_error, failed_sign_in, login_page, parse_request};
+use super::passkeys::ceremony_response;
+use crate::application::oidc::AuthorizeError;
+use crate::application::AppError;
+use crate::infrastructure::http::browser::redirect;
+use crate::infrastructure::http::dto::{CeremonyBody, PasskeyFinishForm, PasskeyStartForm};
+use crate::infrastructure::http::error::{Problem, ProblemBody, Rejection};
+use crate::infrastructure::http::extract::Client;
+use crate::infrastructure::http::pages;
+use crate::infrastructure::http::AppState;
+
+/// The routes of this module, and the login page's script.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(finish))
+        .route("/auth/assets/passkey.js", axum::routing::get(script))
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        pages::PASSKEY_SCRIPT,
+    )
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// Start a passkey sign-in
+///
+/// For the login page's script: a usernameless WebAuthn challenge (any passkey of this
+/// service, user verification required) and its ceremony id, for the authorization request the
+/// page serves. Needs the page's CSRF token (`csrf`, double submit with its cookie).
+#[utoipa::path(
+    post, path = "/auth/passkey/start", tag = "oidc",
+    request_body(content = PasskeyStartForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The request options and the ceremony id", body = CeremonyBody),
+        (status = 400, description = "invalid_authorization_request: the page's authorization request does not hold", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "csrf_failed: the page expired (reload it)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the configured limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not sent as a form", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client (Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    if !is_form(&headers) {
+        return Err(Problem::from(Rejection::NotForm));
+    }
+    let (request, fields) = parse_request(form_urlencoded::parse(&body));
+    match state.oidc.validate_request(&request).await {
+        Ok(_) => {}
+        Err(AuthorizeError::Page(why)) => return Err(Problem::authorization_request_invalid(why)),
+        Err(AuthorizeError::Redirect { description, .. }) => {
+            return Err(Problem::authorization_request_invalid(description))
+        }
+        Err(AuthorizeError::Failed(error)) => return Err(error.into()),
+    }
+    if !state.browser.csrf_ok(&headers, fields.csrf.as_deref()) {
+        return Err(Problem::sign_in_form_expired());
+    }
+    let started = state.passkeys.start_sign_in().await?;
+    ceremony_response(started)
+}
+
+/// Finish a passkey sign-in
+///
+/// The login page's script submits the browser's assertion here as a form, with the ceremony
+/// id, the CSRF token and the authorization request. A passkey that verifies (user verification
+/// included) and belongs to an active user signs in on its own: the sign-in cookie is set and
+/// the browser redirected (303) to the client with `code`, `state` and `iss`. Otherwise the
+/// login page again, with the reason.
+#[utoipa::path(
+    post, path = "/auth/passkey/finish", tag = "oidc",
+    request_body(content = PasskeyFinishForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The login page again, with the reason: the passkey was refused, the ceremony expired or was used, or the form expired (CSRF)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 303, description = "Signed in: back to the client with `code`, `state`, `iss`"),
+        (status = 400, description = "The error page of a bad authorization request (unknown client, unregistered redirect URI)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 413, description = "Body over the configured limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Error page: the form was not sent as application/x-www-form-urlencoded", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 429, description = "Error page: too many attempts from this address (Retry-After)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 503, description = "The login page: the service is busy or its database unavailable (Retry-After)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+    )
+)]
+async fn finish(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !is_form(&headers) {
+        return pages::error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Cannot sign in",
+            "The sign-in form was not sent as a form.",
+            "Go back to the application and start again.",
+        )
+        .into_response();
+    }
+    let (request, fields) = parse_request(form_urlencoded::parse(&body));
+    let valid = match state.oidc.validate_request(&request).await {
+        Ok(valid) => valid,
+        Err(error) => return authorize_error(&state, error),
+    };
+    let again =
+        |message: &str| login_page(&state, &request, &valid, StatusCode::OK, Some(message), "");
+    if !state.browser.csrf_ok(&headers, fields.csrf.as_deref()) {
+        return again("This sign-in form expired. Please sign in again.");
+    }
+    let client_id = valid.client.id.to_string();
+    let signed_in = state
+        .passkeys
+        .finish_sign_in(
+            fields.ceremony_id.as_deref().unwrap_or_default(),
+            fields.credential.as_deref().unwrap_or_default(),
+            Some(&client_id),
+            &ctx,
+        )
+        .await;
+    let signin = match signed_in {
+        Ok(signin) => signin,
+        Err(AppError::CeremonyInvalid) => {
+            return again(
+                "The passkey sign-in took too long or was already used. Please try again.",
+            )
+        }
+        Err(AppError::PasskeyRejected(why)) => {
+            return again(&format!("Your passkey could not sign you in: {why}."))
+        }
+        Err(error) => return failed_sign_in(&state, &request, &valid, "", error),
+    };
+    let code = match state
+        .oidc
+        .issue_code(&valid, &signin.session, &signin.user)
+        .await
+    {
+        Ok(code) => code,
+        Err(error) => return authorize_error(&state, error),
+    };
+    let lifetime = signin.session.expires_at - signin.session.created_at;
+    let cookie = state
+        .browser
+        .set_signin(signin.token.expose(), lifetime.num_seconds());
+    let mut params = vec![("code", code.code.expose())];
+    if let Some(s) = code.state.as_deref() {
+        params.push(("state", s));
+    }
+    params.push(("iss", &state.browser.issuer));
+    redirect(&code.redirect_uri, &params, vec![cookie])
+}
