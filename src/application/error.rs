@@ -74,6 +74,22 @@ pub enum AppError {
     /// The database cannot be reached.
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
+    /// A right password for a user with a second factor, and no `otp` (`mfa_required`).
+    #[error("this account needs a second factor: send otp (a TOTP or recovery code)")]
+    MfaRequired,
+    /// A wrong TOTP code where one is required (enrolment confirmation).
+    #[error("the code is wrong")]
+    WrongOtp,
+    /// A TOTP enrolment while one is confirmed.
+    #[error("TOTP is already enabled")]
+    TotpAlreadyEnabled,
+    /// A confirmation without a pending enrolment (or one replaced meanwhile).
+    #[error("no TOTP enrolment is pending")]
+    TotpNotPending,
+    /// The hosted login page's pending second step is unknown, expired or used, or its user
+    /// changed meanwhile.
+    #[error("this sign-in expired; sign in again")]
+    SignInExpired,
     /// A bug or corrupt data; logged, answered as an opaque 500.
     #[error("internal error: {0}")]
     Internal(String),

@@ -20,6 +20,8 @@ pub(crate) struct PasswordGuard {
 pub(crate) enum Check {
     Login,
     PasswordChange,
+    /// The password check of a TOTP enrolment or removal.
+    SecondFactorChange,
 }
 
 impl Check {
@@ -27,6 +29,7 @@ impl Check {
         match self {
             Self::Login => Event::LoginFailed,
             Self::PasswordChange => Event::PasswordChanged,
+            Self::SecondFactorChange => Event::SecondFactorFailed,
         }
     }
 }

@@ -8,6 +8,7 @@ mod guard;
 #[cfg(test)]
 pub(crate) mod harness;
 pub mod maintenance;
+pub mod mfa;
 pub mod oidc;
 pub mod users;
 
@@ -27,6 +28,7 @@ pub use auth::{AuthService, AuthSettings, BrowserSignIn, TokenTypeHint};
 pub use clients::{ClientPatch, ClientService, NewClient, RegisteredClient};
 pub use error::AppError;
 pub use maintenance::{MaintenanceService, Retention};
+pub use mfa::{MfaService, SecondFactors};
 pub use oidc::{ClientCredentials, OidcPorts, OidcService};
 pub use users::{ImportedUser, NewUser, UserPatch, UserService};
 

@@ -31,11 +31,20 @@ pub enum AuditEventKind {
     AuthorizationCodeExchanged,
     AuthorizationCodeReused,
     ClientCredentialsGranted,
+    // Second factors (issue 14, TOTP).
+    TotpEnrollmentStarted,
+    TotpEnrolled,
+    TotpDisabled,
+    SecondFactorRequired,
+    SecondFactorSucceeded,
+    SecondFactorFailed,
+    RecoveryCodeUsed,
+    MfaReset,
 }
 
 impl AuditEventKind {
     /// Every kind, for documentation and validation.
-    pub const ALL: [AuditEventKind; 19] = [
+    pub const ALL: [AuditEventKind; 27] = [
         Self::UserCreated,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -55,6 +64,14 @@ impl AuditEventKind {
         Self::AuthorizationCodeExchanged,
         Self::AuthorizationCodeReused,
         Self::ClientCredentialsGranted,
+        Self::TotpEnrollmentStarted,
+        Self::TotpEnrolled,
+        Self::TotpDisabled,
+        Self::SecondFactorRequired,
+        Self::SecondFactorSucceeded,
+        Self::SecondFactorFailed,
+        Self::RecoveryCodeUsed,
+        Self::MfaReset,
     ];
 
     /// The event's snake_case name, as stored and served.
@@ -79,6 +96,14 @@ impl AuditEventKind {
             Self::AuthorizationCodeExchanged => "authorization_code_exchanged",
             Self::AuthorizationCodeReused => "authorization_code_reused",
             Self::ClientCredentialsGranted => "client_credentials_granted",
+            Self::TotpEnrollmentStarted => "totp_enrollment_started",
+            Self::TotpEnrolled => "totp_enrolled",
+            Self::TotpDisabled => "totp_disabled",
+            Self::SecondFactorRequired => "second_factor_required",
+            Self::SecondFactorSucceeded => "second_factor_succeeded",
+            Self::SecondFactorFailed => "second_factor_failed",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::MfaReset => "mfa_reset",
         }
     }
 }

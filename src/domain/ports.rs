@@ -9,6 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::audit::{AuditEvent, AuditFilter};
+// Second factors (issue 14, TOTP): their own module, re-exported here.
+pub use super::mfa::{MfaRepository, SealError, SecretSealer, TotpCredential};
 use super::client::{Client, ClientChanges, ClientId, ClientSecretHash};
 pub use super::lockout::{
     LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome, ThrottleState,

@@ -51,6 +51,7 @@ pub async fn build_services(
         clients,
         maintenance,
         repos,
+        mfa,
     } = build_use_cases(settings, clock, codec.clone()).await?;
     let discovery = Arc::new(Discovery::new(
         &settings.tokens.issuer,
@@ -73,6 +74,7 @@ pub async fn build_services(
         users: users.clone(),
         clients,
         oidc,
+        mfa,
         browser: Arc::new(BrowserSettings::new(&settings.tokens.issuer)),
         audit: AuditService::new(repos.audit),
         health: repos.health,

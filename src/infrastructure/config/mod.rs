@@ -13,6 +13,7 @@ mod database;
 mod hashing;
 mod housekeeping;
 mod http;
+mod mfa;
 pub mod table;
 mod tokens;
 
@@ -23,6 +24,7 @@ pub use self::database::DatabaseSettings;
 pub use self::hashing::HashingSettings;
 pub use self::housekeeping::{LogFormat, LoggingSettings, RetentionSettings, LOG_FILTER_VARIABLE};
 pub use self::http::HttpSettings;
+pub use self::mfa::{MfaKey, MfaSettings};
 use self::table::{Context, Fallback, Group, Var, Variable};
 pub use self::tokens::{TokenSettings, DEVELOPMENT_JWT_SECRET};
 pub use crate::infrastructure::crypto::keys::JwtAlgorithm;
@@ -108,6 +110,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub logging: LoggingSettings,
     pub retention: RetentionSettings,
+    /// Second factors (issue 14, TOTP).
+    pub mfa: MfaSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -133,6 +137,7 @@ pub fn variables() -> Vec<Variable> {
         .chain(of::<RateLimitSettings>())
         .chain(of::<LoggingSettings>())
         .chain(of::<RetentionSettings>())
+        .chain(of::<MfaSettings>())
         .chain(OTHER_VARIABLES)
         .collect()
 }
@@ -153,6 +158,7 @@ impl Settings {
             .chain(self.rate_limit.entries())
             .chain(self.logging.entries())
             .chain(self.retention.entries())
+            .chain(self.mfa.entries())
             .collect()
     }
 
@@ -194,6 +200,7 @@ impl Settings {
             rate_limit: Group::read(&lookup, &context)?,
             logging: Group::read(&lookup, &context)?,
             retention: Group::read(&lookup, &context)?,
+            mfa: Group::read(&lookup, &context)?,
         })
     }
 

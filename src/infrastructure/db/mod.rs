@@ -12,6 +12,7 @@ pub mod sqlite;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::ports::MfaRepository;
 use crate::domain::ports::{
     AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe, LoginThrottle, Purge,
     StoreError, TokenRepository, UserRepository,
@@ -29,6 +30,8 @@ pub struct Repositories {
     pub purge: Arc<dyn Purge>,
     pub health: Arc<dyn HealthProbe>,
     pub pool: Arc<dyn PoolState>,
+    /// TOTP, recovery codes and pending sign-ins (issue 14, TOTP).
+    pub mfa: Arc<dyn MfaRepository>,
 }
 
 /// The size and idle connections of a store's pool (for the metrics; not a domain port).
@@ -81,6 +84,7 @@ impl Repositories {
             + Purge
             + HealthProbe
             + PoolState
+            + MfaRepository
             + 'static,
     {
         Self {
@@ -92,6 +96,7 @@ impl Repositories {
             audit: store.clone(),
             purge: store.clone(),
             health: Arc::new(CachedProbe::new(store.clone(), PROBE_TTL)),
+            mfa: store.clone(),
             pool: store,
         }
     }

@@ -19,7 +19,9 @@ use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::application::{AuditService, AuthService, ClientService, OidcService, UserService};
+use crate::application::{
+    AuditService, AuthService, ClientService, MfaService, OidcService, UserService,
+};
 use crate::domain::ports::HealthProbe;
 use error::Problem;
 pub use routes::well_known::Discovery;
@@ -57,6 +59,8 @@ pub struct Services {
     pub users: UserService,
     pub clients: ClientService,
     pub oidc: OidcService,
+    /// Second factors (issue 14, TOTP).
+    pub mfa: MfaService,
     /// How the browser flows answer: the issuer and whether cookies are `Secure`.
     pub browser: Arc<BrowserSettings>,
     pub audit: AuditService,

@@ -17,6 +17,7 @@ mod audit;
 mod clients;
 mod codes;
 mod error;
+mod mfa;
 mod purge;
 mod throttle;
 mod tokens;
@@ -65,6 +66,8 @@ struct State {
     codes: HashMap<CodeHash, StoredCode>,
     throttle: HashMap<String, ThrottleState>,
     audit: Vec<AuditEvent>,
+    /// TOTP authenticators, recovery codes, pending sign-ins (issue 14, TOTP).
+    mfa: mfa::MfaTables,
 }
 
 /// Users, sessions, refresh tokens, lockout counters and the audit log in memory. Clones share

@@ -20,6 +20,7 @@ mod audit;
 mod clients;
 mod codes;
 mod error;
+mod mfa;
 mod purge;
 mod throttle;
 mod tokens;

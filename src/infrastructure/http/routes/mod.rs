@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod clients;
 pub mod health;
 pub mod metrics;
+pub mod mfa;
 pub mod oidc;
 mod responses;
 pub mod users;
