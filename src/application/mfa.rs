@@ -6,9 +6,7 @@ use std::sync::Arc;
 use super::guard::{Check, PasswordGuard};
 use super::{AppError, Auditor, Ports, Principal, RequestContext};
 use crate::domain::audit::AuditEventKind as Event;
-use crate::domain::mfa::{
-    MfaRepository, OtpInput, RecoveryCode, SecretSealer, TotpSecret,
-};
+use crate::domain::mfa::{MfaRepository, OtpInput, RecoveryCode, SecretSealer, TotpSecret};
 use crate::domain::ports::{Clock, LockoutPolicy};
 use crate::domain::user::{Password, User, UserId};
 
@@ -154,8 +152,15 @@ impl MfaService {
         ctx: &RequestContext,
     ) -> Result<(), AppError> {
         let key = user.username.login_key();
-        self.guard.reserve(&key, Check::SecondFactorChange, ctx).await?;
-        let matches = match self.ports.hasher.verify(password, &user.password_hash).await {
+        self.guard
+            .reserve(&key, Check::SecondFactorChange, ctx)
+            .await?;
+        let matches = match self
+            .ports
+            .hasher
+            .verify(password, &user.password_hash)
+            .await
+        {
             Ok(matches) => matches,
             Err(error) => {
                 self.guard.abandon(&key).await;

@@ -47,7 +47,11 @@ fn recovery_codes_read_in_any_case_with_or_without_dashes() {
         Some(code.clone())
     );
     assert_eq!(RecoveryCode::parse(&format!(" {shown} ")), Some(code));
-    assert_eq!(RecoveryCode::parse("abcd-efgh-ijkl-mno1"), None, "1 is not base32");
+    assert_eq!(
+        RecoveryCode::parse("abcd-efgh-ijkl-mno1"),
+        None,
+        "1 is not base32"
+    );
     assert_eq!(RecoveryCode::parse("abcd-efgh"), None);
     assert_eq!(RecoveryCode::parse("ａｂｃｄ-efgh-ijkl-mnop"), None);
     assert_eq!(RecoveryCode::generate_set().len(), 10);
@@ -59,9 +63,18 @@ fn otp_input_tells_codes_apart_and_redacts_them() {
     assert!(matches!(OtpInput::parse(" 123456 "), OtpInput::Totp(_)));
     assert!(matches!(OtpInput::parse("12345"), OtpInput::Malformed));
     assert!(matches!(OtpInput::parse("١٢٣٤٥٦"), OtpInput::Malformed));
-    assert!(matches!(OtpInput::parse(&"1".repeat(100_000)), OtpInput::Malformed));
+    assert!(matches!(
+        OtpInput::parse(&"1".repeat(100_000)),
+        OtpInput::Malformed
+    ));
     let recovery = RecoveryCode::generate().display();
     assert!(matches!(OtpInput::parse(&recovery), OtpInput::Recovery(_)));
-    assert_eq!(format!("{:?}", OtpInput::parse("123456")), "Totp([REDACTED])");
-    assert_eq!(format!("{:?}", TotpSecret::generate()), "TotpSecret([REDACTED])");
+    assert_eq!(
+        format!("{:?}", OtpInput::parse("123456")),
+        "Totp([REDACTED])"
+    );
+    assert_eq!(
+        format!("{:?}", TotpSecret::generate()),
+        "TotpSecret([REDACTED])"
+    );
 }

@@ -26,11 +26,11 @@ use crate::application::{
     AuthService, AuthSettings, ClientService, MaintenanceService, MfaService, Ports, Retention,
     SecondFactors, UserService,
 };
-use crate::infrastructure::config::{AppEnv, MfaKey};
-use crate::infrastructure::crypto::sealer::{self, ChaChaSealer};
 use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
 use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
 use crate::domain::user::PasswordPolicy;
+use crate::infrastructure::config::{AppEnv, MfaKey};
+use crate::infrastructure::crypto::sealer::{self, ChaChaSealer};
 
 /// A start-up failure, with a message an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -149,12 +149,7 @@ pub async fn build_use_cases(
         },
     )
     .with_second_factors(factors.clone());
-    let mfa = MfaService::new(
-        ports.clone(),
-        factors,
-        lockout,
-        totp_issuer_label(settings),
-    );
+    let mfa = MfaService::new(ports.clone(), factors, lockout, totp_issuer_label(settings));
     let policy = PasswordPolicy {
         min_chars: settings.accounts.password_min_length,
         blocklist: Some(Arc::new(CommonPasswords::load())),

@@ -71,7 +71,8 @@ pub struct MfaSettings {
     pub totp_issuer: Option<String>,
 }
 
-const HINT: &str = "set MFA_ENCRYPTION_KEY to 32 random bytes, e.g. the output of `openssl rand -base64 32`";
+const HINT: &str =
+    "set MFA_ENCRYPTION_KEY to 32 random bytes, e.g. the output of `openssl rand -base64 32`";
 
 fn encryption_key(_: &MfaSettings, value: &Value<'_>) -> Result<Option<MfaKey>, ConfigError> {
     let production = value.context.app_env == AppEnv::Production;
@@ -98,7 +99,9 @@ impl Group for MfaSettings {
     const VARS: &'static [Var<Self>] = &[
         Var {
             name: "MFA_ENCRYPTION_KEY",
-            default: Computed("generated and kept in JWT_DEV_KEY_DIR outside production; required in production"),
+            default: Computed(
+                "generated and kept in JWT_DEV_KEY_DIR outside production; required in production",
+            ),
             read: |s, v| {
                 s.encryption_key = encryption_key(s, v)?;
                 Ok(())
@@ -115,7 +118,11 @@ impl Group for MfaSettings {
                 s.totp_issuer = v.text().map(|t| t.trim().to_owned());
                 Ok(())
             },
-            show: |s| s.totp_issuer.clone().unwrap_or_else(|| "(host of JWT_ISSUER)".into()),
+            show: |s| {
+                s.totp_issuer
+                    .clone()
+                    .unwrap_or_else(|| "(host of JWT_ISSUER)".into())
+            },
         },
     ];
 }

@@ -142,14 +142,21 @@ mod tests {
         let sealer = ChaChaSealer::new(&MfaKey::new([3; 32]));
         let (alice, bob) = (UserId::new(), UserId::new());
         let sealed = sealer.seal(alice, b"twenty bytes secret!").unwrap();
-        assert_eq!(sealer.open(alice, &sealed).unwrap(), b"twenty bytes secret!");
+        assert_eq!(
+            sealer.open(alice, &sealed).unwrap(),
+            b"twenty bytes secret!"
+        );
         assert!(sealer.open(bob, &sealed).is_err(), "bound to the user");
         let other = ChaChaSealer::new(&MfaKey::new([4; 32]));
         assert!(other.open(alice, &sealed).is_err(), "bound to the key");
         let mut tampered = sealed.as_bytes().to_vec();
         *tampered.last_mut().unwrap() ^= 1;
-        assert!(sealer.open(alice, &SealedSecret::from_bytes(tampered)).is_err());
-        assert!(sealer.open(alice, &SealedSecret::from_bytes(vec![1, 2])).is_err());
+        assert!(sealer
+            .open(alice, &SealedSecret::from_bytes(tampered))
+            .is_err());
+        assert!(sealer
+            .open(alice, &SealedSecret::from_bytes(vec![1, 2]))
+            .is_err());
         let again = sealer.seal(alice, b"twenty bytes secret!").unwrap();
         assert_ne!(again, sealed, "a fresh nonce every time");
     }

@@ -143,7 +143,10 @@ impl MfaRepository for MemoryStore {
         if state.mfa.pending.contains_key(&pending.hash) {
             return Err(StoreError::Other("pending sign-in hash collision".into()));
         }
-        state.mfa.pending.insert(pending.hash.clone(), pending.clone());
+        state
+            .mfa
+            .pending
+            .insert(pending.hash.clone(), pending.clone());
         Ok(())
     }
 

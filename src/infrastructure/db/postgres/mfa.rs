@@ -140,13 +140,14 @@ impl MfaRepository for PgStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let deleted = sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1 AND code_hash = $2")
-            .bind(user.as_uuid())
-            .bind(code.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?
-            .rows_affected();
+        let deleted =
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1 AND code_hash = $2")
+                .bind(user.as_uuid())
+                .bind(code.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?
+                .rows_affected();
         if deleted == 0 {
             return Ok(false);
         }

@@ -125,7 +125,9 @@ impl MfaRepository for SqliteStore {
         let used = self
             .write(move |connection| {
                 let deleted = connection
-                    .prepare_cached("DELETE FROM recovery_codes WHERE user_id = ? AND code_hash = ?")
+                    .prepare_cached(
+                        "DELETE FROM recovery_codes WHERE user_id = ? AND code_hash = ?",
+                    )
                     .and_then(|mut s| s.execute(params![id, hash]))
                     .map_err(store_error)?;
                 if deleted == 0 {
@@ -229,7 +231,9 @@ impl MfaRepository for SqliteStore {
         let hash = hash.as_str().to_owned();
         self.write(move |connection| {
             connection
-                .prepare_cached("DELETE FROM pending_signins WHERE token_hash = ? AND expires_at > ?")
+                .prepare_cached(
+                    "DELETE FROM pending_signins WHERE token_hash = ? AND expires_at > ?",
+                )
                 .and_then(|mut s| s.execute(params![hash, micros(now)]))
                 .map(|changed| changed == 1)
                 .map_err(store_error)
@@ -252,7 +256,9 @@ fn replace_codes(
         .prepare_cached("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)")
         .map_err(store_error)?;
     for code in codes {
-        insert.execute(params![user_id, code]).map_err(store_error)?;
+        insert
+            .execute(params![user_id, code])
+            .map_err(store_error)?;
     }
     Ok(())
 }

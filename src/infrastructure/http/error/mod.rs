@@ -296,9 +296,11 @@ impl From<AppError> for Problem {
                 "mfa_required",
                 "This account needs a second factor: send otp (a TOTP or recovery code).",
             ),
-            AppError::WrongOtp => {
-                Self::new(S::BAD_REQUEST, "wrong_otp", "The code is wrong or was already used.")
-            }
+            AppError::WrongOtp => Self::new(
+                S::BAD_REQUEST,
+                "wrong_otp",
+                "The code is wrong or was already used.",
+            ),
             AppError::TotpAlreadyEnabled => Self::new(
                 S::CONFLICT,
                 "totp_already_enabled",
