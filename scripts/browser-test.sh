@@ -6,7 +6,9 @@
 # - an OpenID Connect authorization request for a public client opens the login page; a wrong
 #   password shows the error, the right one ends at the client's loopback redirect URI with
 #   code, state and iss (tests/browser/login_test.py); then the code is exchanged here over HTTP
-#   and an ID token for that client and nonce must come back.
+#   and an ID token for that client and nonce must come back;
+# - a user with TOTP signs in on the login page with password + code, the code computed in Python
+#   from the secret the enrolment returned (tests/browser/totp_test.py).
 # Screenshots: target/browser/.
 #
 #   scripts/browser-test.sh        (needs a built target/{debug,release}/auth-service)
@@ -75,3 +77,11 @@ if wrong:
 print(f"browser: the code from the browser was exchanged for an ID token (iss, aud, nonce, "
       f"preferred_username as expected) and {tokens['token_type']} tokens")
 PY
+
+# Password + TOTP on the login page, for a user of its own (TOTP turned on by the test).
+totp_user="browser_totp"
+totp_password="browser totp passphrase 1"
+curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' \
+    -d "{\"username\": \"$totp_user\", \"password\": \"$totp_password\"}"
+"$venv/bin/python" tests/browser/totp_test.py "$base" "$client_id" "$totp_user" "$totp_password" \
+    target/browser
