@@ -337,3 +337,41 @@ async fn every_step_is_audited_and_no_secret_or_code_reaches_the_audit_log() {
     assert!(!text.contains(&authenticator.secret));
     assert!(!text.contains(&codes[0]) && !text.contains(&codes[0].replace('-', "").to_uppercase()));
 }
+
+#[tokio::test]
+async fn one_code_sent_to_two_replicas_at_once_signs_in_once() {
+    let app = spawn_app().await;
+    let replica = app.sibling(&[]).await;
+    let (_, authenticator, _) = app.user_with_totp("alice").await;
+    replica.clock.advance(chrono::Duration::seconds(30));
+    let code = authenticator.code(&app, 0);
+    let (first, second) = tokio::join!(
+        app.login_otp("alice", PASSWORD, &code),
+        replica.login_otp("alice", PASSWORD, &code)
+    );
+    let won = [first.status(), second.status()]
+        .iter()
+        .filter(|s| **s == StatusCode::OK)
+        .count();
+    assert_eq!(won, 1);
+}
+
+#[tokio::test]
+async fn odd_otp_values_are_wrong_codes_never_errors() {
+    let app = spawn_app().await;
+    app.user_with_totp("alice").await;
+    let huge = "7".repeat(60_000);
+    for otp in [
+        "１２３４５６",
+        "12 34 56",
+        "ＡＢＣＤ-efgh-ijkl-mnop",
+        "\u{0}\u{202e}",
+        huge.as_str(),
+    ] {
+        let response = app.login_otp("alice", PASSWORD, otp).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{otp:.20}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant", "{otp:.20}");
+        app.clock.advance(chrono::Duration::seconds(301)); // keep clear of the lockout
+    }
+}
