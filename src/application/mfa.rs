@@ -351,3 +351,7 @@ impl MfaService {
             .await
     }
 }
+
+#[cfg(test)]
+#[path = "mfa_tests.rs"]
+mod tests;
