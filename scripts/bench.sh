@@ -79,7 +79,7 @@ server_env=(
     JWT_SECRET="benchmark-secret-benchmark-secret-benchmark" JWT_ISSUER="$base"
     ARGON2_MEMORY_KIB=19456 ARGON2_ITERATIONS=2 ARGON2_PARALLELISM=1
     RATE_LIMIT_ENABLED=false LOGIN_MAX_FAILURES=1000000000 RUST_LOG=warn LOG_FORMAT=json
-    OIDC_SIGNING_KEY_FILE="$work/oidc.pem"
+    OIDC_SIGNING_KEY_FILE="$work/oidc.pem" MFA_ENCRYPTION_KEY="$(openssl rand -base64 32)"
 )
 server_pid=""
 start_server() { # $1: DATABASE_URL; sets server_pid and ready_ms

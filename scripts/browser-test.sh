@@ -9,6 +9,8 @@
 #   and an ID token for that client and nonce must come back;
 # - a passkey registered with Chromium's virtual authenticator signs in on the login page and
 #   ends at the callback with a code that the token endpoint accepts (tests/browser/passkey_test.py).
+# - a user with TOTP signs in on the login page with password + code, the code computed in Python
+#   from the secret the enrolment returned (tests/browser/totp_test.py).
 # Screenshots: target/browser/.
 #
 #   scripts/browser-test.sh        (needs a built target/{debug,release}/auth-service)
@@ -87,3 +89,10 @@ curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' 
     -d "{\"username\": \"$passkey_user\", \"password\": \"$password\"}"
 "$venv/bin/python" tests/browser/passkey_test.py "${base/127.0.0.1/localhost}" "$client_id" \
     "$passkey_user" "$password" target/browser
+# Password + TOTP on the login page, for a user of its own (TOTP turned on by the test).
+totp_user="browser_totp"
+totp_password="browser totp passphrase 1"
+curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' \
+    -d "{\"username\": \"$totp_user\", \"password\": \"$totp_password\"}"
+"$venv/bin/python" tests/browser/totp_test.py "$base" "$client_id" "$totp_user" "$totp_password" \
+    target/browser

@@ -239,7 +239,9 @@ read -r _ user_roles <<<"$user_who"
 #   declares OAuth2, so it never fires here; bearer_token_enforced does that job.
 # Disabled where structurally inapplicable:
 #   positive_data_acceptance on POST /auth/token, POST /auth/refresh, PUT /users/me/password,
-#   /auth/authorize, /auth/logout/browser and POST /auth/introspect: a request there only
+#   /auth/authorize, /auth/logout/browser, POST /auth/introspect and the TOTP operations
+#   (/users/me/mfa/totp, /users/me/mfa/totp/confirm: the password, a code of the pending
+#   secret): a request there only
 #   succeeds with a secret or a registration the generator cannot know (the user's password, a
 #   live refresh token, the current password, a registered client and its redirect URI, a
 #   client secret, the CSRF cookie of the form); a well-formed wrong one is rightly refused with
@@ -259,7 +261,7 @@ enabled = true
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
 
 [[operations]]
-include-path = ["/auth/token", "/auth/refresh", "/users/me/password", "/auth/authorize", "/auth/logout/browser", "/auth/introspect", "/users/me/passkeys/register/finish", "/auth/passkey/start", "/auth/passkey/finish"]
+include-path = ["/auth/token", "/auth/refresh", "/users/me/password", "/auth/authorize", "/auth/logout/browser", "/auth/introspect", "/users/me/passkeys/register/finish", "/auth/passkey/start", "/auth/passkey/finish", "/users/me/mfa/totp", "/users/me/mfa/totp/confirm"]
 checks.positive_data_acceptance.enabled = false
 TOML
 

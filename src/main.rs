@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use auth_service::infrastructure::bootstrap::{
-    build_app, build_codec, build_id_token_codec, db_options, serve, shutdown_signal,
-    spawn_purge_task, start,
+    build_app, build_codec, build_id_token_codec, db_options, mfa_encryption_key, serve,
+    shutdown_signal, spawn_purge_task, start,
 };
 use auth_service::infrastructure::config::{mask_url, AppEnv, Settings};
 use auth_service::infrastructure::db;
@@ -115,7 +115,10 @@ fn check_config(settings: &Settings) -> ExitCode {
     for (name, value) in settings.entries() {
         println!("{name}={value}");
     }
-    match build_codec(settings).and_then(|codec| Ok((codec, build_id_token_codec(settings)?))) {
+    let built = build_codec(settings)
+        .and_then(|codec| Ok((codec, build_id_token_codec(settings)?)))
+        .and_then(|built| mfa_encryption_key(settings).map(|_| built));
+    match built {
         Ok((codec, id_tokens)) => {
             println!(
                 "configuration OK: signing with {} (kid {}); ID tokens with RS256 (kid {})",

@@ -49,11 +49,43 @@ fn production_refuses_to_start_without_a_strong_secret_and_says_what_to_set() {
 }
 
 #[test]
+fn production_refuses_to_start_without_an_mfa_encryption_key_and_says_what_to_set() {
+    let dir = TempDir::new().unwrap();
+    for key in [None, Some("dG9vLXNob3J0")] {
+        let mut vars = vec![
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", "a-production-secret-that-is-long-enough-1234"),
+        ];
+        if let Some(key) = key {
+            vars.push(("MFA_ENCRYPTION_KEY", key));
+        }
+        let output = command(SERVER, dir.path(), &vars).output().unwrap();
+        assert!(!output.status.success());
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(said.contains("MFA_ENCRYPTION_KEY"), "{said}");
+        assert!(said.contains("openssl rand"), "{said}");
+        assert!(
+            key.is_none_or(|key| !said.contains(key)),
+            "never the key itself"
+        );
+        assert!(!dir.path().join("auth.db").exists());
+    }
+}
+
+/// A random `MFA_ENCRYPTION_KEY` for the production starts.
+const MFA_KEY: &str = "Kd8LSQclKTFUGxsUBT3BFJw2zyGAPKUOrEswAwzLKN0=";
+
+#[test]
 fn production_refuses_to_start_without_an_id_token_key_and_says_what_to_set() {
     let dir = TempDir::new().unwrap();
     let vars = [
         ("APP_ENV", "production"),
         ("JWT_SECRET", "a-production-secret-that-is-long-enough-1234"),
+        ("MFA_ENCRYPTION_KEY", MFA_KEY),
     ];
     let output = command(SERVER, dir.path(), &vars).output().unwrap();
     assert!(!output.status.success());
@@ -393,6 +425,7 @@ fn check_config_prints_every_setting_with_secrets_masked() {
     let vars = [
         ("APP_ENV", "production"),
         ("JWT_SECRET", secret),
+        ("MFA_ENCRYPTION_KEY", MFA_KEY),
         ("DATABASE_URL", "postgres://app:pa55word@db.internal/auth"),
         ("OIDC_SIGNING_KEY_FILE", &id_key),
     ];
@@ -412,6 +445,11 @@ fn check_config_prints_every_setting_with_secrets_masked() {
         "{stdout}"
     );
     assert!(stdout.contains("LOGIN_MAX_FAILURES=5"));
+    assert!(
+        stdout.contains("MFA_ENCRYPTION_KEY=******** (32 bytes)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(MFA_KEY), "the MFA key is masked");
     assert!(stdout.contains("configuration OK: signing with HS256"));
     assert!(stdout.contains("ID tokens with RS256"), "{stdout}");
     assert!(!stdout.contains(secret) && !stdout.contains("pa55word"));

@@ -34,6 +34,8 @@ mod listings;
 mod oidc;
 #[path = "repository_contract/passkeys.rs"]
 mod passkeys;
+#[path = "repository_contract/totp.rs"]
+mod totp;
 
 use account::*;
 use clients::*;
@@ -41,6 +43,7 @@ use housekeeping::*;
 use listings::*;
 use oidc::*;
 use passkeys::*;
+use totp::*;
 
 /// A backend under test; `_guard` keeps its temporary storage alive.
 pub struct Backend {
@@ -1054,6 +1057,13 @@ contract_tests!(memory, sqlite, postgres: [
     a_ceremony_is_taken_once_even_under_concurrency,
     a_ceremony_of_another_kind_user_or_past_its_expiry_is_not_given_and_is_gone,
     expired_ceremonies_are_purged,
+    a_pending_totp_is_replaced_then_confirmed_once,
+    a_totp_step_is_accepted_once_and_never_an_earlier_one,
+    concurrent_uses_of_one_totp_step_have_exactly_one_winner,
+    recovery_codes_are_single_use_and_counted_on_the_user,
+    removing_totp_clears_the_codes_and_the_summary,
+    a_live_session_shows_the_mfa_summary_as_stored_now,
+    pending_signins_live_until_expiry_and_are_taken_once,
     clients_round_trip_page_update_and_delete,
     a_rotated_secret_replaces_the_old_hash,
     unknown_client_ids_change_nothing,

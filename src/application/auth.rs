@@ -2,7 +2,10 @@
 
 mod issuance;
 mod revocation;
+mod second_factor;
 mod successor;
+
+pub use second_factor::SignInStep;
 
 pub(crate) use issuance::{origin_of, SessionStart};
 pub use successor::RefreshSuccessorKey;
@@ -59,6 +62,9 @@ pub struct AuthService {
     audit: Auditor,
     guard: PasswordGuard,
     settings: AuthSettings,
+    /// The check of TOTP and recovery codes; without it, a user with a second factor cannot
+    /// log in (see [`AuthService::with_second_factors`]).
+    second_factors: Option<super::mfa::SecondFactors>,
 }
 
 impl AuthService {
@@ -69,7 +75,15 @@ impl AuthService {
             guard: PasswordGuard::new(ports.clone(), settings.lockout),
             ports,
             settings,
+            second_factors: None,
         }
+    }
+
+    /// The same use cases, checking second factors with `factors`.
+    #[must_use]
+    pub fn with_second_factors(mut self, factors: super::mfa::SecondFactors) -> Self {
+        self.second_factors = Some(factors);
+        self
     }
 
     /// The ports the use cases drive (for the provider's use cases, which build on these).
@@ -103,6 +117,27 @@ impl AuthService {
         scope: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<TokenPair, AppError> {
+        self.login_with_otp(username, password, None, scope, ctx)
+            .await
+    }
+
+    /// [`AuthService::login`] with a second factor: for a user with one, `otp` (a TOTP code
+    /// or a recovery code) is checked after a right password. Without `otp` such a login is
+    /// [`AppError::MfaRequired`], which neither counts as a failure nor clears the key's
+    /// failures (the guess is given back); a wrong `otp` counts as a failed guess of the key,
+    /// exactly like a wrong password, and answers [`AppError::InvalidCredentials`].
+    ///
+    /// # Errors
+    /// As [`AuthService::login`], and [`AppError::MfaRequired`].
+    #[tracing::instrument(skip_all, fields(username = tracing::field::Empty, ip = ctx.ip.map(tracing::field::display)))]
+    pub async fn login_with_otp(
+        &self,
+        username: &str,
+        password: &Password,
+        otp: Option<&str>,
+        scope: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, AppError> {
         let requested = scope
             .map(|raw| {
                 Roles::parse_space_separated(raw)
@@ -110,6 +145,9 @@ impl AuthService {
             })
             .transpose()?;
         let user = self.check_credentials(username, password, ctx).await?;
+        if user.mfa.has_second_factor() {
+            self.second_factor(&user, otp, ctx).await?;
+        }
         let scope = match requested {
             Some(requested) => requested.intersection(&user.roles),
             None => user.roles.clone(),
@@ -143,7 +181,23 @@ impl AuthService {
         for_client: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<BrowserSignIn, AppError> {
-        let user = self.check_credentials(username, password, ctx).await?;
+        match self
+            .sign_in_first_step(username, password, for_client, ctx)
+            .await?
+        {
+            SignInStep::Done(signin) => Ok(signin),
+            SignInStep::SecondFactor(_) => Err(AppError::MfaRequired),
+        }
+    }
+
+    /// The browser sign-in of a user whose password was just checked (and second factor, if
+    /// any): starts the sign-in session and audits it.
+    async fn complete_sign_in(
+        &self,
+        user: User,
+        for_client: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<BrowserSignIn, AppError> {
         let Some((token, session)) = self.start_signin(&user, ctx).await? else {
             self.record_changed_meanwhile(&user, ctx).await?;
             return Err(AppError::InvalidCredentials);
@@ -237,7 +291,12 @@ impl AuthService {
                 return Err(AppError::InvalidCredentials);
             }
         };
-        self.guard.succeeded(&key).await?;
+        // For a user with a second factor the guess stays reserved until that factor is
+        // decided (see `second_factor.rs`): a right password alone must not clear the failures
+        // that wrong codes added, or the password would buy unlimited code guesses.
+        if !user.mfa.has_second_factor() {
+            self.guard.succeeded(&key).await?;
+        }
         self.rehash_if_outdated(&user, password).await;
         Ok(user)
     }

@@ -78,9 +78,6 @@ pub enum AppError {
     /// No live session of the caller has the given id (another user's included).
     #[error("no such session")]
     SessionNotFound,
-    /// The second factor (`otp`) an operation needs is missing or wrong.
-    #[error("the one-time code is missing or wrong")]
-    WrongOtp,
     /// The operation would delete the last active admin.
     #[error("the last active admin cannot be deleted")]
     LastAdmin,
@@ -101,6 +98,23 @@ pub enum AppError {
     /// terms that reveal nothing of the account.
     #[error("passkey refused: {0}")]
     PasskeyRejected(&'static str),
+    /// A right password for a user with a second factor, and no `otp` (`mfa_required`).
+    #[error("this account needs a second factor: send otp (a TOTP or recovery code)")]
+    MfaRequired,
+    /// The second factor (`otp`) an operation needs is missing or wrong (an enrolment's
+    /// confirmation, an account deletion).
+    #[error("the one-time code is missing or wrong")]
+    WrongOtp,
+    /// A TOTP enrolment while one is confirmed.
+    #[error("TOTP is already enabled")]
+    TotpAlreadyEnabled,
+    /// A confirmation without a pending enrolment (or one replaced meanwhile).
+    #[error("no TOTP enrolment is pending")]
+    TotpNotPending,
+    /// The hosted login page's pending second step is unknown, expired or used, or its user
+    /// changed meanwhile.
+    #[error("this sign-in expired; sign in again")]
+    SignInExpired,
     /// A bug or corrupt data; logged, answered as an opaque 500.
     #[error("internal error: {0}")]
     Internal(String),

@@ -21,6 +21,8 @@ pub(crate) enum Check {
     Login,
     PasswordChange,
     AccountDeletion,
+    /// The password check of a TOTP enrolment or removal.
+    SecondFactorChange,
 }
 
 impl Check {
@@ -29,6 +31,7 @@ impl Check {
             Self::Login => Event::LoginFailed,
             Self::PasswordChange => Event::PasswordChanged,
             Self::AccountDeletion => Event::AccountDeleted,
+            Self::SecondFactorChange => Event::SecondFactorFailed,
         }
     }
 }

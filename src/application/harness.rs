@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::{
-    AccountService, AuthService, AuthSettings, ClientService, OidcPorts, OidcService, Ports,
-    UserService,
+    AccountService, AuthService, AuthSettings, ClientService, MfaService, OidcPorts, OidcService,
+    Ports, SecondFactors, UserService,
 };
 use crate::domain::ports::{
     AccessTokenCodec, Clock, HashError, LockoutPolicy, PasswordHasher, TokenError,
@@ -124,6 +124,33 @@ impl AccessTokenCodec for FakeCodec {
     }
 }
 
+/// Seals by prefixing the user id (no secrecy, but bound to the user like the real one).
+pub struct FakeSealer;
+
+impl crate::domain::mfa::SecretSealer for FakeSealer {
+    fn seal(
+        &self,
+        user: crate::domain::user::UserId,
+        plaintext: &[u8],
+    ) -> Result<crate::domain::mfa::SealedSecret, crate::domain::mfa::SealError> {
+        let mut bytes = user.as_uuid().as_bytes().to_vec();
+        bytes.extend_from_slice(plaintext);
+        Ok(crate::domain::mfa::SealedSecret::from_bytes(bytes))
+    }
+
+    fn open(
+        &self,
+        user: crate::domain::user::UserId,
+        sealed: &crate::domain::mfa::SealedSecret,
+    ) -> Result<Vec<u8>, crate::domain::mfa::SealError> {
+        sealed
+            .as_bytes()
+            .strip_prefix(user.as_uuid().as_bytes().as_slice())
+            .map(<[u8]>::to_vec)
+            .ok_or(crate::domain::mfa::SealError("another user's secret"))
+    }
+}
+
 /// A clock that moves only when told to.
 pub struct ManualClock(Mutex<DateTime<Utc>>);
 
@@ -153,6 +180,7 @@ pub struct Harness {
     pub users: UserService,
     pub clients: ClientService,
     pub oidc: OidcService,
+    pub mfa: MfaService,
     pub id_tokens: Arc<FakeIdTokens>,
     pub account: AccountService,
 }
@@ -210,6 +238,8 @@ impl Harness {
             base: Duration::minutes(5),
             max: Duration::hours(1),
         };
+        let factors =
+            SecondFactors::new(Arc::new(store.clone()), Arc::new(FakeSealer), clock.clone());
         let auth = AuthService::new(
             ports.clone(),
             AuthSettings {
@@ -223,8 +253,10 @@ impl Harness {
                     &[42; 32],
                 ),
             },
-        );
+        )
+        .with_second_factors(factors.clone());
         let account = AccountService::new(ports.clone(), Arc::new(store.clone()), lockout);
+        let mfa = MfaService::new(ports.clone(), factors, lockout, "auth.test".into());
         let users = UserService::new(ports, PasswordPolicy::default(), true, lockout);
         let id_tokens = Arc::new(FakeIdTokens::default());
         let oidc = OidcService::new(
@@ -237,6 +269,7 @@ impl Harness {
         );
         Self {
             oidc,
+            mfa,
             id_tokens,
             store,
             hasher,

@@ -9,6 +9,7 @@ mod guard;
 #[cfg(test)]
 pub(crate) mod harness;
 pub mod maintenance;
+pub mod mfa;
 pub mod oidc;
 pub mod passkeys;
 pub mod users;
@@ -30,6 +31,7 @@ pub use auth::{AuthService, AuthSettings, BrowserSignIn, RefreshSuccessorKey, To
 pub use clients::{ClientPatch, ClientService, NewClient, RegisteredClient};
 pub use error::AppError;
 pub use maintenance::{MaintenanceService, Retention};
+pub use mfa::{MfaService, SecondFactors};
 pub use oidc::{ClientCredentials, OidcPorts, OidcService};
 pub use passkeys::{PasskeyService, StartedCeremony};
 pub use users::{ImportedUser, NewUser, UserPatch, UserService};

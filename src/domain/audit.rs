@@ -40,11 +40,20 @@ pub enum AuditEventKind {
     PasskeyRemoved,
     PasskeyVerified,
     PasskeyFailed,
+    // Second factors (issue 14, TOTP).
+    TotpEnrollmentStarted,
+    TotpEnrolled,
+    TotpDisabled,
+    SecondFactorRequired,
+    SecondFactorSucceeded,
+    SecondFactorFailed,
+    RecoveryCodeUsed,
+    MfaReset,
 }
 
 impl AuditEventKind {
     /// Every kind, for documentation and validation.
-    pub const ALL: [AuditEventKind; 26] = [
+    pub const ALL: [AuditEventKind; 34] = [
         Self::UserCreated,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -71,6 +80,14 @@ impl AuditEventKind {
         Self::PasskeyRemoved,
         Self::PasskeyVerified,
         Self::PasskeyFailed,
+        Self::TotpEnrollmentStarted,
+        Self::TotpEnrolled,
+        Self::TotpDisabled,
+        Self::SecondFactorRequired,
+        Self::SecondFactorSucceeded,
+        Self::SecondFactorFailed,
+        Self::RecoveryCodeUsed,
+        Self::MfaReset,
     ];
 
     /// The event's snake_case name, as stored and served.
@@ -102,6 +119,14 @@ impl AuditEventKind {
             Self::PasskeyRemoved => "passkey_removed",
             Self::PasskeyVerified => "passkey_verified",
             Self::PasskeyFailed => "passkey_failed",
+            Self::TotpEnrollmentStarted => "totp_enrollment_started",
+            Self::TotpEnrolled => "totp_enrolled",
+            Self::TotpDisabled => "totp_disabled",
+            Self::SecondFactorRequired => "second_factor_required",
+            Self::SecondFactorSucceeded => "second_factor_succeeded",
+            Self::SecondFactorFailed => "second_factor_failed",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::MfaReset => "mfa_reset",
         }
     }
 }

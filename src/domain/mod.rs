@@ -5,6 +5,7 @@ pub mod audit;
 pub mod client;
 mod id;
 pub mod lockout;
+pub mod mfa;
 pub mod oidc;
 pub mod passkey;
 pub mod ports;

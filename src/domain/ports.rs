@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 
 pub use super::account::{AccountRepository, Deletion, SessionOrigin, SessionSummary};
 use super::audit::{AuditEvent, AuditFilter};
+// Second factors (issue 14, TOTP): their own module, re-exported here.
 use super::client::{Client, ClientChanges, ClientId, ClientSecretHash};
 pub use super::lockout::{
     LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome, ThrottleState,
 };
+pub use super::mfa::{MfaRepository, SealError, SecretSealer, TotpCredential};
 use super::oidc::{CodeGrant, CodeHash, IdClaims, Redemption, SigninHash};
 use super::session::{
     LiveRefreshToken, NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome,

@@ -25,6 +25,7 @@ mod rejections;
 mod review;
 mod sessions;
 mod token_hygiene;
+mod totp;
 mod upgrade;
 mod users;
 

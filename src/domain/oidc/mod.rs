@@ -34,5 +34,16 @@ fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
+/// 256 random bits, base64url (for the other one-time tokens of the sign-in, e.g. a pending
+/// second step).
+pub(crate) fn random_token() -> String {
+    random_256()
+}
+
+/// The SHA-256 hex a one-time token of 256 random bits is stored under.
+pub(crate) fn token_hash(value: &str) -> String {
+    sha256_hex(value)
+}
+
 #[cfg(test)]
 mod tests;

@@ -23,12 +23,14 @@ use super::db::{self, DbOptions, Repositories};
 use super::metrics::MeteredAuditLog;
 use super::passwords::CommonPasswords;
 use crate::application::{
-    AccountService, AuthService, AuthSettings, ClientService, MaintenanceService, PasskeyService,
-    Ports, RefreshSuccessorKey, Retention, UserService,
+    AccountService, AuthService, AuthSettings, ClientService, MaintenanceService, MfaService,
+    PasskeyService, Ports, RefreshSuccessorKey, Retention, SecondFactors, UserService,
 };
 use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
 use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
 use crate::domain::user::PasswordPolicy;
+use crate::infrastructure::config::{AppEnv, MfaKey};
+use crate::infrastructure::crypto::sealer::{self, ChaChaSealer};
 
 /// A start-up failure, with a message an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,8 @@ pub struct UseCases {
     pub maintenance: MaintenanceService,
     pub passkeys: PasskeyService,
     pub repos: Repositories,
+    /// Second factors (issue 14, TOTP).
+    pub mfa: MfaService,
 }
 
 fn seconds(s: u64) -> chrono::Duration {
@@ -94,6 +98,33 @@ pub fn build_hasher(settings: &Settings) -> Result<Argon2Hasher, StartupError> {
     .map_err(|e| StartupError(e.to_string()))
 }
 
+/// The raw 32 bytes of `MFA_ENCRYPTION_KEY`, or outside production when it is unset, the
+/// development key kept in `JWT_DEV_KEY_DIR` (generated on first use, race-free). It seals the
+/// TOTP secrets; other keys may be derived from it (with a distinct label each).
+///
+/// # Errors
+/// [`StartupError`] when the development key cannot be read or written.
+pub fn mfa_encryption_key(settings: &Settings) -> Result<MfaKey, StartupError> {
+    match (&settings.mfa.encryption_key, settings.app_env) {
+        (Some(key), _) => Ok(key.clone()),
+        (None, AppEnv::Production) => Err(StartupError(
+            "MFA_ENCRYPTION_KEY is not set; production requires it".into(),
+        )),
+        (None, _) => sealer::development_key(&settings.tokens.dev_key_dir)
+            .map_err(|e| StartupError(format!("MFA_ENCRYPTION_KEY: {e}"))),
+    }
+}
+
+/// The issuer label of the TOTP key URIs: `MFA_TOTP_ISSUER`, else the host of the issuer.
+fn totp_issuer_label(settings: &Settings) -> String {
+    settings.mfa.totp_issuer.clone().unwrap_or_else(|| {
+        url::Url::parse(&settings.tokens.issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "auth-service".to_owned())
+    })
+}
+
 /// Connects the database (migrating it), builds the hasher and wires the use cases around
 /// `codec`. The clock is a parameter so tests can control time.
 ///
@@ -108,6 +139,8 @@ pub async fn build_use_cases(
         .await
         .map_err(|e| StartupError(format!("database: {e}")))?;
     let hasher = Arc::new(build_hasher(settings)?);
+    let sealer = Arc::new(ChaChaSealer::new(&mfa_encryption_key(settings)?));
+    let factors = SecondFactors::new(repos.mfa.clone(), sealer, clock.clone());
     let ports = Ports {
         users: repos.users.clone(),
         tokens: repos.tokens.clone(),
@@ -133,7 +166,9 @@ pub async fn build_use_cases(
             refresh_reuse_grace: seconds(settings.refresh_retry.grace_seconds),
             successor_key: refresh_successor_key(settings),
         },
-    );
+    )
+    .with_second_factors(factors.clone());
+    let mfa = MfaService::new(ports.clone(), factors, lockout, totp_issuer_label(settings));
     let policy = PasswordPolicy {
         min_chars: settings.accounts.password_min_length,
         blocklist: Some(Arc::new(CommonPasswords::load())),
@@ -169,6 +204,7 @@ pub async fn build_use_cases(
         maintenance,
         passkeys,
         repos,
+        mfa,
     })
 }
 

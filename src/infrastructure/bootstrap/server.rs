@@ -53,6 +53,7 @@ pub async fn build_services(
         maintenance,
         passkeys,
         repos,
+        mfa,
     } = build_use_cases(settings, clock, codec.clone()).await?;
     let discovery = Arc::new(Discovery::new(
         &settings.tokens.issuer,
@@ -77,6 +78,7 @@ pub async fn build_services(
         clients,
         oidc,
         passkeys,
+        mfa,
         browser: Arc::new(BrowserSettings::new(&settings.tokens.issuer)),
         audit: AuditService::new(repos.audit),
         health: repos.health,

@@ -13,6 +13,7 @@ mod database;
 mod hashing;
 mod housekeeping;
 mod http;
+mod mfa;
 mod refresh_retry;
 pub mod table;
 mod tokens;
@@ -25,6 +26,7 @@ pub use self::database::DatabaseSettings;
 pub use self::hashing::HashingSettings;
 pub use self::housekeeping::{LogFormat, LoggingSettings, RetentionSettings, LOG_FILTER_VARIABLE};
 pub use self::http::HttpSettings;
+pub use self::mfa::{MfaKey, MfaSettings};
 pub use self::refresh_retry::{RefreshRetrySettings, MAX_REFRESH_REUSE_GRACE_SECONDS};
 use self::table::{Context, Fallback, Group, Var, Variable};
 pub use self::tokens::{TokenSettings, DEVELOPMENT_JWT_SECRET};
@@ -115,6 +117,8 @@ pub struct Settings {
     pub refresh_retry: RefreshRetrySettings,
     /// Passkeys: the WebAuthn relying party.
     pub webauthn: WebAuthnSettings,
+    /// Second factors: the TOTP secrets' encryption key.
+    pub mfa: MfaSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -142,6 +146,7 @@ pub fn variables() -> Vec<Variable> {
         .chain(of::<RetentionSettings>())
         .chain(of::<RefreshRetrySettings>())
         .chain(of::<WebAuthnSettings>())
+        .chain(of::<MfaSettings>())
         .chain(OTHER_VARIABLES)
         .collect()
 }
@@ -164,6 +169,7 @@ impl Settings {
             .chain(self.retention.entries())
             .chain(self.refresh_retry.entries())
             .chain(self.webauthn.entries())
+            .chain(self.mfa.entries())
             .collect()
     }
 
@@ -207,6 +213,7 @@ impl Settings {
             retention: Group::read(&lookup, &context)?,
             refresh_retry: Group::read(&lookup, &context)?,
             webauthn: Group::read(&lookup, &context)?,
+            mfa: Group::read(&lookup, &context)?,
         };
         // Refuse to start with a relying party browsers would refuse.
         settings.webauthn.relying_party(&settings.tokens.issuer)?;

@@ -16,6 +16,49 @@ fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     Settings::from_lookup(|key| map.get(key).cloned())
 }
 
+/// A random MFA_ENCRYPTION_KEY for the production cases.
+const TEST_MFA_KEY: &str = "Kd8LSQclKTFUGxsUBT3BFJw2zyGAPKUOrEswAwzLKN0=";
+
+#[test]
+fn production_refuses_a_missing_malformed_or_weak_mfa_key_and_names_the_variable() {
+    let base = [
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", "k-long-enough-k-long-enough-k-long-enough"),
+    ];
+    let zeros = "0".repeat(64);
+    for key in [
+        None,
+        Some("c2hvcnQ="),
+        Some(zeros.as_str()),
+        Some("not base64 at all!"),
+    ] {
+        let mut vars = base.to_vec();
+        if let Some(key) = key {
+            vars.push(("MFA_ENCRYPTION_KEY", key));
+        }
+        let error = load(&vars).unwrap_err().to_string();
+        assert!(error.contains("MFA_ENCRYPTION_KEY"), "{error}");
+        assert!(
+            key.is_none_or(|key| !error.contains(key)),
+            "never the key itself"
+        );
+    }
+    let mut vars = base.to_vec();
+    vars.push(("MFA_ENCRYPTION_KEY", TEST_MFA_KEY));
+    let ok = load(&vars).unwrap();
+    assert!(ok.mfa.encryption_key.is_some());
+    let shown = ok
+        .entries()
+        .into_iter()
+        .find(|(n, _)| *n == "MFA_ENCRYPTION_KEY")
+        .unwrap()
+        .1;
+    assert_eq!(shown, "******** (32 bytes)");
+    // Outside production an unset key is generated later; a malformed one is still refused.
+    assert!(load(&[]).unwrap().mfa.encryption_key.is_none());
+    assert!(load(&[("MFA_ENCRYPTION_KEY", "c2hvcnQ=")]).is_err());
+}
+
 #[test]
 fn defaults_follow_the_contract() {
     let s = load(&[]).unwrap();
@@ -56,7 +99,12 @@ fn production_refuses_a_missing_short_or_development_secret_and_names_the_variab
         let error = load(&vars).unwrap_err().to_string();
         assert!(error.contains("JWT_SECRET"), "{error}");
     }
-    let ok = load(&[("APP_ENV", "production"), ("JWT_SECRET", &"k".repeat(32))]).unwrap();
+    let ok = load(&[
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", &"k".repeat(32)),
+        ("MFA_ENCRYPTION_KEY", TEST_MFA_KEY),
+    ])
+    .unwrap();
     assert_eq!(ok.logging.format, LogFormat::Json);
 }
 
@@ -70,6 +118,7 @@ fn asymmetric_algorithms_need_a_key_file_in_production_but_no_secret() {
         ("APP_ENV", "production"),
         ("JWT_ALGORITHM", "RS256"),
         ("JWT_PRIVATE_KEY_FILE", "/etc/auth/key.pem"),
+        ("MFA_ENCRYPTION_KEY", TEST_MFA_KEY),
         (
             "JWT_VERIFY_KEY_FILES",
             "/etc/auth/old1.pem, /etc/auth/old2.pem",
@@ -295,7 +344,11 @@ fn a_copied_env_example_changes_nothing_in_development_or_production() {
     let secret = "k".repeat(40);
     for environment in [
         vec![("APP_ENV", "development")],
-        vec![("APP_ENV", "production"), ("JWT_SECRET", secret.as_str())],
+        vec![
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", secret.as_str()),
+            ("MFA_ENCRYPTION_KEY", TEST_MFA_KEY),
+        ],
     ] {
         let without = load(&environment).unwrap();
         // The process environment wins over the file, as in `Settings::load`.

@@ -394,7 +394,7 @@ pub(crate) fn development_key(
 }
 
 #[cfg(unix)]
-fn write_private(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -406,7 +406,7 @@ fn write_private(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
     std::fs::write(path, pem)
 }
 

@@ -4,3 +4,4 @@ pub mod argon2;
 pub mod id_token;
 pub mod jwt;
 pub mod keys;
+pub mod sealer;

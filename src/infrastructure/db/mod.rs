@@ -12,6 +12,7 @@ pub mod sqlite;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::ports::MfaRepository;
 use crate::domain::ports::{
     AccountRepository, AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe,
     LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,
@@ -32,6 +33,8 @@ pub struct Repositories {
     pub account: Arc<dyn AccountRepository>,
     /// Passkeys and WebAuthn ceremonies.
     pub passkeys: Arc<dyn crate::domain::passkey::PasskeyRepository>,
+    /// TOTP, recovery codes and pending sign-ins (issue 14, TOTP).
+    pub mfa: Arc<dyn MfaRepository>,
 }
 
 /// The size and idle connections of a store's pool (for the metrics; not a domain port).
@@ -86,6 +89,7 @@ impl Repositories {
             + PoolState
             + AccountRepository
             + crate::domain::passkey::PasskeyRepository
+            + MfaRepository
             + 'static,
     {
         Self {
@@ -99,6 +103,7 @@ impl Repositories {
             health: Arc::new(CachedProbe::new(store.clone(), PROBE_TTL)),
             account: store.clone(),
             passkeys: store.clone(),
+            mfa: store.clone(),
             pool: store,
         }
     }

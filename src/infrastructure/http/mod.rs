@@ -20,8 +20,8 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::application::{
-    AccountService, AuditService, AuthService, ClientService, OidcService, PasskeyService,
-    UserService,
+    AccountService, AuditService, AuthService, ClientService, MfaService, OidcService,
+    PasskeyService, UserService,
 };
 use crate::domain::ports::HealthProbe;
 use error::Problem;
@@ -63,6 +63,8 @@ pub struct Services {
     pub oidc: OidcService,
     /// Passkeys (WebAuthn).
     pub passkeys: PasskeyService,
+    /// Second factors (TOTP).
+    pub mfa: MfaService,
     /// How the browser flows answer: the issuer and whether cookies are `Secure`.
     pub browser: Arc<BrowserSettings>,
     pub audit: AuditService,

@@ -180,6 +180,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::well_known::router())
         .merge(routes::metrics::router())
         .merge(routes::health::router())
+        .merge(routes::mfa::router())
 }
 
 /// The router and its finished OpenAPI document (error examples need the merged paths).

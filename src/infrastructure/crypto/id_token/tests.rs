@@ -652,6 +652,10 @@ mod from_settings {
         let dev_dir = dev_dir.to_str().unwrap();
         let production = [
             ("APP_ENV", "production"),
+            (
+                "MFA_ENCRYPTION_KEY",
+                "Kd8LSQclKTFUGxsUBT3BFJw2zyGAPKUOrEswAwzLKN0=",
+            ),
             ("JWT_SECRET", secret.as_str()),
             ("JWT_DEV_KEY_DIR", dev_dir),
         ];

@@ -18,6 +18,7 @@ mod audit;
 mod clients;
 mod codes;
 mod error;
+mod mfa;
 mod passkeys;
 mod purge;
 mod throttle;
@@ -74,6 +75,8 @@ struct State {
     audit: Vec<AuditEvent>,
     passkeys: Vec<crate::domain::passkey::Passkey>,
     ceremonies: HashMap<crate::domain::passkey::CeremonyId, crate::domain::passkey::Ceremony>,
+    /// TOTP authenticators, recovery codes, pending sign-ins (issue 14, TOTP).
+    mfa: mfa::MfaTables,
 }
 
 /// Users, sessions, refresh tokens, lockout counters and the audit log in memory. Clones share

@@ -21,6 +21,7 @@ mod audit;
 mod clients;
 mod codes;
 mod error;
+mod mfa;
 mod passkeys;
 mod purge;
 mod throttle;

@@ -32,6 +32,7 @@ mod clients;
 mod codes;
 mod error;
 mod files;
+mod mfa;
 mod passkeys;
 mod purge;
 mod reader;

@@ -3,11 +3,13 @@
 
 mod account;
 mod clients;
+mod mfa;
 mod oidc;
 mod passkeys;
 
 pub use account::*;
 pub use clients::*;
+pub use mfa::*;
 pub use oidc::*;
 pub use passkeys::*;
 
@@ -173,6 +175,10 @@ pub struct TokenRequest {
     /// For `password`: space-separated roles to narrow the token to.
     #[schema(example = "user")]
     pub scope: Option<String>,
+    /// For `password`, when the user has a second factor: a TOTP code (6 digits) or a
+    /// recovery code (`xxxx-xxxx-xxxx-xxxx`, dashes and case optional).
+    #[schema(format = Password, example = "492039")]
+    pub otp: Option<String>,
     /// For `refresh_token`.
     pub refresh_token: Option<String>,
     /// For `authorization_code`: the code of the redirect.

@@ -27,6 +27,11 @@ pub struct LoginForm {
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
+    /// The second step (a user with a second factor): the pending sign-in token the second
+    /// step's page carries, instead of `username` and `password`.
+    pub pending: Option<String>,
+    /// The second step: a TOTP code or a recovery code.
+    pub otp: Option<String>,
 }
 
 /// `POST /auth/logout/browser` form: the confirmation of an end-session request.

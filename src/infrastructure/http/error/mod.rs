@@ -295,15 +295,36 @@ impl From<AppError> for Problem {
                 "session_not_found",
                 "You have no live session with this id.",
             ),
+            // Second factors (issue 14, TOTP).
+            AppError::MfaRequired => Self::new(
+                S::BAD_REQUEST,
+                "mfa_required",
+                "This account needs a second factor: send otp (a TOTP or recovery code).",
+            ),
             AppError::WrongOtp => Self::new(
                 S::BAD_REQUEST,
                 "wrong_otp",
-                "The one-time code (otp) is missing or wrong.",
+                "The code is missing, wrong or was already used.",
             ),
             AppError::LastAdmin => Self::new(
                 S::CONFLICT,
                 "last_admin",
                 "The last active admin cannot be deleted; make another user admin first.",
+            ),
+            AppError::TotpAlreadyEnabled => Self::new(
+                S::CONFLICT,
+                "totp_already_enabled",
+                "TOTP is already enabled; disable it before enrolling again.",
+            ),
+            AppError::TotpNotPending => Self::new(
+                S::CONFLICT,
+                "totp_not_pending",
+                "No TOTP enrolment is pending; start one with POST /users/me/mfa/totp.",
+            ),
+            AppError::SignInExpired => Self::new(
+                S::BAD_REQUEST,
+                "signin_expired",
+                "This sign-in expired; sign in again.",
             ),
             AppError::Busy { retry_after_secs } => Self::new(
                 S::SERVICE_UNAVAILABLE,

@@ -118,6 +118,7 @@ impl From<AppError> for OAuthError {
                 Self::new(S::BAD_REQUEST, "invalid_grant", error.to_string())
             }
             AppError::InvalidScope(detail) => Self::new(S::BAD_REQUEST, "invalid_scope", detail),
+            AppError::MfaRequired => Self::new(S::BAD_REQUEST, "mfa_required", error.to_string()),
             AppError::InvalidClient => Self {
                 www_authenticate: Some("Basic realm=\"auth-service\", charset=\"UTF-8\""),
                 ..Self::new(

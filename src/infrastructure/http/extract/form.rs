@@ -10,7 +10,7 @@ use crate::infrastructure::http::error::{OAuthError, Rejection};
 use crate::infrastructure::http::AppState;
 
 /// Every parameter the OAuth2 endpoints read (and the client credentials a client may send).
-const OAUTH_PARAMETERS: [&str; 12] = [
+const OAUTH_PARAMETERS: [&str; 13] = [
     "grant_type",
     "code",
     "redirect_uri",
@@ -23,6 +23,8 @@ const OAUTH_PARAMETERS: [&str; 12] = [
     "token_type_hint",
     "client_id",
     "client_secret",
+    // The password grant's second factor (issue 14).
+    "otp",
 ];
 
 /// An `application/x-www-form-urlencoded` OAuth2 request. A repeated parameter is

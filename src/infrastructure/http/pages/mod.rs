@@ -48,6 +48,17 @@ struct LoginTemplate<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "login_otp.html")]
+struct SecondFactorTemplate<'a> {
+    service: &'a str,
+    client_name: &'a str,
+    error: Option<&'a str>,
+    csrf: &'a str,
+    pending: &'a str,
+    hidden: &'a [(&'static str, String)],
+}
+
+#[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorTemplate<'a> {
     service: &'a str,
@@ -79,6 +90,20 @@ pub struct LoginPage<'a> {
     pub csrf: &'a str,
     /// Kept after a failed attempt (never the password).
     pub username: &'a str,
+    /// The authorization request, carried through the form.
+    pub hidden: &'a [(&'static str, String)],
+    /// The origin of the redirect URI (for `form-action`).
+    pub redirect_origin: Option<&'a str>,
+}
+
+/// The second step's content: the page asking for a TOTP or recovery code.
+pub struct SecondFactorPage<'a> {
+    pub client_name: &'a str,
+    /// Announced to screen readers (`role="alert"`).
+    pub error: Option<&'a str>,
+    pub csrf: &'a str,
+    /// The pending sign-in's token, carried to the second step.
+    pub pending: &'a str,
     /// The authorization request, carried through the form.
     pub hidden: &'a [(&'static str, String)],
     /// The origin of the redirect URI (for `form-action`).
@@ -148,6 +173,20 @@ pub fn login(status: StatusCode, page: &LoginPage<'_>) -> Page {
     Page::new(status, html, login_csp(page.redirect_origin))
 }
 
+/// The second step of the login page, with `status` (200, or 429/503 after a failure).
+pub fn second_factor(status: StatusCode, page: &SecondFactorPage<'_>) -> Page {
+    let html = SecondFactorTemplate {
+        service: SERVICE,
+        client_name: page.client_name,
+        error: page.error,
+        csrf: page.csrf,
+        pending: page.pending,
+        hidden: page.hidden,
+    }
+    .render();
+    Page::new(status, html, csp(page.redirect_origin))
+}
+
 /// An error page: what went wrong and what the user can do.
 pub fn error(status: StatusCode, title: &str, message: &str, hint: &str) -> Page {
     let html = ErrorTemplate {
@@ -210,6 +249,28 @@ mod tests {
             !page.contains("http://") && !page.contains("https://"),
             "no external asset"
         );
+    }
+
+    #[test]
+    fn the_second_step_asks_for_a_one_time_code_and_offers_a_recovery_code() {
+        let hidden = [("state", "\"><script>x</script>".to_owned())];
+        let page = SecondFactorTemplate {
+            service: SERVICE,
+            client_name: "App",
+            error: Some("Wrong code."),
+            csrf: "c",
+            pending: "p\"q",
+            hidden: &hidden,
+        }
+        .render()
+        .unwrap();
+        assert!(!page.contains("<script>"));
+        assert!(page.contains("autocomplete=\"one-time-code\""));
+        assert!(page.contains("inputmode=\"numeric\""));
+        assert!(page.contains("role=\"alert\""));
+        assert!(page.contains("Recovery code"));
+        assert!(page.contains("name=\"pending\" value=\"p&#34;q\""));
+        assert!(!page.contains("<script"), "no script at all");
     }
 
     #[test]

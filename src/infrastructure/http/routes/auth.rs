@@ -45,14 +45,16 @@ fn token_response(pair: &TokenPair) -> Response {
 /// granted) or a confidential client's own credentials (`grant_type=client_credentials`: an
 /// access token for the client, no refresh token) for tokens. Clients authenticate with
 /// `client_secret_basic`, `client_secret_post`, or `client_id` alone when public. Form-encoded,
-/// as RFC 6749 requires; a repeated parameter is `invalid_request`.
+/// as RFC 6749 requires; a repeated parameter is `invalid_request`. A user with a second factor
+/// sends `otp` (a TOTP code or a recovery code) with the password grant; without it, a right
+/// password answers `mfa_required`.
 #[utoipa::path(
     post, path = "/auth/token", tag = "oauth2",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens issued", body = TokenResponse,
          headers(("Cache-Control" = String, description = "no-store"), ("Pragma" = String, description = "no-cache"))),
-        (status = 400, description = "invalid_request, invalid_grant, unsupported_grant_type, unauthorized_client or invalid_scope", body = OAuthErrorBody),
+        (status = 400, description = "invalid_request, invalid_grant (also a wrong otp), unsupported_grant_type, unauthorized_client, invalid_scope, or mfa_required (right password, the user has a second factor, no otp sent)", body = OAuthErrorBody),
         (status = 401, description = "invalid_client: unknown or disabled client, or wrong client credentials", body = OAuthErrorBody,
          headers(("WWW-Authenticate" = String, description = "Basic realm=\"auth-service\""))),
         (status = 413, description = "Body over the configured limit", body = OAuthErrorBody),
@@ -82,7 +84,13 @@ async fn token(
             let password = Password::candidate(form.require("password")?);
             state
                 .auth
-                .login(username, &password, form.get("scope"), &ctx)
+                .login_with_otp(
+                    username,
+                    &password,
+                    form.get("otp"),
+                    form.get("scope"),
+                    &ctx,
+                )
                 .await?
         }
         "refresh_token" => {

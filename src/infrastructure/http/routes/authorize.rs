@@ -10,16 +10,18 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::application::auth::SignInStep;
 use crate::application::oidc::{
     AuthorizationRequest, AuthorizeError, AuthorizeOutcome, ValidRequest,
 };
-use crate::application::AppError;
+use crate::application::{AppError, BrowserSignIn};
+use crate::domain::mfa::PendingSigninToken;
 use crate::domain::oidc::SigninToken;
 use crate::domain::user::Password;
 use crate::infrastructure::http::browser::{csp_origin, redirect};
 use crate::infrastructure::http::dto::LoginForm;
 use crate::infrastructure::http::extract::Client;
-use crate::infrastructure::http::pages::{self, LoginPage};
+use crate::infrastructure::http::pages::{self, LoginPage, SecondFactorPage};
 use crate::infrastructure::http::AppState;
 
 /// The routes of this module, and the pages' stylesheet.
@@ -78,6 +80,8 @@ pub(super) fn parse_request<'a>(
             // The passkey sign-in's form (routes/passkey_login.rs).
             "ceremony_id" => &mut fields.ceremony_id,
             "credential" => &mut fields.credential,
+            "pending" => &mut fields.pending,
+            "otp" => &mut fields.otp,
             // Unknown parameters are ignored (RFC 6749 §3.1).
             _ => continue,
         };
@@ -99,6 +103,10 @@ pub(super) struct LoginFields {
     pub csrf: Option<String>,
     pub ceremony_id: Option<String>,
     pub credential: Option<String>,
+    /// The second step's pending sign-in token.
+    pub pending: Option<String>,
+    /// The second step's TOTP or recovery code.
+    pub otp: Option<String>,
 }
 
 /// The request's parameters as the login form carries them (the sign-in decides `prompt` and
@@ -193,12 +201,15 @@ async fn authorize(
 /// the authorization request's parameters. A good password sets the sign-in cookie
 /// (`HttpOnly`, `SameSite=Lax`, `Secure` on https) and redirects (303) to the client as
 /// `GET /auth/authorize` would; a wrong one shows the form again with a message, under the same
-/// lockout and rate limit as the token endpoint.
+/// lockout and rate limit as the token endpoint. For a user with a second factor, a good
+/// password shows the second step instead: a form posting `pending` (the pending sign-in, valid
+/// five minutes) and `otp` (a TOTP or recovery code) back here; only a right code signs in. A
+/// wrong code shows the second step again and counts toward the lockout.
 #[utoipa::path(
     post, path = "/auth/authorize", tag = "oidc",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The login page again, with the reason: wrong credentials, or an expired form (CSRF)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 200, description = "The login page again, with the reason: wrong credentials, or an expired form (CSRF); or the second step (TOTP or recovery code), first or again after a wrong code", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 303, description = "Signed in: back to the client with `code`, `state`, `iss`"),
         (status = 400, description = "The error page of a bad authorization request (unknown client, unregistered redirect URI)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 415, description = "Error page: the form was not sent as application/x-www-form-urlencoded", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
@@ -235,6 +246,9 @@ async fn sign_in(
         Ok(valid) => valid,
         Err(error) => return authorize_error(&state, error),
     };
+    if let Some(pending) = fields.pending.as_deref() {
+        return second_step(&state, &ctx, &headers, &request, &valid, pending, &fields).await;
+    }
     let username = fields.username.clone().unwrap_or_default();
     if !state.browser.csrf_ok(&headers, fields.csrf.as_deref()) {
         let message = "This sign-in form expired. Please sign in again.";
@@ -251,19 +265,90 @@ async fn sign_in(
     let client_id = valid.client.id.to_string();
     let signed_in = state
         .auth
-        .sign_in(&username, &password, Some(&client_id), &ctx)
+        .sign_in_first_step(&username, &password, Some(&client_id), &ctx)
         .await;
-    let signin = match signed_in {
-        Ok(signin) => signin,
-        Err(error) => return failed_sign_in(&state, &request, &valid, &username, error),
+    match signed_in {
+        Ok(SignInStep::Done(signin)) => signed_in_redirect(&state, &valid, &signin).await,
+        Ok(SignInStep::SecondFactor(token)) => {
+            second_factor_page(&state, &request, &valid, StatusCode::OK, None, &token)
+        }
+        Err(error) => failed_sign_in(&state, &request, &valid, &username, error),
+    }
+}
+
+/// The second step: the pending sign-in and the code; a right one signs in.
+async fn second_step(
+    state: &AppState,
+    ctx: &crate::application::RequestContext,
+    headers: &HeaderMap,
+    request: &AuthorizationRequest,
+    valid: &ValidRequest,
+    pending: &str,
+    fields: &LoginFields,
+) -> Response {
+    let token = PendingSigninToken::from_presented(pending);
+    if !state.browser.csrf_ok(headers, fields.csrf.as_deref()) {
+        let message = "This form expired. Please enter the code again.";
+        return second_factor_page(state, request, valid, StatusCode::OK, Some(message), &token);
+    }
+    let client_id = valid.client.id.to_string();
+    let otp = fields.otp.as_deref().unwrap_or_default();
+    match state
+        .auth
+        .sign_in_second_step(&token, otp, Some(&client_id), ctx)
+        .await
+    {
+        Ok(signin) => signed_in_redirect(state, valid, &signin).await,
+        Err(AppError::InvalidCredentials) => {
+            let message = "Wrong code. Try again, or use a recovery code.";
+            second_factor_page(state, request, valid, StatusCode::OK, Some(message), &token)
+        }
+        Err(AppError::SignInExpired) => {
+            let message = "This sign-in expired. Please sign in again.";
+            login_page(state, request, valid, StatusCode::OK, Some(message), "")
+        }
+        Err(error) => failed_sign_in(state, request, valid, "", error),
+    }
+}
+
+/// The second step's page for a valid request, with a fresh CSRF token.
+fn second_factor_page(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    valid: &ValidRequest,
+    status: StatusCode,
+    error: Option<&str>,
+    token: &PendingSigninToken,
+) -> Response {
+    let (csrf, cookie) = state.browser.new_csrf();
+    let hidden = hidden_fields(request);
+    let origin = csp_origin(&valid.redirect_uri);
+    let page = SecondFactorPage {
+        client_name: valid.client.name.as_str(),
+        error,
+        csrf: &csrf,
+        pending: token.expose(),
+        hidden: &hidden,
+        redirect_origin: origin.as_deref(),
     };
+    pages::second_factor(status, &page)
+        .with_header(cookie.0, cookie.1)
+        .into_response()
+}
+
+/// A finished sign-in: the code issued, the sign-in cookie set, back to the client.
+async fn signed_in_redirect(
+    state: &AppState,
+    valid: &ValidRequest,
+    signin: &BrowserSignIn,
+) -> Response {
     let code = match state
         .oidc
-        .issue_code(&valid, &signin.session, &signin.user)
+        .issue_code(valid, &signin.session, &signin.user)
         .await
     {
         Ok(code) => code,
-        Err(error) => return authorize_error(&state, error),
+        Err(error) => return authorize_error(state, error),
     };
     let lifetime = signin.session.expires_at - signin.session.created_at;
     let cookie = state

@@ -7,6 +7,7 @@ pub mod authorize;
 pub mod clients;
 pub mod health;
 pub mod metrics;
+pub mod mfa;
 pub mod oidc;
 pub mod passkey_login;
 pub mod passkeys;
