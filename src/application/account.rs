@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use super::guard::{Check, PasswordGuard};
+use super::mfa::{FactorUsed, SecondFactors};
 use super::{AppError, Auditor, Ports, Principal, RequestContext};
 use crate::domain::account::{AccountRepository, Deletion, SessionSummary};
 use crate::domain::audit::AuditEventKind as Event;
 use crate::domain::ports::LockoutPolicy;
 use crate::domain::session::SessionId;
-use crate::domain::user::{Password, User, UserId};
+use crate::domain::user::{LoginKey, Password, User, UserId};
 
 /// A session of the caller's list, and whether it is the one the caller's token belongs to.
 #[derive(Debug, Clone)]
@@ -25,17 +26,24 @@ pub struct AccountService {
     account: Arc<dyn AccountRepository>,
     audit: Auditor,
     guard: PasswordGuard,
+    factors: SecondFactors,
 }
 
 impl AccountService {
-    /// Wires the use cases to their ports; `lockout` guards the password check of a deletion,
-    /// sharing its counters with the logins of the same account.
-    pub fn new(ports: Ports, account: Arc<dyn AccountRepository>, lockout: LockoutPolicy) -> Self {
+    /// Wires the use cases to their ports; `lockout` guards the password and second-factor
+    /// checks of a deletion, sharing its counters with the logins of the same account.
+    pub fn new(
+        ports: Ports,
+        account: Arc<dyn AccountRepository>,
+        factors: SecondFactors,
+        lockout: LockoutPolicy,
+    ) -> Self {
         Self {
             audit: ports.auditor(),
             guard: PasswordGuard::new(ports.clone(), lockout),
             ports,
             account,
+            factors,
         }
     }
 
@@ -125,35 +133,74 @@ impl AccountService {
             self.guard.failed(&key, Some(user), ctx).await?;
             return Err(AppError::WrongPassword);
         }
-        self.guard.succeeded(&key).await?;
-        self.check_second_factor_for_deletion(user, otp, ctx)
-            .await?;
+        if user.mfa.has_second_factor() {
+            // The guess the password check reserved stays held until the second factor is
+            // decided, as at a login: a right password alone clears nothing.
+            self.check_second_factor(user, &key, otp, ctx).await?;
+        } else {
+            self.guard.succeeded(&key).await?;
+        }
         self.delete(user.id, "by the user").await
     }
 
-    /// The second-factor check of a self-service deletion.
-    // MERGE: second factor. Replace the body with the TOTP / recovery-code check of the MFA
-    // use cases (a wrong code is `WrongOtp`, audited, and counts toward the lockout). Until
-    // then a user with a second factor cannot be verified here, so the deletion is refused
-    // (fail closed).
-    async fn check_second_factor_for_deletion(
+    /// The second factor of a self-service deletion, with the password's guess still reserved:
+    /// a right code (TOTP or recovery code, used up) clears the failures; a wrong one counts
+    /// toward the lockout like a wrong password; none gives the guess back (the password was
+    /// right) and is refused.
+    async fn check_second_factor(
         &self,
         user: &User,
+        key: &LoginKey,
         otp: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<(), AppError> {
-        let _ = otp;
-        if !user.mfa.has_second_factor() {
-            return Ok(());
+        let Some(otp) = otp else {
+            self.guard.abandon(key).await;
+            self.audit
+                .event(Event::AccountDeleted, ctx)
+                .user(user)
+                .failed()
+                .detail("no second factor given")
+                .record()
+                .await?;
+            return Err(AppError::WrongOtp);
+        };
+        let used = match self.factors.verify(user, otp).await {
+            Ok(used) => used,
+            Err(error) => {
+                self.guard.abandon(key).await;
+                return Err(error);
+            }
+        };
+        match used {
+            Some(factor) => {
+                self.guard.succeeded(key).await?;
+                let event = match factor {
+                    FactorUsed::Totp => Event::SecondFactorSucceeded,
+                    FactorUsed::RecoveryCode => Event::RecoveryCodeUsed,
+                };
+                self.audit
+                    .event(event, ctx)
+                    .user(user)
+                    .detail(format!(
+                        "second factor: {} (account deletion)",
+                        factor.name()
+                    ))
+                    .record()
+                    .await
+            }
+            None => {
+                self.audit
+                    .event(Event::SecondFactorFailed, ctx)
+                    .user(user)
+                    .failed()
+                    .detail("wrong or already used code (account deletion)")
+                    .record()
+                    .await?;
+                self.guard.failed(key, Some(user), ctx).await?;
+                Err(AppError::WrongOtp)
+            }
         }
-        self.audit
-            .event(Event::AccountDeleted, ctx)
-            .user(user)
-            .failed()
-            .detail("second factor not verified")
-            .record()
-            .await?;
-        Err(AppError::WrongOtp)
     }
 
     /// An administrator deletes a user (themself included, unless they are the last active

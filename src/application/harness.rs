@@ -255,8 +255,19 @@ impl Harness {
             },
         )
         .with_second_factors(factors.clone());
-        let account = AccountService::new(ports.clone(), Arc::new(store.clone()), lockout);
-        let mfa = MfaService::new(ports.clone(), factors, lockout, "auth.test".into());
+        let account = AccountService::new(
+            ports.clone(),
+            Arc::new(store.clone()),
+            factors.clone(),
+            lockout,
+        );
+        let mfa = MfaService::new(
+            ports.clone(),
+            factors,
+            Arc::new(store.clone()),
+            lockout,
+            "auth.test".into(),
+        );
         let users = UserService::new(ports, PasswordPolicy::default(), true, lockout);
         let id_tokens = Arc::new(FakeIdTokens::default());
         let oidc = OidcService::new(

@@ -7,6 +7,7 @@ use super::guard::{Check, PasswordGuard};
 use super::{AppError, Auditor, Ports, Principal, RequestContext};
 use crate::domain::audit::AuditEventKind as Event;
 use crate::domain::mfa::{MfaRepository, OtpInput, RecoveryCode, SecretSealer, TotpSecret};
+use crate::domain::passkey::PasskeyRepository;
 use crate::domain::ports::{Clock, LockoutPolicy};
 use crate::domain::user::{Password, User, UserId};
 
@@ -122,6 +123,8 @@ pub struct MfaService {
     audit: Auditor,
     guard: PasswordGuard,
     factors: SecondFactors,
+    /// The user's passkeys, which an admin reset removes too.
+    passkeys: Arc<dyn PasskeyRepository>,
     /// The issuer label of the `otpauth://` URI.
     issuer_label: String,
 }
@@ -131,6 +134,7 @@ impl MfaService {
     pub fn new(
         ports: Ports,
         factors: SecondFactors,
+        passkeys: Arc<dyn PasskeyRepository>,
         lockout: LockoutPolicy,
         issuer_label: String,
     ) -> Self {
@@ -139,6 +143,7 @@ impl MfaService {
             guard: PasswordGuard::new(ports.clone(), lockout),
             ports,
             factors,
+            passkeys,
             issuer_label,
         }
     }
@@ -321,8 +326,8 @@ impl MfaService {
             .await
     }
 
-    /// An admin removes every second factor of a user: TOTP (pending or confirmed) and
-    /// recovery codes.
+    /// An admin removes every second factor of a user: TOTP (pending or confirmed), recovery
+    /// codes and passkeys.
     ///
     /// # Errors
     /// [`AppError::Forbidden`], [`AppError::UserNotFound`], [`AppError::Unavailable`].
@@ -338,13 +343,19 @@ impl MfaService {
         if !self.factors.repo.remove_totp(id, now).await? {
             return Err(AppError::UserNotFound);
         }
-        // MERGE SEAM (passkeys, helper P): remove the user's passkeys here too, before the
-        // audit event, so that an admin reset leaves the user with no second factor at all.
+        // One by one (at most the per-user limit): each deletion keeps the user's passkey count
+        // in step in its own commit.
+        let mut removed = 0;
+        for passkey in self.passkeys.list_passkeys(id).await? {
+            if self.passkeys.delete_passkey(id, passkey.id).await? {
+                removed += 1;
+            }
+        }
         self.audit
             .event(Event::MfaReset, ctx)
             .user_id(id)
             .detail(format!(
-                "by admin {}: TOTP and recovery codes removed",
+                "by admin {}: TOTP, recovery codes and {removed} passkey(s) removed",
                 principal.user.id
             ))
             .record()

@@ -54,21 +54,6 @@ fn seconds(s: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
 }
 
-/// The key that derives a refresh token's successor (see [`RefreshSuccessorKey`]); the same on
-/// every replica, so that a retry may land on any of them.
-fn refresh_successor_key(_settings: &Settings) -> RefreshSuccessorKey {
-    // MERGE: MFA_ENCRYPTION_KEY. Derive from the configured MFA encryption key (32 bytes):
-    // `RefreshSuccessorKey::derive_from(<the key's 32 bytes>)` (it applies its own label, so
-    // the key itself is never used twice), and drop the production refusal of
-    // REFRESH_REUSE_GRACE_SECONDS in config/refresh_retry.rs. Until then a fixed placeholder:
-    // shared by all replicas, but public, and with a public key whoever holds an
-    // already-rotated refresh token can compute its live descendants without tripping reuse
-    // detection. Outside production, and with the window off (successors are then random), that
-    // does not matter.
-    const PLACEHOLDER: [u8; 32] = *b"MERGE: replace with MFA key 32B!";
-    RefreshSuccessorKey::derive_from(&PLACEHOLDER)
-}
-
 /// The pool options of `settings`.
 pub fn db_options(settings: &Settings) -> DbOptions {
     let database = &settings.database;
@@ -139,7 +124,8 @@ pub async fn build_use_cases(
         .await
         .map_err(|e| StartupError(format!("database: {e}")))?;
     let hasher = Arc::new(build_hasher(settings)?);
-    let sealer = Arc::new(ChaChaSealer::new(&mfa_encryption_key(settings)?));
+    let server_key = mfa_encryption_key(settings)?;
+    let sealer = Arc::new(ChaChaSealer::new(&server_key));
     let factors = SecondFactors::new(repos.mfa.clone(), sealer, clock.clone());
     let ports = Ports {
         users: repos.users.clone(),
@@ -164,17 +150,30 @@ pub async fn build_use_cases(
             max_sessions_per_user: settings.sessions.max_per_user,
             lockout,
             refresh_reuse_grace: seconds(settings.refresh_retry.grace_seconds),
-            successor_key: refresh_successor_key(settings),
+            // Under its own label, so the sealing key itself is never used for two purposes;
+            // the same on every replica, so a retry may land on any of them.
+            successor_key: RefreshSuccessorKey::derive_from(server_key.expose()),
         },
     )
     .with_second_factors(factors.clone());
-    let mfa = MfaService::new(ports.clone(), factors, lockout, totp_issuer_label(settings));
+    let mfa = MfaService::new(
+        ports.clone(),
+        factors.clone(),
+        repos.passkeys.clone(),
+        lockout,
+        totp_issuer_label(settings),
+    );
     let policy = PasswordPolicy {
         min_chars: settings.accounts.password_min_length,
         blocklist: Some(Arc::new(CommonPasswords::load())),
     };
     let clients = ClientService::new(repos.clients.clone(), clock.clone(), ports.auditor());
-    let account = AccountService::new(ports.clone(), repos.account.clone(), lockout);
+    let account = AccountService::new(
+        ports.clone(),
+        repos.account.clone(),
+        factors.clone(),
+        lockout,
+    );
     let (ports_users, ports_hasher) = (ports.users.clone(), ports.hasher.clone());
     let users = UserService::new(ports, policy, settings.accounts.registration_open, lockout);
     let maintenance = MaintenanceService::new(

@@ -1,7 +1,6 @@
 //! The refresh retry after a lost response (`REFRESH_REUSE_GRACE_SECONDS`).
 
-use super::table::{row, Check, Fallback::*, Group, Value, Var};
-use super::{AppEnv, ConfigError};
+use super::table::{row, Check, Fallback::*, Group, Var};
 
 /// The longest grace window accepted: a retry after a lost response comes within seconds; a
 /// long window only widens what a stolen, already-rotated token can still get.
@@ -14,25 +13,11 @@ pub struct RefreshRetrySettings {
     pub grace_seconds: u64,
 }
 
-/// The window, refused in production while the key that derives successors is not configurable
-/// yet (the build's key is a public placeholder; see `bootstrap::refresh_successor_key`).
-// MERGE: MFA_ENCRYPTION_KEY. Drop the production refusal once the key comes from it.
-fn grace_seconds(_: &RefreshRetrySettings, value: &Value<'_>) -> Result<u64, ConfigError> {
-    let seconds: u64 = value.number()?;
-    if seconds > 0 && value.context.app_env == AppEnv::Production {
-        return Err(ConfigError(
-            "REFRESH_REUSE_GRACE_SECONDS > 0 needs a configured server key, which this build does not have yet; set it to 0 in production".into(),
-        ));
-    }
-    Ok(seconds)
-}
-
 impl Group for RefreshRetrySettings {
     const VARS: &'static [Var<Self>] = &[row!(
         "REFRESH_REUSE_GRACE_SECONDS",
         Fixed("0"),
-        grace_seconds <- grace_seconds,
-        show = |s| s.grace_seconds.to_string()
+        grace_seconds = number()
     )];
 
     const CHECKS: &'static [Check<Self>] = &[(
@@ -75,13 +60,5 @@ mod tests {
                 "{refused}: {error}"
             );
         }
-    }
-
-    #[test]
-    fn production_refuses_the_window_until_its_key_is_configurable() {
-        let error = grace_in("production", Some("30")).unwrap_err();
-        assert!(error.contains("REFRESH_REUSE_GRACE_SECONDS > 0"), "{error}");
-        assert_eq!(grace_in("production", Some("0")), Ok(0));
-        assert_eq!(grace_in("production", None), Ok(0));
     }
 }

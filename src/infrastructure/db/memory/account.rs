@@ -77,6 +77,9 @@ impl AccountRepository for MemoryStore {
             .tokens
             .retain(|_, t| !sessions.contains(&t.record.session_id));
         state.codes.retain(|_, c| c.grant.user_id != user_id);
+        state.passkeys.retain(|p| p.user_id != user_id);
+        state.ceremonies.retain(|_, c| c.user_id != Some(user_id));
+        state.mfa.forget_user(user_id);
         let key = user.username.login_key();
         state.throttle.remove(key.as_str());
         let name = user.username.as_str().to_ascii_lowercase();

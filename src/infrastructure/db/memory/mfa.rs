@@ -21,6 +21,15 @@ pub(super) struct MfaTables {
     pending: std::collections::HashMap<PendingSigninHash, PendingSignin>,
 }
 
+impl MfaTables {
+    /// Drops everything of `user` (what the databases' ON DELETE CASCADE does).
+    pub(super) fn forget_user(&mut self, user: UserId) {
+        self.totp.remove(&user);
+        self.recovery.remove(&user);
+        self.pending.retain(|_, p| p.user_id != user);
+    }
+}
+
 /// Applies `change` to the stored user's MFA summary; false when there is no such user.
 fn update_user(
     state: &mut State,
