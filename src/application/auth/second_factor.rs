@@ -163,25 +163,62 @@ impl AuthService {
         for_client: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<BrowserSignIn, AppError> {
+        let user = self.pending_user(token).await?;
+        let key = user.username.login_key();
+        self.guard.reserve(&key, Check::Login, ctx).await?;
+        self.check_factor(&user, otp, ctx).await?;
+        self.finish_pending_sign_in(token, user, for_client, ctx)
+            .await
+    }
+
+    /// The user of the pending sign-in of `token`: unexpired, the user active with the same
+    /// credentials as when the password was checked.
+    ///
+    /// # Errors
+    /// [`AppError::SignInExpired`], [`AppError::Unavailable`].
+    pub async fn pending_user(&self, token: &PendingSigninToken) -> Result<User, AppError> {
         let Some(factors) = &self.second_factors else {
             return Err(AppError::SignInExpired);
         };
-        let hash = token.hash();
         let now = self.ports.clock.now();
-        let Some(pending) = factors.repo().find_pending_signin(&hash, now).await? else {
+        let Some(pending) = factors
+            .repo()
+            .find_pending_signin(&token.hash(), now)
+            .await?
+        else {
             return Err(AppError::SignInExpired);
         };
-        let user = self
-            .ports
+        self.ports
             .users
             .find_by_id(pending.user_id)
             .await?
             .filter(|u| u.is_active && u.credential_version == pending.credential_version)
-            .ok_or(AppError::SignInExpired)?;
-        let key = user.username.login_key();
-        self.guard.reserve(&key, Check::Login, ctx).await?;
-        self.check_factor(&user, otp, ctx).await?;
-        if !factors.repo().take_pending_signin(&hash, now).await? {
+            .ok_or(AppError::SignInExpired)
+    }
+
+    /// Ends the second step once the caller verified a second factor of `user` (the pending
+    /// sign-in's user, from [`AuthService::pending_user`]) by other means (a passkey): takes
+    /// the pending sign-in (once) and signs in.
+    ///
+    /// # Errors
+    /// [`AppError::SignInExpired`] when the pending sign-in was taken or expired meanwhile;
+    /// [`AppError::Unavailable`].
+    pub async fn finish_pending_sign_in(
+        &self,
+        token: &PendingSigninToken,
+        user: User,
+        for_client: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<BrowserSignIn, AppError> {
+        let Some(factors) = &self.second_factors else {
+            return Err(AppError::SignInExpired);
+        };
+        let now = self.ports.clock.now();
+        if !factors
+            .repo()
+            .take_pending_signin(&token.hash(), now)
+            .await?
+        {
             return Err(AppError::SignInExpired);
         }
         self.complete_sign_in(user, for_client, ctx).await

@@ -56,6 +56,7 @@ struct SecondFactorTemplate<'a> {
     csrf: &'a str,
     pending: &'a str,
     hidden: &'a [(&'static str, String)],
+    passkey: bool,
 }
 
 #[derive(Template)]
@@ -108,6 +109,8 @@ pub struct SecondFactorPage<'a> {
     pub hidden: &'a [(&'static str, String)],
     /// The origin of the redirect URI (for `form-action`).
     pub redirect_origin: Option<&'a str>,
+    /// The user has a passkey: offer it (with the page's script).
+    pub passkey: bool,
 }
 
 /// An HTML page response with the pages' headers.
@@ -182,9 +185,15 @@ pub fn second_factor(status: StatusCode, page: &SecondFactorPage<'_>) -> Page {
         csrf: page.csrf,
         pending: page.pending,
         hidden: page.hidden,
+        passkey: page.passkey,
     }
     .render();
-    Page::new(status, html, csp(page.redirect_origin))
+    let policy = if page.passkey {
+        login_csp(page.redirect_origin)
+    } else {
+        csp(page.redirect_origin)
+    };
+    Page::new(status, html, policy)
 }
 
 /// An error page: what went wrong and what the user can do.
@@ -261,6 +270,7 @@ mod tests {
             csrf: "c",
             pending: "p\"q",
             hidden: &hidden,
+            passkey: false,
         }
         .render()
         .unwrap();

@@ -270,7 +270,7 @@ async fn sign_in(
     match signed_in {
         Ok(SignInStep::Done(signin)) => signed_in_redirect(&state, &valid, &signin).await,
         Ok(SignInStep::SecondFactor(token)) => {
-            second_factor_page(&state, &request, &valid, StatusCode::OK, None, &token)
+            second_factor_page(&state, &request, &valid, StatusCode::OK, None, &token).await
         }
         Err(error) => failed_sign_in(&state, &request, &valid, &username, error),
     }
@@ -289,7 +289,8 @@ async fn second_step(
     let token = PendingSigninToken::from_presented(pending);
     if !state.browser.csrf_ok(headers, fields.csrf.as_deref()) {
         let message = "This form expired. Please enter the code again.";
-        return second_factor_page(state, request, valid, StatusCode::OK, Some(message), &token);
+        return second_factor_page(state, request, valid, StatusCode::OK, Some(message), &token)
+            .await;
     }
     let client_id = valid.client.id.to_string();
     let otp = fields.otp.as_deref().unwrap_or_default();
@@ -301,7 +302,7 @@ async fn second_step(
         Ok(signin) => signed_in_redirect(state, valid, &signin).await,
         Err(AppError::InvalidCredentials) => {
             let message = "Wrong code. Try again, or use a recovery code.";
-            second_factor_page(state, request, valid, StatusCode::OK, Some(message), &token)
+            second_factor_page(state, request, valid, StatusCode::OK, Some(message), &token).await
         }
         Err(AppError::SignInExpired) => {
             let message = "This sign-in expired. Please sign in again.";
@@ -311,8 +312,9 @@ async fn second_step(
     }
 }
 
-/// The second step's page for a valid request, with a fresh CSRF token.
-fn second_factor_page(
+/// The second step's page for a valid request, with a fresh CSRF token; it offers a passkey
+/// when the pending sign-in's user has one.
+pub(super) async fn second_factor_page(
     state: &AppState,
     request: &AuthorizationRequest,
     valid: &ValidRequest,
@@ -320,6 +322,11 @@ fn second_factor_page(
     error: Option<&str>,
     token: &PendingSigninToken,
 ) -> Response {
+    let passkey = state
+        .auth
+        .pending_user(token)
+        .await
+        .is_ok_and(|user| user.mfa.passkeys > 0);
     let (csrf, cookie) = state.browser.new_csrf();
     let hidden = hidden_fields(request);
     let origin = csp_origin(&valid.redirect_uri);
@@ -330,6 +337,7 @@ fn second_factor_page(
         pending: token.expose(),
         hidden: &hidden,
         redirect_origin: origin.as_deref(),
+        passkey,
     };
     pages::second_factor(status, &page)
         .with_header(cookie.0, cookie.1)
@@ -337,7 +345,7 @@ fn second_factor_page(
 }
 
 /// A finished sign-in: the code issued, the sign-in cookie set, back to the client.
-async fn signed_in_redirect(
+pub(super) async fn signed_in_redirect(
     state: &AppState,
     valid: &ValidRequest,
     signin: &BrowserSignIn,

@@ -11,10 +11,14 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::authorize::{authorize_error, failed_sign_in, login_page, parse_request};
+use super::authorize::{
+    authorize_error, failed_sign_in, login_page, parse_request, second_factor_page,
+    signed_in_redirect, LoginFields,
+};
 use super::passkeys::ceremony_response;
 use crate::application::oidc::AuthorizeError;
-use crate::application::AppError;
+use crate::application::{AppError, BrowserSignIn, RequestContext};
+use crate::domain::mfa::PendingSigninToken;
 use crate::infrastructure::http::browser::redirect;
 use crate::infrastructure::http::dto::{CeremonyBody, PasskeyFinishForm, PasskeyStartForm};
 use crate::infrastructure::http::error::{Problem, ProblemBody, Rejection};
@@ -90,7 +94,15 @@ async fn start(
     if !state.browser.csrf_ok(&headers, fields.csrf.as_deref()) {
         return Err(Problem::sign_in_form_expired());
     }
-    let started = state.passkeys.start_sign_in().await?;
+    let started = match fields.pending.as_deref() {
+        // The second step of a password sign-in: a challenge for that user's passkeys.
+        Some(pending) => {
+            let token = PendingSigninToken::from_presented(pending);
+            let user = state.auth.pending_user(&token).await?;
+            state.passkeys.start_second_factor(&user).await?
+        }
+        None => state.passkeys.start_sign_in().await?,
+    };
     ceremony_response(started)
 }
 
@@ -140,6 +152,43 @@ async fn finish(
         return again("This sign-in form expired. Please sign in again.");
     }
     let client_id = valid.client.id.to_string();
+    if let Some(pending) = fields.pending.as_deref() {
+        let token = PendingSigninToken::from_presented(pending);
+        let signed_in = second_factor(&state, &token, &fields, &client_id, &ctx).await;
+        return match signed_in {
+            Ok(signin) => signed_in_redirect(&state, &valid, &signin).await,
+            Err(AppError::SignInExpired) => again("This sign-in expired. Please sign in again."),
+            Err(AppError::CeremonyInvalid) => {
+                let message = "The passkey check took too long or was already used. Try again.";
+                second_factor_page(
+                    &state,
+                    &request,
+                    &valid,
+                    StatusCode::OK,
+                    Some(message),
+                    &token,
+                )
+                .await
+            }
+            Err(error @ (AppError::PasskeyRejected(_) | AppError::PasskeyNotFound)) => {
+                let why = match error {
+                    AppError::PasskeyRejected(why) => why,
+                    _ => "this account has no passkey",
+                };
+                let message = format!("Your passkey could not be verified: {why}.");
+                second_factor_page(
+                    &state,
+                    &request,
+                    &valid,
+                    StatusCode::OK,
+                    Some(&message),
+                    &token,
+                )
+                .await
+            }
+            Err(error) => failed_sign_in(&state, &request, &valid, "", error),
+        };
+    }
     let signed_in = state
         .passkeys
         .finish_sign_in(
@@ -179,4 +228,29 @@ async fn finish(
     }
     params.push(("iss", &state.browser.issuer));
     redirect(&code.redirect_uri, &params, vec![cookie])
+}
+
+/// The passkey as the second step of a password sign-in: the pending sign-in's user, one of
+/// their passkeys verified under the ceremony the start made for them, then the sign-in.
+async fn second_factor(
+    state: &AppState,
+    token: &PendingSigninToken,
+    fields: &LoginFields,
+    client_id: &str,
+    ctx: &RequestContext,
+) -> Result<BrowserSignIn, AppError> {
+    let user = state.auth.pending_user(token).await?;
+    state
+        .passkeys
+        .verify_second_factor(
+            &user,
+            fields.ceremony_id.as_deref().unwrap_or_default(),
+            fields.credential.as_deref().unwrap_or_default(),
+            ctx,
+        )
+        .await?;
+    state
+        .auth
+        .finish_pending_sign_in(token, user, Some(client_id), ctx)
+        .await
 }
