@@ -31,11 +31,18 @@ pub enum AuditEventKind {
     AuthorizationCodeExchanged,
     AuthorizationCodeReused,
     ClientCredentialsGranted,
+    // Mail and account recovery.
+    EmailVerificationSent,
+    EmailVerified,
+    PasswordResetRequested,
+    PasswordResetCompleted,
+    MailSent,
+    MailFailed,
 }
 
 impl AuditEventKind {
     /// Every kind, for documentation and validation.
-    pub const ALL: [AuditEventKind; 19] = [
+    pub const ALL: [AuditEventKind; 25] = [
         Self::UserCreated,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -55,6 +62,12 @@ impl AuditEventKind {
         Self::AuthorizationCodeExchanged,
         Self::AuthorizationCodeReused,
         Self::ClientCredentialsGranted,
+        Self::EmailVerificationSent,
+        Self::EmailVerified,
+        Self::PasswordResetRequested,
+        Self::PasswordResetCompleted,
+        Self::MailSent,
+        Self::MailFailed,
     ];
 
     /// The event's snake_case name, as stored and served.
@@ -79,6 +92,12 @@ impl AuditEventKind {
             Self::AuthorizationCodeExchanged => "authorization_code_exchanged",
             Self::AuthorizationCodeReused => "authorization_code_reused",
             Self::ClientCredentialsGranted => "client_credentials_granted",
+            Self::EmailVerificationSent => "email_verification_sent",
+            Self::EmailVerified => "email_verified",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordResetCompleted => "password_reset_completed",
+            Self::MailSent => "mail_sent",
+            Self::MailFailed => "mail_failed",
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod client;
 mod id;
 pub mod lockout;
+pub mod mail;
 pub mod oidc;
 pub mod ports;
 pub mod session;

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::audit::{AuditEvent, AuditFilter};
+pub use super::mail::{MailComposer, MailStore, MailTransport, MailWaker};
 use super::client::{Client, ClientChanges, ClientId, ClientSecretHash};
 pub use super::lockout::{
     LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome, ThrottleState,

@@ -12,6 +12,7 @@ pub mod sqlite;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::mail::MailStore;
 use crate::domain::ports::{
     AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe, LoginThrottle, Purge,
     StoreError, TokenRepository, UserRepository,
@@ -27,6 +28,7 @@ pub struct Repositories {
     pub throttle: Arc<dyn LoginThrottle>,
     pub audit: Arc<dyn AuditLog>,
     pub purge: Arc<dyn Purge>,
+    pub mail: Arc<dyn MailStore>,
     pub health: Arc<dyn HealthProbe>,
     pub pool: Arc<dyn PoolState>,
 }
@@ -79,6 +81,7 @@ impl Repositories {
             + LoginThrottle
             + AuditLog
             + Purge
+            + MailStore
             + HealthProbe
             + PoolState
             + 'static,
@@ -91,6 +94,7 @@ impl Repositories {
             throttle: store.clone(),
             audit: store.clone(),
             purge: store.clone(),
+            mail: store.clone(),
             health: Arc::new(CachedProbe::new(store.clone(), PROBE_TTL)),
             pool: store,
         }

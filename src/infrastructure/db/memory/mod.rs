@@ -17,6 +17,7 @@ mod audit;
 mod clients;
 mod codes;
 mod error;
+mod mail;
 mod purge;
 mod throttle;
 mod tokens;
@@ -65,6 +66,8 @@ struct State {
     codes: HashMap<CodeHash, StoredCode>,
     throttle: HashMap<String, ThrottleState>,
     audit: Vec<AuditEvent>,
+    mail_tokens: HashMap<crate::domain::mail::MailTokenHash, mail::StoredToken>,
+    outbox: Vec<mail::StoredMail>,
 }
 
 /// Users, sessions, refresh tokens, lockout counters and the audit log in memory. Clones share

@@ -20,6 +20,7 @@ mod audit;
 mod clients;
 mod codes;
 mod error;
+mod mail;
 mod purge;
 mod throttle;
 mod tokens;

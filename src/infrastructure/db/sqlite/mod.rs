@@ -31,6 +31,7 @@ mod clients;
 mod codes;
 mod error;
 mod files;
+mod mail;
 mod purge;
 mod reader;
 mod rows;
