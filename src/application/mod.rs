@@ -7,6 +7,7 @@ pub mod error;
 mod guard;
 #[cfg(test)]
 pub(crate) mod harness;
+pub mod mail;
 pub mod maintenance;
 pub mod oidc;
 pub mod users;
@@ -26,6 +27,7 @@ pub use audit::{AuditService, Auditor};
 pub use auth::{AuthService, AuthSettings, BrowserSignIn, TokenTypeHint};
 pub use clients::{ClientPatch, ClientService, NewClient, RegisteredClient};
 pub use error::AppError;
+pub use mail::{Delivery, MailPolicy, MailPorts, RecoveryService, ResetLogin};
 pub use maintenance::{MaintenanceService, Retention};
 pub use oidc::{ClientCredentials, OidcPorts, OidcService};
 pub use users::{ImportedUser, NewUser, UserPatch, UserService};
