@@ -75,7 +75,12 @@ pub struct RecoveryService {
 
 impl RecoveryService {
     /// Wires the use cases; `policy` is the password rules a reset must meet.
-    pub fn new(ports: Ports, mail: MailPorts, policy: PasswordPolicy, settings: MailPolicy) -> Self {
+    pub fn new(
+        ports: Ports,
+        mail: MailPorts,
+        policy: PasswordPolicy,
+        settings: MailPolicy,
+    ) -> Self {
         Self {
             audit: ports.auditor(),
             ports,
@@ -104,9 +109,16 @@ impl RecoveryService {
         let issued = self
             .queue(user, email, TokenPurpose::EmailVerification)
             .await?;
-        let event = self.audit.event(Event::EmailVerificationSent, ctx).user(user);
+        let event = self
+            .audit
+            .event(Event::EmailVerificationSent, ctx)
+            .user(user);
         if issued == Issued::RateLimited {
-            event.failed().detail("per-address mail limit reached").record().await?;
+            event
+                .failed()
+                .detail("per-address mail limit reached")
+                .record()
+                .await?;
             return Err(AppError::MailRateLimited);
         }
         event.record().await
@@ -126,7 +138,11 @@ impl RecoveryService {
         let now = self.ports.clock.now();
         match self.mail.store.verify_email(&hash, now).await? {
             Verification::Verified(id) => {
-                self.audit.event(Event::EmailVerified, ctx).user_id(id).record().await
+                self.audit
+                    .event(Event::EmailVerified, ctx)
+                    .user_id(id)
+                    .record()
+                    .await
             }
             Verification::AddressChanged(id) => {
                 self.audit
@@ -156,8 +172,9 @@ impl RecoveryService {
             (Some(email), None) => EmailAddress::parse(email)
                 .map(ResetLogin::Email)
                 .map_err(|e| AppError::Validation(vec![e])),
-            (None, Some(username)) => Ok(LoginKey::parse(username)
-                .map_or(ResetLogin::Nobody, ResetLogin::Username)),
+            (None, Some(username)) => {
+                Ok(LoginKey::parse(username).map_or(ResetLogin::Nobody, ResetLogin::Username))
+            }
             (None, None) => Err(AppError::Validation(vec![FieldError::new(
                 "email",
                 "required",
@@ -197,12 +214,21 @@ impl RecoveryService {
         let Some(email) = user.email.clone() else {
             return Ok(());
         };
-        let issued = self.queue(&user, &email, TokenPurpose::PasswordReset).await?;
-        let event = self.audit.event(Event::PasswordResetRequested, ctx).user(&user);
+        let issued = self
+            .queue(&user, &email, TokenPurpose::PasswordReset)
+            .await?;
+        let event = self
+            .audit
+            .event(Event::PasswordResetRequested, ctx)
+            .user(&user);
         match issued {
             Issued::Queued => event.record().await,
             Issued::RateLimited => {
-                event.failed().detail("per-address mail limit reached").record().await
+                event
+                    .failed()
+                    .detail("per-address mail limit reached")
+                    .record()
+                    .await
             }
         }
     }
@@ -365,7 +391,9 @@ impl RecoveryService {
 
     /// The delay after the `failures_before + 1`th failure.
     fn backoff(&self, failures_before: u32) -> Duration {
-        let factor = 1i32.checked_shl(failures_before.min(30)).unwrap_or(i32::MAX);
+        let factor = 1i32
+            .checked_shl(failures_before.min(30))
+            .unwrap_or(i32::MAX);
         let delay = self
             .settings
             .retry_base
@@ -380,6 +408,11 @@ impl RecoveryService {
     /// [`AppError::Unavailable`].
     pub async fn outbox_state(&self) -> Result<(u64, Option<DateTime<Utc>>), AppError> {
         Ok(self.mail.store.outbox_state().await?)
+    }
+
+    /// The shortest new password accepted (for the page's form).
+    pub fn min_password_length(&self) -> usize {
+        self.policy.min_chars
     }
 
     /// The clock's time.

@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::audit::{AuditEvent, AuditFilter};
-pub use super::mail::{MailComposer, MailStore, MailTransport, MailWaker};
 use super::client::{Client, ClientChanges, ClientId, ClientSecretHash};
 pub use super::lockout::{
     LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome, ThrottleState,
 };
+pub use super::mail::{MailComposer, MailStore, MailTransport, MailWaker};
 use super::oidc::{CodeGrant, CodeHash, IdClaims, Redemption, SigninHash};
 use super::session::{
     LiveRefreshToken, NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome,

@@ -240,8 +240,7 @@ pub trait MailStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`].
-    async fn find_user_by_email(&self, email: &EmailAddress)
-        -> Result<Option<UserId>, StoreError>;
+    async fn find_user_by_email(&self, email: &EmailAddress) -> Result<Option<UserId>, StoreError>;
 
     /// Claims up to `limit` unsent mails due at `now` whose lease is free, leasing them until
     /// `lease_until`: until then no other caller (in any replica) claims them.
@@ -331,7 +330,10 @@ mod tests {
         let token = MailToken::generate();
         assert_eq!(token.expose().len(), 43);
         assert_ne!(token, MailToken::generate());
-        assert_eq!(token.hash(), MailToken::from_presented(token.expose()).hash());
+        assert_eq!(
+            token.hash(),
+            MailToken::from_presented(token.expose()).hash()
+        );
         assert_eq!(token.hash().as_str().len(), 64);
         assert!(!format!("{token:?}").contains(token.expose()));
         assert_eq!(

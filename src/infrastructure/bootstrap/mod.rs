@@ -4,6 +4,7 @@
 //! `seed` needs only the user and client use cases: [`build_seed_services`] connects the
 //! database and builds the hasher, and loads no signing key, installs no metrics recorder and builds no HTTP state.
 
+mod mail;
 mod server;
 
 use std::sync::Arc;
@@ -20,10 +21,12 @@ use super::clock::SystemClock;
 use super::config::Settings;
 use super::crypto::argon2::{Argon2Config, Argon2Hasher};
 use super::db::{self, DbOptions, Repositories};
+use super::mail::NotifyWaker;
 use super::metrics::MeteredAuditLog;
 use super::passwords::CommonPasswords;
 use crate::application::{
-    AuthService, AuthSettings, ClientService, MaintenanceService, Ports, Retention, UserService,
+    AuthService, AuthSettings, ClientService, MaintenanceService, Ports, RecoveryService,
+    Retention, UserService,
 };
 use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
 use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
@@ -40,6 +43,10 @@ pub struct UseCases {
     pub users: UserService,
     pub clients: ClientService,
     pub maintenance: MaintenanceService,
+    /// E-mail verification, password reset and the outbox's delivery.
+    pub recovery: RecoveryService,
+    /// The waker of the mail worker to start, if mail is sent at all (see `mail.rs`).
+    pub mail_waker: Option<NotifyWaker>,
     pub repos: Repositories,
 }
 
@@ -119,6 +126,8 @@ pub async fn build_use_cases(
         blocklist: Some(Arc::new(CommonPasswords::load())),
     };
     let clients = ClientService::new(repos.clients.clone(), clock.clone(), ports.auditor());
+    let (recovery, mail_waker) =
+        mail::build_recovery(settings, ports.clone(), repos.mail.clone(), policy.clone())?;
     let (ports_users, ports_hasher) = (ports.users.clone(), ports.hasher.clone());
     let users = UserService::new(ports, policy, settings.accounts.registration_open, lockout);
     let maintenance = MaintenanceService::new(
@@ -143,6 +152,8 @@ pub async fn build_use_cases(
         users,
         clients,
         maintenance,
+        recovery,
+        mail_waker,
         repos,
     })
 }

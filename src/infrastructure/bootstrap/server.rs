@@ -22,6 +22,7 @@ use crate::infrastructure::http::{
     self, AppState, BrowserSettings, ConnectionLimits, Discovery, HttpApp, HttpOptions,
     MetricsState, RateLimit,
 };
+use crate::infrastructure::mail::MailWorker;
 use crate::infrastructure::metrics;
 
 /// The use cases and the state the router serves, wired from settings.
@@ -30,6 +31,8 @@ pub struct Services {
     pub users: UserService,
     pub maintenance: MaintenanceService,
     pub state: AppState,
+    /// The mail worker, running until stopped or dropped (`None` without a transport).
+    pub mail_worker: Option<MailWorker>,
 }
 
 /// Builds the token codec, the use cases around it (see [`build_use_cases`]) and the HTTP
@@ -50,6 +53,8 @@ pub async fn build_services(
         users,
         clients,
         maintenance,
+        recovery,
+        mail_waker,
         repos,
     } = build_use_cases(settings, clock, codec.clone()).await?;
     let discovery = Arc::new(Discovery::new(
@@ -71,6 +76,7 @@ pub async fn build_services(
         discovery,
         auth: auth.clone(),
         users: users.clone(),
+        recovery: recovery.clone(),
         clients,
         oidc,
         browser: Arc::new(BrowserSettings::new(&settings.tokens.issuer)),
@@ -85,11 +91,13 @@ pub async fn build_services(
         }),
         trust_proxy_headers: settings.http.trust_proxy_headers,
     });
+    let mail_worker = mail_waker.map(|waker| MailWorker::spawn(recovery, waker));
     Ok(Services {
         auth,
         users,
         maintenance,
         state,
+        mail_worker,
     })
 }
 
@@ -161,15 +169,17 @@ pub fn http_options(settings: &Settings) -> HttpOptions {
     }
 }
 
-/// The full HTTP application for `settings`, on the system clock, and the housekeeping service
-/// to run beside it.
+/// The full HTTP application for `settings`, on the system clock, the housekeeping service
+/// to run beside it, and the mail worker (already running; stop it after serving).
 ///
 /// # Errors
 /// [`StartupError`].
-pub async fn build_app(settings: &Settings) -> Result<(HttpApp, MaintenanceService), StartupError> {
+pub async fn build_app(
+    settings: &Settings,
+) -> Result<(HttpApp, MaintenanceService, Option<MailWorker>), StartupError> {
     let services = build_services(settings, Arc::new(SystemClock)).await?;
     let router = http::router(services.state, &http_options(settings));
-    Ok((router, services.maintenance))
+    Ok((router, services.maintenance, services.mail_worker))
 }
 
 /// Runs the purge every `interval` until the process ends. Failures are logged and retried at

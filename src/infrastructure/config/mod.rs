@@ -13,6 +13,7 @@ mod database;
 mod hashing;
 mod housekeeping;
 mod http;
+mod mail;
 pub mod table;
 mod tokens;
 
@@ -23,6 +24,7 @@ pub use self::database::DatabaseSettings;
 pub use self::hashing::HashingSettings;
 pub use self::housekeeping::{LogFormat, LoggingSettings, RetentionSettings, LOG_FILTER_VARIABLE};
 pub use self::http::HttpSettings;
+pub use self::mail::MailSettings;
 use self::table::{Context, Fallback, Group, Var, Variable};
 pub use self::tokens::{TokenSettings, DEVELOPMENT_JWT_SECRET};
 pub use crate::infrastructure::crypto::keys::JwtAlgorithm;
@@ -108,6 +110,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub logging: LoggingSettings,
     pub retention: RetentionSettings,
+    pub mail: MailSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -133,6 +136,7 @@ pub fn variables() -> Vec<Variable> {
         .chain(of::<RateLimitSettings>())
         .chain(of::<LoggingSettings>())
         .chain(of::<RetentionSettings>())
+        .chain(of::<MailSettings>())
         .chain(OTHER_VARIABLES)
         .collect()
 }
@@ -153,6 +157,7 @@ impl Settings {
             .chain(self.rate_limit.entries())
             .chain(self.logging.entries())
             .chain(self.retention.entries())
+            .chain(self.mail.entries())
             .collect()
     }
 
@@ -194,6 +199,7 @@ impl Settings {
             rate_limit: Group::read(&lookup, &context)?,
             logging: Group::read(&lookup, &context)?,
             retention: Group::read(&lookup, &context)?,
+            mail: Group::read(&lookup, &context)?,
         })
     }
 

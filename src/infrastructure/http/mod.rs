@@ -19,7 +19,9 @@ use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::application::{AuditService, AuthService, ClientService, OidcService, UserService};
+use crate::application::{
+    AuditService, AuthService, ClientService, OidcService, RecoveryService, UserService,
+};
 use crate::domain::ports::HealthProbe;
 use error::Problem;
 pub use routes::well_known::Discovery;
@@ -55,6 +57,8 @@ pub struct Services {
     pub discovery: Arc<Discovery>,
     pub auth: AuthService,
     pub users: UserService,
+    /// E-mail verification and password reset.
+    pub recovery: RecoveryService,
     pub clients: ClientService,
     pub oidc: OidcService,
     /// How the browser flows answer: the issuer and whether cookies are `Secure`.

@@ -166,6 +166,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::authorize::router())
         .merge(routes::oidc::router())
         .merge(routes::users::router())
+        .merge(routes::recovery::router())
         .merge(routes::admin::router())
         .merge(routes::clients::router())
         .merge(routes::well_known::router())

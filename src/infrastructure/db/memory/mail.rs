@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::MemoryStore;
 use crate::domain::mail::{
-    AddressLimit, ClaimedMail, Issued, MailStore, MailTokenHash, NewMail, TokenGrant,
-    TokenPurpose, Verification,
+    AddressLimit, ClaimedMail, Issued, MailStore, MailTokenHash, NewMail, TokenGrant, TokenPurpose,
+    Verification,
 };
 use crate::domain::ports::StoreError;
 use crate::domain::user::{EmailAddress, UserId};
@@ -116,7 +116,8 @@ impl MailStore for MemoryStore {
             _ => return Ok(Verification::Invalid),
         };
         let user = (state.users.iter_mut()).find(|u| {
-            u.id == grant.user_id && u.email.as_ref().map(EmailAddress::as_str) == Some(&grant.email)
+            u.id == grant.user_id
+                && u.email.as_ref().map(EmailAddress::as_str) == Some(&grant.email)
         });
         Ok(match user {
             Some(user) => {
@@ -128,10 +129,7 @@ impl MailStore for MemoryStore {
         })
     }
 
-    async fn find_user_by_email(
-        &self,
-        email: &EmailAddress,
-    ) -> Result<Option<UserId>, StoreError> {
+    async fn find_user_by_email(&self, email: &EmailAddress) -> Result<Option<UserId>, StoreError> {
         let state = self.lock()?;
         Ok(state
             .users
@@ -213,7 +211,11 @@ impl MailStore for MemoryStore {
 
 /// Deletes tokens that expired before `now` and mails sent before `sent_before`, and mails and
 /// tokens of users that no longer exist (the databases' cascade); returns how many went.
-pub(super) fn purge(state: &mut super::State, now: DateTime<Utc>, sent_before: DateTime<Utc>) -> u64 {
+pub(super) fn purge(
+    state: &mut super::State,
+    now: DateTime<Utc>,
+    sent_before: DateTime<Utc>,
+) -> u64 {
     let before = state.mail_tokens.len() + state.outbox.len();
     state.mail_tokens.retain(|_, t| t.expires_at() >= now);
     state

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::{store_error, PgStore};
 use crate::domain::mail::{
-    AddressLimit, ClaimedMail, Issued, MailContent, MailStore, MailTokenHash, NewMail,
-    TokenGrant, TokenPurpose, Verification,
+    AddressLimit, ClaimedMail, Issued, MailContent, MailStore, MailTokenHash, NewMail, TokenGrant,
+    TokenPurpose, Verification,
 };
 use crate::domain::ports::StoreError;
 use crate::domain::user::{EmailAddress, UserId};
@@ -201,10 +201,7 @@ impl MailStore for PgStore {
         })
     }
 
-    async fn find_user_by_email(
-        &self,
-        email: &EmailAddress,
-    ) -> Result<Option<UserId>, StoreError> {
+    async fn find_user_by_email(&self, email: &EmailAddress) -> Result<Option<UserId>, StoreError> {
         let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1")
             .bind(email.as_str().to_ascii_lowercase())
             .fetch_optional(&self.pool)

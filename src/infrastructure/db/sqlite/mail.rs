@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{micros, store_error, time, uuid, SqliteStore};
 use crate::domain::mail::{
-    AddressLimit, ClaimedMail, Issued, MailContent, MailStore, MailTokenHash, NewMail,
-    TokenGrant, TokenPurpose, Verification,
+    AddressLimit, ClaimedMail, Issued, MailContent, MailStore, MailTokenHash, NewMail, TokenGrant,
+    TokenPurpose, Verification,
 };
 use crate::domain::ports::StoreError;
 use crate::domain::user::{EmailAddress, UserId};
@@ -30,7 +30,14 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, Uuid, Stri
 }
 
 fn into_grant(
-    (hash, purpose, user_id, email, created_at, expires_at): (String, String, Uuid, String, i64, i64),
+    (hash, purpose, user_id, email, created_at, expires_at): (
+        String,
+        String,
+        Uuid,
+        String,
+        i64,
+        i64,
+    ),
 ) -> Result<TokenGrant, StoreError> {
     Ok(TokenGrant {
         hash: MailTokenHash::from_hex(hash),
@@ -236,10 +243,7 @@ impl MailStore for SqliteStore {
         Ok(outcome)
     }
 
-    async fn find_user_by_email(
-        &self,
-        email: &EmailAddress,
-    ) -> Result<Option<UserId>, StoreError> {
+    async fn find_user_by_email(&self, email: &EmailAddress) -> Result<Option<UserId>, StoreError> {
         let key = email.as_str().to_ascii_lowercase();
         let id: Option<String> = self
             .read(move |reader| {

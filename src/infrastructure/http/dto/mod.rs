@@ -3,9 +3,11 @@
 
 mod clients;
 mod oidc;
+mod recovery;
 
 pub use clients::*;
 pub use oidc::*;
+pub use recovery::*;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

@@ -7,6 +7,7 @@ pub mod clients;
 pub mod health;
 pub mod metrics;
 pub mod oidc;
+pub mod recovery;
 mod responses;
 pub mod users;
 pub mod well_known;
