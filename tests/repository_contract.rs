@@ -28,12 +28,15 @@ mod clients;
 mod housekeeping;
 #[path = "repository_contract/listings.rs"]
 mod listings;
+#[path = "repository_contract/mail.rs"]
+mod mail;
 #[path = "repository_contract/oidc.rs"]
 mod oidc;
 
 use clients::*;
 use housekeeping::*;
 use listings::*;
+use mail::*;
 use oidc::*;
 
 /// A backend under test; `_guard` keeps its temporary storage alive.
@@ -1081,6 +1084,12 @@ contract_tests!(memory, sqlite, postgres: [
     a_sessions_openid_scope_and_client_survive_storage_and_rotation,
     the_session_cap_neither_counts_nor_revokes_browser_signins,
     ending_a_session_ends_its_descendants_at_every_depth,
+    a_reset_token_is_used_once_only_before_it_expires_and_a_newer_one_replaces_it,
+    concurrent_uses_of_one_token_have_exactly_one_winner,
+    verification_counts_only_for_the_address_the_token_was_sent_to,
+    concurrent_requests_for_one_address_never_exceed_its_limit,
+    concurrent_claims_share_out_the_due_mails_and_a_lease_keeps_them,
+    the_purge_removes_expired_tokens_and_old_sent_mail_but_never_unsent_mail,
 ]);
 
 /// The in-memory adapter is for tests: no `DATABASE_URL` selects it.

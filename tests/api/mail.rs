@@ -70,7 +70,9 @@ async fn verification_mail_arrives_its_token_works_once_and_an_address_change_re
     let tokens = user_with_email(&app, "vera", "vera@example.com").await;
     assert_eq!(me(&app, &tokens).await["email_verified"], false);
 
-    let response = app.post_bearer("/users/me/email/verify", &tokens.access).await;
+    let response = app
+        .post_bearer("/users/me/email/verify", &tokens.access)
+        .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let mail = sink.wait_for(1, WAIT).await.remove(0);
     assert_eq!(mail.to, vec!["vera@example.com".to_owned()]);
@@ -92,7 +94,9 @@ async fn verification_mail_arrives_its_token_works_once_and_an_address_change_re
     assert_eq!(me(&app, &tokens).await["email_verified"], true);
     let again = app.post_json("/auth/email/verify", &verify).await;
     assert_problem(again, StatusCode::BAD_REQUEST, "invalid_verification_token").await;
-    let response = app.post_bearer("/users/me/email/verify", &tokens.access).await;
+    let response = app
+        .post_bearer("/users/me/email/verify", &tokens.access)
+        .await;
     assert_problem(response, StatusCode::CONFLICT, "email_already_verified").await;
 
     // An admin changes the address: not verified any more, and a token sent to the old
@@ -103,7 +107,9 @@ async fn verification_mail_arrives_its_token_works_once_and_an_address_change_re
     let response = app.patch_user(&admin.access, &id, &change).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(me(&app, &tokens).await["email_verified"], false);
-    let response = app.post_bearer("/users/me/email/verify", &tokens.access).await;
+    let response = app
+        .post_bearer("/users/me/email/verify", &tokens.access)
+        .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let mail = sink.wait_for(2, WAIT).await.remove(1);
     assert_eq!(mail.to, vec!["vera@example.org".to_owned()]);
@@ -124,15 +130,27 @@ async fn verification_needs_an_address_and_refuses_unknown_tokens() {
     let sink = SmtpSink::start().await;
     let app = app_with_sink(&sink, &[]).await;
     let tokens = app.user_with_tokens("noaddress").await;
-    let response = app.post_bearer("/users/me/email/verify", &tokens.access).await;
+    let response = app
+        .post_bearer("/users/me/email/verify", &tokens.access)
+        .await;
     assert_problem(response, StatusCode::CONFLICT, "email_missing").await;
-    let response = app.client.post(app.url("/users/me/email/verify")).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/users/me/email/verify"))
+        .send()
+        .await
+        .unwrap();
     assert_missing_token(response).await;
     for token in ["", "x", &"A".repeat(43), &"é".repeat(10_000)] {
         let response = app
             .post_json("/auth/email/verify", &json!({ "token": token }))
             .await;
-        assert_problem(response, StatusCode::BAD_REQUEST, "invalid_verification_token").await;
+        assert_problem(
+            response,
+            StatusCode::BAD_REQUEST,
+            "invalid_verification_token",
+        )
+        .await;
     }
     let response = app.post_json("/auth/email/verify", &json!({})).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -226,7 +244,10 @@ async fn unknown_and_inactive_accounts_get_the_same_202_and_no_mail() {
     let admin = app.admin_with_tokens("root").await;
     user_with_email(&app, "inactive", "inactive@example.com").await;
     let id = app
-        .stored_text("SELECT CAST(id AS TEXT) FROM users WHERE username = $1", "inactive")
+        .stored_text(
+            "SELECT CAST(id AS TEXT) FROM users WHERE username = $1",
+            "inactive",
+        )
         .await
         .unwrap();
     let response = app
@@ -251,9 +272,17 @@ async fn unknown_and_inactive_accounts_get_the_same_202_and_no_mail() {
     assert_eq!(mails[0].to, vec!["known@example.com".to_owned()]);
     app.assert_signed_in(&known.access).await;
 
-    for body in [json!({}), json!({"email": "a@b.c", "username": "a"}), json!({"email": "not an address"})] {
+    for body in [
+        json!({}),
+        json!({"email": "a@b.c", "username": "a"}),
+        json!({"email": "not an address"}),
+    ] {
         let response = app.post_json("/auth/password-reset", &body).await;
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
     }
 }
 
@@ -282,7 +311,10 @@ async fn an_address_gets_at_most_the_configured_mails_an_hour() {
     // Exactly one of the two works: the second request's token replaced the first's.
     let (a, b) = (confirm(older).await, confirm(newer).await);
     assert_eq!(
-        [a, b].iter().filter(|s| **s == StatusCode::NO_CONTENT).count(),
+        [a, b]
+            .iter()
+            .filter(|s| **s == StatusCode::NO_CONTENT)
+            .count(),
         1,
         "{a} {b}"
     );
@@ -376,7 +408,10 @@ async fn a_mail_queued_while_the_smtp_server_is_down_arrives_when_it_is_back() {
     // The retry is due after the backoff on the app's clock, which the test moves.
     let deadline = tokio::time::Instant::now() + WAIT;
     while sink.received().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the mail never arrived");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the mail never arrived"
+        );
         app.clock.advance(Span::seconds(5));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -412,7 +447,10 @@ async fn two_replicas_on_one_database_send_each_mail_exactly_once() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let mails = sink.received();
     assert_eq!(mails.len(), USERS, "no mail sent twice");
-    let mut ids: Vec<String> = mails.iter().map(|m| m.header("Message-ID").unwrap()).collect();
+    let mut ids: Vec<String> = mails
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap())
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), USERS);
@@ -435,7 +473,9 @@ async fn every_step_is_audited_without_the_address_or_the_token() {
     let sink = SmtpSink::start().await;
     let app = app_with_sink(&sink, &[]).await;
     let tokens = user_with_email(&app, "audited", "audited@example.com").await;
-    let response = app.post_bearer("/users/me/email/verify", &tokens.access).await;
+    let response = app
+        .post_bearer("/users/me/email/verify", &tokens.access)
+        .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let verification = sink.wait_for(1, WAIT).await.remove(0);
     let verify_token = link_token(&app, &verification, "/auth/email/verify");
@@ -455,7 +495,9 @@ async fn every_step_is_audited_without_the_address_or_the_token() {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
     let admin = app.admin_with_tokens("auditor").await;
-    let events = app.get_json("/admin/audit-events?limit=100", &admin.access).await;
+    let events = app
+        .get_json("/admin/audit-events?limit=100", &admin.access)
+        .await;
     let text = events.to_string();
     for kind in [
         "email_verification_sent",
@@ -466,7 +508,11 @@ async fn every_step_is_audited_without_the_address_or_the_token() {
     ] {
         assert!(text.contains(&format!("\"{kind}\"")), "{kind} in {text}");
     }
-    for secret in ["audited@example.com", verify_token.as_str(), reset_token.as_str()] {
+    for secret in [
+        "audited@example.com",
+        verify_token.as_str(),
+        reset_token.as_str(),
+    ] {
         assert!(!text.contains(secret), "the audit log shows {secret}");
     }
 }

@@ -51,7 +51,8 @@ impl Received {
             .lines()
             .find_map(|line| {
                 let (key, value) = line.split_once(':')?;
-                key.eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+                key.eq_ignore_ascii_case(name)
+                    .then(|| value.trim().to_owned())
             })
     }
 
@@ -192,17 +193,27 @@ async fn session(stream: TcpStream, mails: Arc<Mutex<Vec<Received>>>, arrived: A
             "EHLO" => b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
             "HELO" => b"250 sink\r\n",
             "MAIL" => {
-                from = command.split_once(':').map(|(_, a)| a.trim().to_owned()).unwrap_or_default();
+                from = command
+                    .split_once(':')
+                    .map(|(_, a)| a.trim().to_owned())
+                    .unwrap_or_default();
                 to.clear();
                 b"250 OK\r\n"
             }
             "RCPT" => {
-                let address = command.split_once(':').map(|(_, a)| a.trim()).unwrap_or_default();
+                let address = command
+                    .split_once(':')
+                    .map(|(_, a)| a.trim())
+                    .unwrap_or_default();
                 to.push(address.trim_matches(['<', '>']).to_owned());
                 b"250 OK\r\n"
             }
             "DATA" => {
-                if write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await.is_err() {
+                if write
+                    .write_all(b"354 end with <CRLF>.<CRLF>\r\n")
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 let mut data = String::new();
