@@ -83,7 +83,7 @@ impl Group for MailSettings {
         ),
         row!(
             "MAIL_FROM",
-            Fixed("Sign-in <no-reply@auth.localhost.localdomain>"),
+            Fixed("no-reply@auth.localhost.localdomain"),
             from <- from,
             show = |s| s.from.clone()
         ),

@@ -32,6 +32,7 @@ pub struct PasswordResetConfirm {
 
 /// The form of the hosted new-password page (`application/x-www-form-urlencoded`).
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"csrf": "1hQv0d6mT3x8yZ2wK5nR9sL4aE7cB0fJ3gH6iM1oP8u", "token": "Qk9H4N0m7yq3l6oVv1fX8cZ2bY5uT9sR0pW3eA6dL1k", "new_password": "a brand new passphrase"}))]
 #[allow(dead_code)] // documents the form; the handler reads it field by field
 pub struct PasswordResetForm {
     /// The value of the page's CSRF cookie (double submit).
@@ -42,6 +43,7 @@ pub struct PasswordResetForm {
 
 /// The form of the hosted e-mail confirmation page (`application/x-www-form-urlencoded`).
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"csrf": "1hQv0d6mT3x8yZ2wK5nR9sL4aE7cB0fJ3gH6iM1oP8u", "token": "Qk9H4N0m7yq3l6oVv1fX8cZ2bY5uT9sR0pW3eA6dL1k"}))]
 #[allow(dead_code)] // documents the form; the handler reads it field by field
 pub struct EmailVerifyForm {
     /// The value of the page's CSRF cookie (double submit).

@@ -94,8 +94,8 @@ async fn verify_email(
     get, path = "/auth/email/verify", tag = "auth",
     params(("token" = String, Query, description = "The token of the mail")),
     responses(
-        (status = 200, description = "The confirmation page", content_type = "text/html", body = String),
-        (status = 400, description = "Error page: no token in the link", content_type = "text/html", body = String),
+        (status = 200, description = "The confirmation page", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 400, description = "Error page: no token in the link", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
     )
 )]
 async fn verify_email_page(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
@@ -115,11 +115,11 @@ async fn verify_email_page(State(state): State<AppState>, RawQuery(query): RawQu
     post, path = "/auth/email/verify/form", tag = "auth",
     request_body(content = EmailVerifyForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Success page", content_type = "text/html", body = String),
-        (status = 400, description = "Error page: the link is no longer valid, the address changed, or the form expired (CSRF)", content_type = "text/html", body = String),
-        (status = 415, description = "Error page: not sent as a form", content_type = "text/html", body = String),
-        (status = 429, description = "Error page: too many requests from this client (Retry-After)", content_type = "text/html", body = String),
-        (status = 503, description = "Error page: database unavailable", content_type = "text/html", body = String),
+        (status = 200, description = "Success page", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 400, description = "Error page: the link is no longer valid, the address changed, or the form expired (CSRF)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 415, description = "Error page: not sent as a form", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 429, description = "Error page: too many requests from this client (Retry-After)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 503, description = "Error page: database unavailable", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
     )
 )]
 async fn verify_email_form(
@@ -198,9 +198,9 @@ async fn request_reset(
     get, path = "/auth/password-reset", tag = "auth",
     params(("token" = String, Query, description = "The token of the mail")),
     responses(
-        (status = 200, description = "The new-password form", content_type = "text/html", body = String),
-        (status = 400, description = "Error page: the link is unknown, used or expired", content_type = "text/html", body = String),
-        (status = 503, description = "Error page: database unavailable", content_type = "text/html", body = String),
+        (status = 200, description = "The new-password form", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 400, description = "Error page: the link is unknown, used or expired", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 503, description = "Error page: database unavailable", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
     )
 )]
 async fn reset_page(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
@@ -249,12 +249,12 @@ async fn confirm_reset(
     post, path = "/auth/password-reset/form", tag = "auth",
     request_body(content = PasswordResetForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Success page", content_type = "text/html", body = String),
-        (status = 400, description = "Error page: the link is no longer valid, or the form expired (CSRF)", content_type = "text/html", body = String),
-        (status = 415, description = "Error page: not sent as a form", content_type = "text/html", body = String),
-        (status = 422, description = "The form again: the password breaks the rules", content_type = "text/html", body = String),
-        (status = 429, description = "Error page: too many requests from this client (Retry-After)", content_type = "text/html", body = String),
-        (status = 503, description = "The form again or an error page: busy or database unavailable", content_type = "text/html", body = String),
+        (status = 200, description = "Success page", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 400, description = "Error page: the link is no longer valid, or the form expired (CSRF)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 415, description = "Error page: not sent as a form", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 422, description = "The form again: the password breaks the rules", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 429, description = "Error page: too many requests from this client (Retry-After)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 503, description = "The form again or an error page: busy or database unavailable", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
     )
 )]
 async fn reset_form(
