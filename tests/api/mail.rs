@@ -320,7 +320,7 @@ async fn an_address_gets_at_most_the_configured_mails_an_hour() {
     );
     // An hour later the address may get mail again.
     app.clock.advance(Span::minutes(61));
-    request_reset(&app, json!({"username": "limited"})).await;
+    request_reset(app, json!({"username": "limited"})).await;
     sink.wait_for(3, WAIT).await;
 }
 

@@ -17,6 +17,8 @@ pub struct Received {
     pub to: Vec<String>,
     /// The message as sent after DATA (headers and body, dot-unstuffed).
     pub data: String,
+    /// When its DATA ended.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -233,6 +235,7 @@ async fn session(stream: TcpStream, mails: Arc<Mutex<Vec<Received>>>, arrived: A
                     from: from.clone(),
                     to: std::mem::take(&mut to),
                     data,
+                    at: std::time::Instant::now(),
                 });
                 arrived.notify_waiters();
                 b"250 OK queued\r\n"
