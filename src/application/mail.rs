@@ -420,3 +420,7 @@ impl RecoveryService {
         self.ports.clock.now()
     }
 }
+
+#[cfg(test)]
+#[path = "mail_tests.rs"]
+mod tests;

@@ -23,6 +23,12 @@ use crate::infrastructure::http::routes::authorize::failure_page;
 use crate::infrastructure::http::routes::responses::{BodyRefused, Unauthenticated};
 use crate::infrastructure::http::AppState;
 
+/// Reset requests looked up in the background at once, per process.
+static RESET_LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(256);
+
+/// The longest token a link's page shows (tokens are 43 characters).
+const MAX_TOKEN_LEN: usize = 128;
+
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -95,7 +101,7 @@ async fn verify_email(
     params(("token" = String, Query, description = "The token of the mail")),
     responses(
         (status = 200, description = "The confirmation page", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
-        (status = 400, description = "Error page: no token in the link", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 400, description = "Error page: no token (or an overlong one) in the link", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
     )
 )]
 async fn verify_email_page(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
@@ -182,11 +188,18 @@ async fn request_reset(
         .recovery
         .parse_reset_request(body.email.as_deref(), body.username.as_deref())?;
     let recovery = state.recovery.clone();
+    // A flood waits here, before the answer, whatever account it names: the wait says nothing
+    // about the account, and the background work stays bounded.
+    let Ok(permit) = RESET_LOOKUPS.acquire().await else {
+        return Err(AppError::Internal("the reset semaphore is closed".into()).into());
+    };
+    permit.forget();
     // After the answer: its time cannot depend on whether the account exists.
     tokio::spawn(async move {
         if let Err(error) = recovery.request_password_reset(login, &ctx).await {
             tracing::warn!(%error, "password reset request not queued");
         }
+        RESET_LOOKUPS.add_permits(1);
     });
     Ok(StatusCode::ACCEPTED)
 }
@@ -322,7 +335,7 @@ fn query_token(query: Option<&str>) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(name, _)| name == "token")
         .map(|(_, value)| value.into_owned())
-        .filter(|token| !token.is_empty())
+        .filter(|token| !token.is_empty() && token.len() <= MAX_TOKEN_LEN)
 }
 
 /// The fields of a form body (the first of a repeated name), or `None` when the body was not
