@@ -516,3 +516,48 @@ async fn every_step_is_audited_without_the_address_or_the_token() {
         assert!(!text.contains(secret), "the audit log shows {secret}");
     }
 }
+
+#[tokio::test]
+async fn without_smtp_url_mails_are_written_to_the_outbox_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let outbox_text = outbox.display().to_string();
+    let app = spawn_app_with(&[("MAIL_OUTBOX_DIR", &outbox_text)]).await;
+    user_with_email(&app, "dev", "dev@example.com").await;
+    request_reset(&app, json!({"username": "dev"})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let file = loop {
+        let found = std::fs::read_dir(&outbox).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "eml"))
+        });
+        if let Some(file) = found {
+            break file;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no .eml file");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let data = std::fs::read_to_string(&file).unwrap();
+    let mail = Received {
+        from: String::new(),
+        to: vec![],
+        data,
+        at: std::time::Instant::now(),
+    };
+    assert!(mail.header("To").unwrap().contains("dev@example.com"));
+    let id = file.file_stem().unwrap().to_string_lossy().into_owned();
+    assert!(
+        mail.header("Message-ID").unwrap().contains(&id),
+        "named by the outbox id"
+    );
+    let token = link_token(&app, &mail, "/auth/password-reset");
+    let response = app
+        .post_json(
+            "/auth/password-reset/confirm",
+            &json!({"token": token, "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
