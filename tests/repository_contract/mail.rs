@@ -280,7 +280,11 @@ pub async fn concurrent_claims_share_out_the_due_mails_and_a_lease_keeps_them(b:
         store.claim_due(at, lease, 100).await.unwrap().is_empty(),
         "all leased"
     );
-    assert_eq!(store.outbox_state().await.unwrap().0, 40);
+    assert_eq!(
+        store.outbox_state().await.unwrap(),
+        (40, Some(lease)),
+        "free when the lease ends"
+    );
 
     // Sent: never claimed again. Failed: due again at the retry time, with the count.
     store.mark_sent(ids[0], at).await.unwrap();

@@ -272,7 +272,8 @@ pub trait MailStore: Send + Sync {
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// How many mails are unsent, and when the next one is due (whatever its lease).
+    /// How many mails are unsent, and when the next one may be claimed: its retry time, or the
+    /// end of its lease if later (so a worker does not spin on mails another one is sending).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Other`].

@@ -205,7 +205,11 @@ impl MailStore for MemoryStore {
         let state = self.lock()?;
         let unsent = state.outbox.iter().filter(|m| m.sent_at.is_none());
         let count = unsent.clone().count() as u64;
-        Ok((count, unsent.map(|m| m.next_attempt_at).min()))
+        let free_at = |m: &StoredMail| {
+            m.locked_until
+                .map_or(m.next_attempt_at, |l| l.max(m.next_attempt_at))
+        };
+        Ok((count, unsent.map(free_at).min()))
     }
 }
 

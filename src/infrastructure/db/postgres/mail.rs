@@ -268,7 +268,8 @@ impl MailStore for PgStore {
 
     async fn outbox_state(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
         let (count, next): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
-            "SELECT count(*), min(next_attempt_at) FROM mail_outbox WHERE sent_at IS NULL",
+            "SELECT count(*), min(GREATEST(next_attempt_at, locked_until))
+             FROM mail_outbox WHERE sent_at IS NULL",
         )
         .fetch_one(&self.pool)
         .await

@@ -323,7 +323,8 @@ impl MailStore for SqliteStore {
             .read(|reader| {
                 reader
                     .prepare_cached(
-                        "SELECT count(*), min(next_attempt_at) FROM mail_outbox WHERE sent_at IS NULL",
+                        "SELECT count(*), min(max(next_attempt_at, coalesce(locked_until, 0)))
+                         FROM mail_outbox WHERE sent_at IS NULL",
                     )?
                     .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
             })
