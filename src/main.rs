@@ -88,10 +88,8 @@ async fn run(settings: Settings) -> ExitCode {
         Duration::from_secs(settings.retention.purge_interval_seconds),
     );
     let served = serve(listener, router, shutdown_signal()).await;
-    if let Some(worker) = mail_worker {
-        // The round in progress finishes; what is left stays queued for the next start.
-        worker.stop().await;
-    }
+    // The round in progress finishes; what is left stays queued for the next start.
+    mail_worker.stop().await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

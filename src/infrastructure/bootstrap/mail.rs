@@ -17,8 +17,9 @@ use crate::infrastructure::mail::{
 /// How long a worker keeps a claimed mail to itself: several SMTP timeouts.
 const LEASE_SECONDS: i64 = 120;
 
-/// The recovery use cases, and the waker of the worker to start (`None`: no worker, in
-/// production without `SMTP_URL`, where mails stay queued until a sender is configured).
+/// The recovery use cases, the waker of the worker to start, and whether it sends (not in
+/// production without `SMTP_URL`, where mails stay queued until a sender is configured and the
+/// worker only reports the queue's depth).
 ///
 /// # Errors
 /// [`StartupError`] when `MAIL_FROM` or `SMTP_URL` is unusable.
@@ -27,7 +28,7 @@ pub fn build_recovery(
     ports: Ports,
     store: Arc<dyn MailStore>,
     policy: PasswordPolicy,
-) -> Result<(RecoveryService, Option<NotifyWaker>), StartupError> {
+) -> Result<(RecoveryService, NotifyWaker, bool), StartupError> {
     let mail = &settings.mail;
     let sender = Sender::parse(&mail.from).map_err(StartupError)?;
     let (transport, sends): (Arc<dyn MailTransport>, bool) = match &mail.smtp_url {
@@ -65,5 +66,5 @@ pub fn build_recovery(
             lease: chrono::Duration::seconds(LEASE_SECONDS),
         },
     );
-    Ok((service, sends.then_some(waker)))
+    Ok((service, waker, sends))
 }

@@ -45,8 +45,8 @@ pub struct UseCases {
     pub maintenance: MaintenanceService,
     /// E-mail verification, password reset and the outbox's delivery.
     pub recovery: RecoveryService,
-    /// The waker of the mail worker to start, if mail is sent at all (see `mail.rs`).
-    pub mail_waker: Option<NotifyWaker>,
+    /// The waker of the mail worker to start, and whether it sends (see `mail.rs`).
+    pub mail_waker: (NotifyWaker, bool),
     pub repos: Repositories,
 }
 
@@ -126,8 +126,9 @@ pub async fn build_use_cases(
         blocklist: Some(Arc::new(CommonPasswords::load())),
     };
     let clients = ClientService::new(repos.clients.clone(), clock.clone(), ports.auditor());
-    let (recovery, mail_waker) =
+    let (recovery, waker, sends) =
         mail::build_recovery(settings, ports.clone(), repos.mail.clone(), policy.clone())?;
+    let mail_waker = (waker, sends);
     let (ports_users, ports_hasher) = (ports.users.clone(), ports.hasher.clone());
     let users = UserService::new(ports, policy, settings.accounts.registration_open, lockout);
     let maintenance = MaintenanceService::new(

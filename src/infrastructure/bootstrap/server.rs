@@ -31,8 +31,8 @@ pub struct Services {
     pub users: UserService,
     pub maintenance: MaintenanceService,
     pub state: AppState,
-    /// The mail worker, running until stopped or dropped (`None` without a transport).
-    pub mail_worker: Option<MailWorker>,
+    /// The mail worker, running until stopped or dropped.
+    pub mail_worker: MailWorker,
 }
 
 /// Builds the token codec, the use cases around it (see [`build_use_cases`]) and the HTTP
@@ -91,7 +91,8 @@ pub async fn build_services(
         }),
         trust_proxy_headers: settings.http.trust_proxy_headers,
     });
-    let mail_worker = mail_waker.map(|waker| MailWorker::spawn(recovery, waker));
+    let (waker, sends) = mail_waker;
+    let mail_worker = MailWorker::spawn(recovery, waker, sends);
     Ok(Services {
         auth,
         users,
@@ -176,7 +177,7 @@ pub fn http_options(settings: &Settings) -> HttpOptions {
 /// [`StartupError`].
 pub async fn build_app(
     settings: &Settings,
-) -> Result<(HttpApp, MaintenanceService, Option<MailWorker>), StartupError> {
+) -> Result<(HttpApp, MaintenanceService, MailWorker), StartupError> {
     let services = build_services(settings, Arc::new(SystemClock)).await?;
     let router = http::router(services.state, &http_options(settings));
     Ok((router, services.maintenance, services.mail_worker))

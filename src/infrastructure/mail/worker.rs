@@ -40,10 +40,15 @@ pub struct MailWorker {
 }
 
 impl MailWorker {
-    /// Starts the worker on the current runtime.
-    pub fn spawn(service: RecoveryService, waker: NotifyWaker) -> Self {
+    /// Starts the worker on the current runtime. With `sends` false (production without
+    /// `SMTP_URL`) it sends nothing and only keeps `auth_mail_queue_depth` up to date.
+    pub fn spawn(service: RecoveryService, waker: NotifyWaker, sends: bool) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(service, waker.0, stopped));
+        let task = if sends {
+            tokio::spawn(run(service, waker.0, stopped))
+        } else {
+            tokio::spawn(watch_depth(service, stopped))
+        };
         Self {
             stop,
             task: Some(task),
@@ -96,6 +101,20 @@ async fn run(service: RecoveryService, wake: Arc<Notify>, mut stopped: watch::Re
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
+            _ = stopped.changed() => {}
+        }
+    }
+}
+
+/// Without a transport: the queue's depth, every [`POLL`], so that the metric shows the mails
+/// waiting for a sender.
+async fn watch_depth(service: RecoveryService, mut stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        if let Ok((depth, _)) = service.outbox_state().await {
+            metrics::record_mail_queue(depth);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
             _ = stopped.changed() => {}
         }
     }
