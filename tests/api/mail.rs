@@ -561,3 +561,36 @@ async fn without_smtp_url_mails_are_written_to_the_outbox_directory() {
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn the_recovery_endpoints_share_the_per_client_rate_limit() {
+    let sink = SmtpSink::start().await;
+    let app = app_with_sink(
+        &sink,
+        &[
+            ("RATE_LIMIT_ENABLED", "true"),
+            ("RATE_LIMIT_PER_SECOND", "1"),
+            ("RATE_LIMIT_BURST", "2"),
+        ],
+    )
+    .await;
+    for _ in 0..2 {
+        request_reset(&app, json!({"username": "nobody"})).await;
+    }
+    let response = app
+        .post_json("/auth/password-reset", &json!({"username": "nobody"}))
+        .await;
+    assert_problem(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // The hosted page's form answers a page.
+    let response = app
+        .client
+        .post(app.url("/auth/password-reset/form"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=x&token=y&new_password=z")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(header_text(&response, "content-type").starts_with("text/html"));
+    assert!(response.headers().contains_key("retry-after"));
+}
