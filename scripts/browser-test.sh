@@ -6,7 +6,9 @@
 # - an OpenID Connect authorization request for a public client opens the login page; a wrong
 #   password shows the error, the right one ends at the client's loopback redirect URI with
 #   code, state and iss (tests/browser/login_test.py); then the code is exchanged here over HTTP
-#   and an ID token for that client and nonce must come back.
+#   and an ID token for that client and nonce must come back;
+# - a password-reset mail's link opens the reset page, which refuses a short password and sets a
+#   good one (tests/browser/reset_test.py).
 # Screenshots: target/browser/.
 #
 #   scripts/browser-test.sh        (needs a built target/{debug,release}/auth-service)
@@ -75,3 +77,9 @@ if wrong:
 print(f"browser: the code from the browser was exchanged for an ID token (iss, aud, nonce, "
       f"preferred_username as expected) and {tokens['token_type']} tokens")
 PY
+
+# The password-reset page: the mail lands in the test server's outbox directory (no SMTP_URL).
+curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' \
+    -d '{"username": "browser_reset", "password": "browser passphrase 2", "email": "browser_reset@example.com"}'
+"$venv/bin/python" tests/browser/reset_test.py "$base" "$work/browser-mail" browser_reset \
+    browser_reset@example.com target/browser

@@ -262,10 +262,9 @@ async fn confirm_reset(
     post, path = "/auth/password-reset/form", tag = "auth",
     request_body(content = PasswordResetForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Success page", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
+        (status = 200, description = "Success page, or the form again with what is wrong with the password", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 400, description = "Error page: the link is no longer valid, or the form expired (CSRF)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 415, description = "Error page: not sent as a form", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
-        (status = 422, description = "The form again: the password breaks the rules", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 429, description = "Error page: too many requests from this client (Retry-After)", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
         (status = 503, description = "The form again or an error page: busy or database unavailable", content_type = "text/html", body = String, example = json!("<!doctype html><html lang=\"en\">…</html>")),
     )
@@ -302,8 +301,9 @@ async fn reset_form(
                 .iter()
                 .map(|e| format!("The password {}.", e.message))
                 .collect();
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            reset_form_page(&state, status, token, Some(&message.join(" ")))
+            // The form again, with the message: a page like any other (as the login page
+            // answers a wrong password), so the browser has no failed load to report.
+            reset_form_page(&state, StatusCode::OK, token, Some(&message.join(" ")))
         }
         Err(AppError::InvalidResetToken) => link_invalid(),
         Err(AppError::Busy { .. }) => reset_form_page(
