@@ -12,8 +12,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use super::guard::PasswordGuard;
 use super::{AppError, Auditor, Ports, Principal, RequestContext};
 use crate::domain::audit::AuditEventKind as Event;
+use crate::domain::lockout::LockoutPolicy;
 use crate::domain::mail::{
     AddressLimit, ClaimedMail, Issued, MailComposer, MailMessage, MailStore, MailToken,
     MailTransport, MailWaker, NewMail, TokenGrant, TokenPurpose, Verification,
@@ -69,20 +71,24 @@ pub struct RecoveryService {
     ports: Ports,
     mail: MailPorts,
     audit: Auditor,
+    guard: PasswordGuard,
     policy: PasswordPolicy,
     settings: MailPolicy,
 }
 
 impl RecoveryService {
-    /// Wires the use cases; `policy` is the password rules a reset must meet.
+    /// Wires the use cases; `policy` is the password rules a reset must meet, `lockout` the
+    /// login lockout whose counters a completed reset clears.
     pub fn new(
         ports: Ports,
         mail: MailPorts,
         policy: PasswordPolicy,
+        lockout: LockoutPolicy,
         settings: MailPolicy,
     ) -> Self {
         Self {
             audit: ports.auditor(),
+            guard: PasswordGuard::new(ports.clone(), lockout),
             ports,
             mail,
             policy,
@@ -254,7 +260,8 @@ impl RecoveryService {
 
     /// Sets a new password with a reset token: the token is checked, the password checked
     /// against the rules and hashed, then the token used (of concurrent confirmations exactly
-    /// one gets past this) and the password stored with every session of the user revoked.
+    /// one gets past this) and the password stored with every session of the user revoked; the
+    /// account's login lockout is cleared.
     ///
     /// # Errors
     /// [`AppError::InvalidResetToken`], [`AppError::Validation`] (on `new_password`),
@@ -283,6 +290,11 @@ impl RecoveryService {
             .change_password(user.id, &hash, None, now)
             .await?
             .ok_or(AppError::InvalidResetToken)?;
+        // The failed guesses were against the old password: a locked-out user who reset it
+        // signs in at once. Best effort: the lock expires by itself otherwise.
+        if let Err(error) = self.guard.succeeded(&user.username.login_key()).await {
+            tracing::warn!(%error, "could not clear the login lockout after a reset");
+        }
         self.audit
             .event(Event::PasswordResetCompleted, ctx)
             .user(&user)

@@ -74,6 +74,11 @@ fn setup() -> Setup {
             waker: waker.clone(),
         },
         PasswordPolicy::default(),
+        crate::domain::ports::LockoutPolicy {
+            max_failures: 3,
+            base: Duration::minutes(5),
+            max: Duration::hours(1),
+        },
         MailPolicy {
             per_address_per_hour: 5,
             retry_base: Duration::seconds(10),

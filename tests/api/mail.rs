@@ -326,6 +326,30 @@ async fn an_address_gets_at_most_the_configured_mails_an_hour() {
 }
 
 #[tokio::test]
+async fn a_reset_unlocks_an_account_locked_by_failed_logins() {
+    let sink = SmtpSink::start().await;
+    let app = app_with_sink(&sink, &[("LOGIN_MAX_FAILURES", "2")]).await;
+    user_with_email(&app, "locked", "locked@example.com").await;
+    for _ in 0..2 {
+        app.login("locked", "not the password").await;
+    }
+    let refused = app.login("locked", PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    request_reset(&app, json!({"username": "locked"})).await;
+    let mail = sink.wait_for(1, WAIT).await.remove(0);
+    let token = link_token(&app, &mail, "/auth/password-reset");
+    let new_password = "a brand new passphrase";
+    let response = app
+        .post_json(
+            "/auth/password-reset/confirm",
+            &json!({"token": token, "new_password": new_password}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    app.tokens("locked", new_password).await;
+}
+
+#[tokio::test]
 async fn reset_tokens_expire_after_30_minutes() {
     let sink = SmtpSink::start().await;
     let app = app_with_sink(&sink, &[]).await;

@@ -8,6 +8,7 @@ use secrecy::ExposeSecret;
 use super::StartupError;
 use crate::application::{MailPolicy, MailPorts, Ports, RecoveryService};
 use crate::domain::mail::{MailStore, MailTransport};
+use crate::domain::ports::LockoutPolicy;
 use crate::domain::user::PasswordPolicy;
 use crate::infrastructure::config::{AppEnv, Settings};
 use crate::infrastructure::mail::{
@@ -28,6 +29,7 @@ pub fn build_recovery(
     ports: Ports,
     store: Arc<dyn MailStore>,
     policy: PasswordPolicy,
+    lockout: LockoutPolicy,
 ) -> Result<(RecoveryService, NotifyWaker, bool), StartupError> {
     let mail = &settings.mail;
     let sender = Sender::parse(&mail.from).map_err(StartupError)?;
@@ -57,6 +59,7 @@ pub fn build_recovery(
             waker: Arc::new(waker.clone()),
         },
         policy,
+        lockout,
         MailPolicy {
             per_address_per_hour: mail.per_address_per_hour,
             retry_base: chrono::Duration::milliseconds(

@@ -126,8 +126,13 @@ pub async fn build_use_cases(
         blocklist: Some(Arc::new(CommonPasswords::load())),
     };
     let clients = ClientService::new(repos.clients.clone(), clock.clone(), ports.auditor());
-    let (recovery, waker, sends) =
-        mail::build_recovery(settings, ports.clone(), repos.mail.clone(), policy.clone())?;
+    let (recovery, waker, sends) = mail::build_recovery(
+        settings,
+        ports.clone(),
+        repos.mail.clone(),
+        policy.clone(),
+        lockout,
+    )?;
     let mail_waker = (waker, sends);
     let (ports_users, ports_hasher) = (ports.users.clone(), ports.hasher.clone());
     let users = UserService::new(ports, policy, settings.accounts.registration_open, lockout);
