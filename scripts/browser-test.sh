@@ -11,6 +11,8 @@
 #   ends at the callback with a code that the token endpoint accepts (tests/browser/passkey_test.py).
 # - a user with TOTP signs in on the login page with password + code, the code computed in Python
 #   from the secret the enrolment returned (tests/browser/totp_test.py).
+# - a password-reset mail's link opens the reset page, which refuses a short password and sets a
+#   good one (tests/browser/reset_test.py).
 # Screenshots: target/browser/.
 #
 #   scripts/browser-test.sh        (needs a built target/{debug,release}/auth-service)
@@ -96,3 +98,8 @@ curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' 
     -d "{\"username\": \"$totp_user\", \"password\": \"$totp_password\"}"
 "$venv/bin/python" tests/browser/totp_test.py "$base" "$client_id" "$totp_user" "$totp_password" \
     target/browser
+# The password-reset page: the mail lands in the test server's outbox directory (no SMTP_URL).
+curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' \
+    -d '{"username": "browser_reset", "password": "browser passphrase 2", "email": "browser_reset@example.com"}'
+"$venv/bin/python" tests/browser/reset_test.py "$base" "$work/browser-mail" browser_reset \
+    browser_reset@example.com target/browser

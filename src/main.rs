@@ -60,7 +60,7 @@ async fn run(settings: Settings) -> ExitCode {
     if settings.app_env != AppEnv::Production && settings.tokens.uses_development_secret() {
         tracing::warn!("JWT_SECRET is not set: using the public development secret");
     }
-    let (router, maintenance) = match build_app(&settings).await {
+    let (router, maintenance, mail_worker) = match build_app(&settings).await {
         Ok(app) => app,
         Err(error) => {
             tracing::error!(%error, "cannot start");
@@ -87,7 +87,10 @@ async fn run(settings: Settings) -> ExitCode {
         maintenance,
         Duration::from_secs(settings.retention.purge_interval_seconds),
     );
-    match serve(listener, router, shutdown_signal()).await {
+    let served = serve(listener, router, shutdown_signal()).await;
+    // The round in progress finishes; what is left stays queued for the next start.
+    mail_worker.stop().await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");

@@ -974,3 +974,92 @@ fn rsa_private_pem() -> String {
     let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
     key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
 }
+
+/// Development without `SMTP_URL`: a reset mail lands in `MAIL_OUTBOX_DIR` as a `.eml` file and
+/// the log says where, never to whom or with which token; the link's page and the token work,
+/// and SIGTERM still stops the server (and its mail worker) cleanly.
+#[tokio::test]
+async fn without_smtp_a_reset_mail_lands_in_the_outbox_directory_and_not_in_the_log() {
+    let dir = TempDir::new().unwrap();
+    let db = format!("sqlite://{}/mail.db", dir.path().display());
+    let outbox = dir.path().join("mail-outbox");
+    let outbox_text = outbox.display().to_string();
+    let mut vars = cheap_argon2(&db);
+    vars.push(("MAIL_OUTBOX_DIR", &outbox_text));
+    let mut server = ServerProcess::start(dir.path(), &vars);
+    let client = reqwest::Client::new();
+    let address = "mailcheck@example.com";
+    let created = client
+        .post(server.url("/users"))
+        .json(&serde_json::json!({"username": "mailcheck", "password": "a-secret-passphrase", "email": address}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let asked = client
+        .post(server.url("/auth/password-reset"))
+        .json(&serde_json::json!({"email": address}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 202);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let file = loop {
+        let found = std::fs::read_dir(&outbox).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "eml"))
+        });
+        if let Some(file) = found {
+            break file;
+        }
+        assert!(std::time::Instant::now() < deadline, "no mail file");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mail = support::smtp::Received {
+        from: String::new(),
+        to: Vec::new(),
+        data: std::fs::read_to_string(&file).unwrap(),
+        at: std::time::Instant::now(),
+    };
+    let token = mail
+        .token_for("/auth/password-reset")
+        .expect("a reset link");
+    let page = client
+        .get(server.url(&format!("/auth/password-reset?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let confirmed = client
+        .post(server.url("/auth/password-reset/confirm"))
+        .json(&serde_json::json!({"token": token, "new_password": "another-secret-passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), 204);
+
+    let pid = server.pid().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "a graceful stop exits 0: {status:?}");
+    let log = server.logs.try_iter().collect::<Vec<_>>().join("\n");
+    assert!(
+        log.contains("mail written to the outbox directory"),
+        "{log}"
+    );
+    assert!(log.contains("password_reset_completed"), "{log}");
+    for secret in [
+        address,
+        token.as_str(),
+        "a-secret-passphrase",
+        "another-secret-passphrase",
+    ] {
+        assert!(!log.contains(secret), "{secret} reached the log");
+    }
+}

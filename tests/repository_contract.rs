@@ -30,6 +30,8 @@ mod clients;
 mod housekeeping;
 #[path = "repository_contract/listings.rs"]
 mod listings;
+#[path = "repository_contract/mail.rs"]
+mod mail;
 #[path = "repository_contract/oidc.rs"]
 mod oidc;
 #[path = "repository_contract/passkeys.rs"]
@@ -41,6 +43,7 @@ use account::*;
 use clients::*;
 use housekeeping::*;
 use listings::*;
+use mail::*;
 use oidc::*;
 use passkeys::*;
 use totp::*;
@@ -1116,6 +1119,12 @@ contract_tests!(memory, sqlite, postgres: [
     a_session_is_ended_only_by_its_owner_and_with_its_descendants,
     deleting_a_user_cascades_and_scrubs_the_audit_trail,
     the_last_active_admin_is_never_deleted_even_concurrently,
+    a_reset_token_is_used_once_only_before_it_expires_and_a_newer_one_replaces_it,
+    concurrent_uses_of_one_token_have_exactly_one_winner,
+    verification_counts_only_for_the_address_the_token_was_sent_to,
+    concurrent_requests_for_one_address_never_exceed_its_limit,
+    concurrent_claims_share_out_the_due_mails_and_a_lease_keeps_them,
+    the_purge_removes_expired_tokens_and_old_sent_mail_but_never_unsent_mail,
 ]);
 
 /// The in-memory adapter is for tests: no `DATABASE_URL` selects it.

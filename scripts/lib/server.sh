@@ -30,7 +30,8 @@ start_test_server() {
     esac
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
     BASE_URL="http://127.0.0.1:$port"
-    local vars=(APP_ENV=testing HOST=127.0.0.1 PORT="$port" DATABASE_URL="sqlite://$work/$name.db")
+    local vars=(APP_ENV=testing HOST=127.0.0.1 PORT="$port" DATABASE_URL="sqlite://$work/$name.db"
+                MAIL_OUTBOX_DIR="$work/$name-mail")
     if "$own_issuer"; then
         vars+=("JWT_ISSUER=$BASE_URL")
     fi

@@ -68,6 +68,24 @@ pub enum AppError {
     /// names the scope needed.
     #[error("insufficient scope: {0}")]
     InsufficientScope(&'static str),
+    /// E-mail verification of a user who has no e-mail address.
+    #[error("the user has no e-mail address")]
+    NoEmailAddress,
+    /// E-mail verification of an address that is verified already.
+    #[error("the e-mail address is already verified")]
+    EmailAlreadyVerified,
+    /// The address got as many mails this hour as it may.
+    #[error("too many mails to this address; try again later")]
+    MailRateLimited,
+    /// A verification token that is unknown, used or expired.
+    #[error("invalid or expired verification token")]
+    InvalidVerificationToken,
+    /// A verification token for an address the user no longer has (it is used up).
+    #[error("the e-mail address changed since the token was sent")]
+    EmailChanged,
+    /// A password-reset token that is unknown, used or expired.
+    #[error("invalid or expired reset token")]
+    InvalidResetToken,
     /// Too many password hashes in flight; retry later.
     #[error("the service is busy")]
     Busy { retry_after_secs: u64 },

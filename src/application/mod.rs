@@ -8,6 +8,7 @@ pub mod error;
 mod guard;
 #[cfg(test)]
 pub(crate) mod harness;
+pub mod mail;
 pub mod maintenance;
 pub mod mfa;
 pub mod oidc;
@@ -30,6 +31,7 @@ pub use audit::{AuditService, Auditor};
 pub use auth::{AuthService, AuthSettings, BrowserSignIn, RefreshSuccessorKey, TokenTypeHint};
 pub use clients::{ClientPatch, ClientService, NewClient, RegisteredClient};
 pub use error::AppError;
+pub use mail::{Delivery, MailPolicy, MailPorts, RecoveryService, ResetLogin};
 pub use maintenance::{MaintenanceService, Retention};
 pub use mfa::{MfaService, SecondFactors};
 pub use oidc::{ClientCredentials, OidcPorts, OidcService};

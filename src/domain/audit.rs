@@ -49,11 +49,18 @@ pub enum AuditEventKind {
     SecondFactorFailed,
     RecoveryCodeUsed,
     MfaReset,
+    // Mail and account recovery.
+    EmailVerificationSent,
+    EmailVerified,
+    PasswordResetRequested,
+    PasswordResetCompleted,
+    MailSent,
+    MailFailed,
 }
 
 impl AuditEventKind {
     /// Every kind, for documentation and validation.
-    pub const ALL: [AuditEventKind; 34] = [
+    pub const ALL: [AuditEventKind; 40] = [
         Self::UserCreated,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -88,6 +95,12 @@ impl AuditEventKind {
         Self::SecondFactorFailed,
         Self::RecoveryCodeUsed,
         Self::MfaReset,
+        Self::EmailVerificationSent,
+        Self::EmailVerified,
+        Self::PasswordResetRequested,
+        Self::PasswordResetCompleted,
+        Self::MailSent,
+        Self::MailFailed,
     ];
 
     /// The event's snake_case name, as stored and served.
@@ -127,6 +140,12 @@ impl AuditEventKind {
             Self::SecondFactorFailed => "second_factor_failed",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::MfaReset => "mfa_reset",
+            Self::EmailVerificationSent => "email_verification_sent",
+            Self::EmailVerified => "email_verified",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordResetCompleted => "password_reset_completed",
+            Self::MailSent => "mail_sent",
+            Self::MailFailed => "mail_failed",
         }
     }
 }

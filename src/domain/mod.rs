@@ -6,6 +6,7 @@ pub mod client;
 mod id;
 pub mod lockout;
 pub mod mfa;
+pub mod mail;
 pub mod oidc;
 pub mod passkey;
 pub mod ports;

@@ -16,6 +16,7 @@ pub use super::lockout::{
     LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome, ThrottleState,
 };
 pub use super::mfa::{MfaRepository, SealError, SecretSealer, TotpCredential};
+pub use super::mail::{MailComposer, MailStore, MailTransport, MailWaker};
 use super::oidc::{CodeGrant, CodeHash, IdClaims, Redemption, SigninHash};
 use super::session::{
     LiveRefreshToken, NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome,
@@ -93,7 +94,8 @@ pub trait UserRepository: Send + Sync {
 
     /// Applies an administrator's change in one atomic step, touching only the fields the
     /// change names (two admins changing different fields at once both keep their change); when
-    /// it sets `is_active` to false, every session of the user is revoked in the same commit.
+    /// it sets `is_active` to false, every session of the user is revoked in the same commit, and
+    /// when it sets another e-mail address (or none), `email_verified` becomes false in it.
     /// Returns the user as stored afterwards and how many sessions were revoked, or `None` when
     /// there is no such user.
     ///

@@ -79,6 +79,11 @@ fn describe() {
         "Accounts locked after repeated failed logins"
     );
     describe_counter!("auth_events_total", "Audit events by event and success");
+    describe_gauge!("auth_mail_queue_depth", "Mails in the outbox not sent yet");
+    describe_counter!(
+        "auth_mail_send_failures_total",
+        "Failed attempts to send a mail (each is retried)"
+    );
     describe_histogram!(
         "password_hash_queue_wait_seconds",
         Unit::Seconds,
@@ -143,6 +148,9 @@ impl AuditLog for MeteredAuditLog {
                 counter!("auth_logins_total", "outcome" => outcome).increment(1);
             }
             AuditEventKind::AccountLocked => counter!("auth_lockouts_total").increment(1),
+            AuditEventKind::MailFailed => {
+                counter!("auth_mail_send_failures_total").increment(1);
+            }
             AuditEventKind::TokenRefreshed => counter!("auth_refreshes_total").increment(1),
             AuditEventKind::RefreshTokenReused => {
                 counter!("auth_refresh_token_reuse_total").increment(1);
@@ -154,6 +162,11 @@ impl AuditLog for MeteredAuditLog {
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.list(filter).await
     }
+}
+
+/// Sets the gauge of unsent mails.
+pub fn record_mail_queue(depth: u64) {
+    gauge!("auth_mail_queue_depth").set(depth as f64);
 }
 
 /// Sets the pool gauges (called at scrape time).

@@ -7,6 +7,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 pub mod passwords;
 pub mod seed;

@@ -16,6 +16,7 @@ mod helpers;
 mod hygiene;
 mod interop;
 mod lockout;
+mod mail;
 mod metrics;
 mod oidc;
 mod oidc_interop;

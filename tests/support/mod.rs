@@ -9,6 +9,7 @@
 use sqlx::Connection;
 
 pub mod process;
+pub mod smtp;
 
 /// The variable that turns the PostgreSQL tests on.
 pub const POSTGRES_VAR: &str = "TEST_POSTGRES_URL";

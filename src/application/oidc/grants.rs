@@ -322,7 +322,7 @@ pub(super) fn profile_claims(user: &User, scope: &Scope) -> ProfileClaims {
     if scope.oidc.contains(OidcScope::Email) {
         if let Some(email) = &user.email {
             claims.email = Some(email.as_str().to_owned());
-            claims.email_verified = Some(false);
+            claims.email_verified = Some(user.email_verified);
         }
     }
     claims

@@ -4,6 +4,7 @@
 //! `seed` needs only the user and client use cases: [`build_seed_services`] connects the
 //! database and builds the hasher, and loads no signing key, installs no metrics recorder and builds no HTTP state.
 
+mod mail;
 mod server;
 
 use std::sync::Arc;
@@ -20,11 +21,13 @@ use super::clock::SystemClock;
 use super::config::Settings;
 use super::crypto::argon2::{Argon2Config, Argon2Hasher};
 use super::db::{self, DbOptions, Repositories};
+use super::mail::NotifyWaker;
 use super::metrics::MeteredAuditLog;
 use super::passwords::CommonPasswords;
 use crate::application::{
     AccountService, AuthService, AuthSettings, ClientService, MaintenanceService, MfaService,
-    PasskeyService, Ports, RefreshSuccessorKey, Retention, SecondFactors, UserService,
+    PasskeyService, Ports, RecoveryService, RefreshSuccessorKey, Retention, SecondFactors,
+    UserService,
 };
 use crate::domain::ports::{AccessTokenCodec, Clock, LockoutPolicy, TokenError};
 use crate::domain::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
@@ -45,6 +48,10 @@ pub struct UseCases {
     pub clients: ClientService,
     pub maintenance: MaintenanceService,
     pub passkeys: PasskeyService,
+    /// E-mail verification, password reset and the outbox's delivery.
+    pub recovery: RecoveryService,
+    /// The waker of the mail worker to start, and whether it sends (see `mail.rs`).
+    pub mail_waker: (NotifyWaker, bool),
     pub repos: Repositories,
     /// Second factors (issue 14, TOTP).
     pub mfa: MfaService,
@@ -174,6 +181,14 @@ pub async fn build_use_cases(
         factors.clone(),
         lockout,
     );
+    let (recovery, waker, sends) = mail::build_recovery(
+        settings,
+        ports.clone(),
+        repos.mail.clone(),
+        policy.clone(),
+        lockout,
+    )?;
+    let mail_waker = (waker, sends);
     let (ports_users, ports_hasher) = (ports.users.clone(), ports.hasher.clone());
     let users = UserService::new(ports, policy, settings.accounts.registration_open, lockout);
     let maintenance = MaintenanceService::new(
@@ -202,6 +217,8 @@ pub async fn build_use_cases(
         clients,
         maintenance,
         passkeys,
+        recovery,
+        mail_waker,
         repos,
         mfa,
     })

@@ -22,6 +22,7 @@ use crate::infrastructure::http::{
     self, AppState, BrowserSettings, ConnectionLimits, Discovery, HttpApp, HttpOptions,
     MetricsState, RateLimit,
 };
+use crate::infrastructure::mail::MailWorker;
 use crate::infrastructure::metrics;
 
 /// The use cases and the state the router serves, wired from settings.
@@ -30,6 +31,8 @@ pub struct Services {
     pub users: UserService,
     pub maintenance: MaintenanceService,
     pub state: AppState,
+    /// The mail worker, running until stopped or dropped.
+    pub mail_worker: MailWorker,
 }
 
 /// Builds the token codec, the use cases around it (see [`build_use_cases`]) and the HTTP
@@ -52,6 +55,8 @@ pub async fn build_services(
         clients,
         maintenance,
         passkeys,
+        recovery,
+        mail_waker,
         repos,
         mfa,
     } = build_use_cases(settings, clock, codec.clone()).await?;
@@ -75,6 +80,7 @@ pub async fn build_services(
         auth: auth.clone(),
         users: users.clone(),
         account,
+        recovery: recovery.clone(),
         clients,
         oidc,
         passkeys,
@@ -91,11 +97,14 @@ pub async fn build_services(
         }),
         trust_proxy_headers: settings.http.trust_proxy_headers,
     });
+    let (waker, sends) = mail_waker;
+    let mail_worker = MailWorker::spawn(recovery, waker, sends);
     Ok(Services {
         auth,
         users,
         maintenance,
         state,
+        mail_worker,
     })
 }
 
@@ -167,15 +176,17 @@ pub fn http_options(settings: &Settings) -> HttpOptions {
     }
 }
 
-/// The full HTTP application for `settings`, on the system clock, and the housekeeping service
-/// to run beside it.
+/// The full HTTP application for `settings`, on the system clock, the housekeeping service
+/// to run beside it, and the mail worker (already running; stop it after serving).
 ///
 /// # Errors
 /// [`StartupError`].
-pub async fn build_app(settings: &Settings) -> Result<(HttpApp, MaintenanceService), StartupError> {
+pub async fn build_app(
+    settings: &Settings,
+) -> Result<(HttpApp, MaintenanceService, MailWorker), StartupError> {
     let services = build_services(settings, Arc::new(SystemClock)).await?;
     let router = http::router(services.state, &http_options(settings));
-    Ok((router, services.maintenance))
+    Ok((router, services.maintenance, services.mail_worker))
 }
 
 /// Runs the purge every `interval` until the process ends. Failures are logged and retried at

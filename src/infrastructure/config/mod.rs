@@ -15,6 +15,7 @@ mod housekeeping;
 mod http;
 mod mfa;
 mod refresh_retry;
+mod mail;
 pub mod table;
 mod tokens;
 mod webauthn;
@@ -28,6 +29,7 @@ pub use self::housekeeping::{LogFormat, LoggingSettings, RetentionSettings, LOG_
 pub use self::http::HttpSettings;
 pub use self::mfa::{MfaKey, MfaSettings};
 pub use self::refresh_retry::{RefreshRetrySettings, MAX_REFRESH_REUSE_GRACE_SECONDS};
+pub use self::mail::MailSettings;
 use self::table::{Context, Fallback, Group, Var, Variable};
 pub use self::tokens::{TokenSettings, DEVELOPMENT_JWT_SECRET};
 pub use self::webauthn::{RelyingParty, WebAuthnSettings};
@@ -119,6 +121,7 @@ pub struct Settings {
     pub webauthn: WebAuthnSettings,
     /// Second factors: the TOTP secrets' encryption key.
     pub mfa: MfaSettings,
+    pub mail: MailSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -147,6 +150,7 @@ pub fn variables() -> Vec<Variable> {
         .chain(of::<RefreshRetrySettings>())
         .chain(of::<WebAuthnSettings>())
         .chain(of::<MfaSettings>())
+        .chain(of::<MailSettings>())
         .chain(OTHER_VARIABLES)
         .collect()
 }
@@ -170,6 +174,7 @@ impl Settings {
             .chain(self.refresh_retry.entries())
             .chain(self.webauthn.entries())
             .chain(self.mfa.entries())
+            .chain(self.mail.entries())
             .collect()
     }
 
@@ -214,6 +219,7 @@ impl Settings {
             refresh_retry: Group::read(&lookup, &context)?,
             webauthn: Group::read(&lookup, &context)?,
             mfa: Group::read(&lookup, &context)?,
+            mail: Group::read(&lookup, &context)?,
         };
         // Refuse to start with a relying party browsers would refuse.
         settings.webauthn.relying_party(&settings.tokens.issuer)?;

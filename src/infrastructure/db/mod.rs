@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::ports::MfaRepository;
+use crate::domain::mail::MailStore;
 use crate::domain::ports::{
     AccountRepository, AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe,
     LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,
@@ -28,6 +29,7 @@ pub struct Repositories {
     pub throttle: Arc<dyn LoginThrottle>,
     pub audit: Arc<dyn AuditLog>,
     pub purge: Arc<dyn Purge>,
+    pub mail: Arc<dyn MailStore>,
     pub health: Arc<dyn HealthProbe>,
     pub pool: Arc<dyn PoolState>,
     pub account: Arc<dyn AccountRepository>,
@@ -85,6 +87,7 @@ impl Repositories {
             + LoginThrottle
             + AuditLog
             + Purge
+            + MailStore
             + HealthProbe
             + PoolState
             + AccountRepository
@@ -100,6 +103,7 @@ impl Repositories {
             throttle: store.clone(),
             audit: store.clone(),
             purge: store.clone(),
+            mail: store.clone(),
             health: Arc::new(CachedProbe::new(store.clone(), PROBE_TTL)),
             account: store.clone(),
             passkeys: store.clone(),

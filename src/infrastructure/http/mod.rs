@@ -21,7 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::application::{
     AccountService, AuditService, AuthService, ClientService, MfaService, OidcService,
-    PasskeyService, UserService,
+    PasskeyService, RecoveryService, UserService,
 };
 use crate::domain::ports::HealthProbe;
 use error::Problem;
@@ -59,6 +59,8 @@ pub struct Services {
     pub auth: AuthService,
     pub users: UserService,
     pub account: AccountService,
+    /// E-mail verification and password reset.
+    pub recovery: RecoveryService,
     pub clients: ClientService,
     pub oidc: OidcService,
     /// Passkeys (WebAuthn).

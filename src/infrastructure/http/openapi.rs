@@ -174,6 +174,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::users::router())
         .merge(routes::passkeys::router())
         .merge(routes::passkey_login::router())
+        .merge(routes::recovery::router())
         .merge(routes::admin::router())
         .merge(routes::account::router())
         .merge(routes::clients::router())

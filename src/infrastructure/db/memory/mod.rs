@@ -20,6 +20,7 @@ mod codes;
 mod error;
 mod mfa;
 mod passkeys;
+mod mail;
 mod purge;
 mod throttle;
 mod tokens;
@@ -77,6 +78,8 @@ struct State {
     ceremonies: HashMap<crate::domain::passkey::CeremonyId, crate::domain::passkey::Ceremony>,
     /// TOTP authenticators, recovery codes, pending sign-ins (issue 14, TOTP).
     mfa: mfa::MfaTables,
+    mail_tokens: HashMap<crate::domain::mail::MailTokenHash, mail::StoredToken>,
+    outbox: Vec<mail::StoredMail>,
 }
 
 /// Users, sessions, refresh tokens, lockout counters and the audit log in memory. Clones share

@@ -45,6 +45,7 @@ impl Purge for MemoryStore {
                 || t.locked_until.is_some_and(|until| until >= now)
         });
         count(before, state.throttle.len());
+        removed += super::mail::purge(state, now, revoked_before);
         Ok(removed)
     }
 }

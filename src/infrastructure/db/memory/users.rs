@@ -118,6 +118,10 @@ impl UserRepository for MemoryStore {
             user.roles = roles.clone();
         }
         if let Some(email) = &changes.email {
+            if user.email != *email {
+                // A new address is not verified (neither is none).
+                user.email_verified = false;
+            }
             user.email = email.clone();
         }
         if let Some(full_name) = &changes.full_name {

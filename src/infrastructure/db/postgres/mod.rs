@@ -23,6 +23,7 @@ mod codes;
 mod error;
 mod mfa;
 mod passkeys;
+mod mail;
 mod purge;
 mod throttle;
 mod tokens;

@@ -30,7 +30,7 @@ impl Purge for PgStore {
         // Each: the table, and the condition of its rows that go with the values of $2 and on
         // ($1 is the chunk). The rows' ids are collected first (`ctid`, the row's physical
         // address, read back by a TID scan).
-        let steps: [(&str, &str, &[DateTime<Utc>]); 5] = [
+        let steps: [(&str, &str, &[DateTime<Utc>]); 7] = [
             (
                 "sessions",
                 "expires_at < $2 OR revoked_at < $3",
@@ -46,6 +46,10 @@ impl Purge for PgStore {
                 "updated_at < $2 AND (locked_until IS NULL OR locked_until < $3)",
                 &[throttle_before, now],
             ),
+            // Mail: tokens once expired (used or not), mails once sent and kept as long as
+            // revoked sessions (unsent mails are never purged).
+            ("mail_tokens", "expires_at < $2", &[now]),
+            ("mail_outbox", "sent_at < $2", &[revoked_before]),
         ];
         let mut removed = 0;
         for (table, condition, values) in steps {

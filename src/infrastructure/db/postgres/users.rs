@@ -136,6 +136,8 @@ impl UserRepository for PgStore {
                 is_active = coalesce($1, u.is_active),
                 roles = coalesce($2, u.roles),
                 email = CASE WHEN $3 THEN $4 ELSE u.email END,
+                email_verified = CASE WHEN $3 AND u.email IS DISTINCT FROM $4 THEN false
+                                      ELSE u.email_verified END,
                 full_name = CASE WHEN $5 THEN $6 ELSE u.full_name END,
                 updated_at = $7
              WHERE u.id = $8 RETURNING {USER_COLUMNS}"

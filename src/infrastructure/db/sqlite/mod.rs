@@ -34,6 +34,7 @@ mod error;
 mod files;
 mod mfa;
 mod passkeys;
+mod mail;
 mod purge;
 mod reader;
 mod rows;

@@ -41,7 +41,7 @@ enum Walk {
 }
 
 /// The purge's steps, in order, with the two times each uses (see [`Purge::purge`]).
-const STEPS: [Walk; 6] = [
+const STEPS: [Walk; 8] = [
     // Sessions: their refresh tokens go with them (`ON DELETE CASCADE`), uncounted.
     Walk::Due {
         select: "SELECT rowid FROM sessions WHERE expires_at < ?2 ORDER BY expires_at LIMIT ?1",
@@ -71,6 +71,16 @@ const STEPS: [Walk; 6] = [
         delete: "DELETE FROM login_throttle WHERE rowid > ?1 AND rowid <= ?2
                    AND updated_at < ?3 AND (locked_until IS NULL OR locked_until < ?4)",
     },
+    // Mail: tokens once expired (used or not), mails once sent and kept as long as revoked
+    // sessions (unsent mails are never purged).
+    Walk::Due {
+        select: "SELECT rowid FROM mail_tokens WHERE expires_at < ?2 ORDER BY expires_at LIMIT ?1",
+        delete: "DELETE FROM mail_tokens WHERE rowid = ?1",
+    },
+    Walk::Due {
+        select: "SELECT rowid FROM mail_outbox WHERE sent_at < ?2 ORDER BY sent_at LIMIT ?1",
+        delete: "DELETE FROM mail_outbox WHERE rowid = ?1",
+    },
 ];
 
 /// How many rows one writer job of the purge deletes (or, for `login_throttle`, examines),
@@ -92,6 +102,8 @@ impl Purge for SqliteStore {
             (micros(cutoffs.revoked_before), 0),
             (micros(cutoffs.audit_before), 0),
             (micros(cutoffs.throttle_before), now),
+            (now, 0),
+            (micros(cutoffs.revoked_before), 0),
         ];
         let mut removed = 0;
         let mut outcome = Ok(());

@@ -189,6 +189,7 @@ impl UserRepository for SqliteStore {
                 is_active = coalesce(?1, is_active),
                 roles = coalesce(?2, roles),
                 email = CASE WHEN ?3 THEN ?4 ELSE email END,
+                email_verified = CASE WHEN ?3 AND email IS NOT ?4 THEN 0 ELSE email_verified END,
                 full_name = CASE WHEN ?5 THEN ?6 ELSE full_name END,
                 updated_at = ?7
              WHERE id = ?8";

@@ -6,12 +6,14 @@ mod clients;
 mod mfa;
 mod oidc;
 mod passkeys;
+mod recovery;
 
 pub use account::*;
 pub use clients::*;
 pub use mfa::*;
 pub use oidc::*;
 pub use passkeys::*;
+pub use recovery::*;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

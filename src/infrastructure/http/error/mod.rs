@@ -326,6 +326,37 @@ impl From<AppError> for Problem {
                 "signin_expired",
                 "This sign-in expired; sign in again.",
             ),
+            AppError::NoEmailAddress => Self::new(
+                S::CONFLICT,
+                "email_missing",
+                "The account has no e-mail address to verify.",
+            ),
+            AppError::EmailAlreadyVerified => Self::new(
+                S::CONFLICT,
+                "email_already_verified",
+                "The e-mail address is already verified.",
+            ),
+            AppError::MailRateLimited => Self::new(
+                S::TOO_MANY_REQUESTS,
+                "mail_rate_limited",
+                "Too many mails to this address in the last hour; try again later.",
+            )
+            .retry_after(3600),
+            AppError::InvalidVerificationToken => Self::new(
+                S::BAD_REQUEST,
+                "invalid_verification_token",
+                "The verification token is unknown, used or expired.",
+            ),
+            AppError::EmailChanged => Self::new(
+                S::BAD_REQUEST,
+                "email_changed",
+                "The e-mail address changed since this token was sent; request a new mail.",
+            ),
+            AppError::InvalidResetToken => Self::new(
+                S::BAD_REQUEST,
+                "invalid_reset_token",
+                "The password-reset token is unknown, used or expired.",
+            ),
             AppError::Busy { retry_after_secs } => Self::new(
                 S::SERVICE_UNAVAILABLE,
                 "service_busy",

@@ -36,8 +36,15 @@ impl Limiter {
 
 /// The endpoints that cost a password hash or mint tokens and sessions, all sharing one bucket
 /// per client IP.
-const LIMITED: [(Method, &str); 9] = [
+const LIMITED: [(Method, &str); 15] = [
     (Method::POST, "/auth/token"),
+    // Mail and recovery: each may send a mail or hash a password.
+    (Method::POST, "/users/me/email/verify"),
+    (Method::POST, "/auth/email/verify"),
+    (Method::POST, "/auth/email/verify/form"),
+    (Method::POST, "/auth/password-reset"),
+    (Method::POST, "/auth/password-reset/confirm"),
+    (Method::POST, "/auth/password-reset/form"),
     (Method::POST, "/auth/authorize"),
     (Method::POST, "/auth/refresh"),
     (Method::POST, "/users"),
@@ -81,6 +88,21 @@ pub async fn rate_limit(
             tracing::warn!(%ip, path = request.uri().path(), "rate limit exceeded");
             if OAUTH_PATHS.contains(&request.uri().path()) {
                 OAuthError::rate_limited(seconds).into_response()
+            } else if request.uri().path().ends_with("/form") {
+                // A hosted page's form: a page for the person at the browser.
+                pages::error(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    "Too many attempts",
+                    &format!(
+                        "Too many requests from your network; try again in {seconds} seconds."
+                    ),
+                    "Wait a moment, then open the link from the mail again.",
+                )
+                .with_header(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(seconds),
+                )
+                .into_response()
             } else if matches!(
                 request.uri().path(),
                 "/auth/authorize" | "/auth/passkey/finish"

@@ -7,6 +7,9 @@ use askama::Template;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+mod recovery;
+pub use recovery::{done, reset_password, verify_email};
+
 /// The name shown in page titles.
 const SERVICE: &str = "Sign-in";
 

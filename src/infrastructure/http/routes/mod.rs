@@ -11,6 +11,7 @@ pub mod mfa;
 pub mod oidc;
 pub mod passkey_login;
 pub mod passkeys;
+pub mod recovery;
 mod responses;
 pub mod users;
 pub mod well_known;
