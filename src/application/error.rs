@@ -116,6 +116,10 @@ pub enum AppError {
     /// terms that reveal nothing of the account.
     #[error("passkey refused: {0}")]
     PasskeyRejected(&'static str),
+    /// Passkeys are off on this server: its issuer is an IP address and no WebAuthn relying
+    /// party is configured.
+    #[error("passkeys are not configured on this server")]
+    PasskeysOff,
     /// A right password for a user with a second factor, and no `otp` (`mfa_required`).
     #[error("this account needs a second factor: send otp (a TOTP or recovery code)")]
     MfaRequired,

@@ -246,9 +246,13 @@ pub(super) fn rejection(error: WebAuthnError) -> Result<&'static str, AppError> 
         }
         WebAuthnError::AlreadyRegistered => Ok("this passkey is registered already"),
         WebAuthnError::Internal(detail) => Err(AppError::Internal(detail)),
+        WebAuthnError::Off => Err(AppError::PasskeysOff),
     }
 }
 
 fn webauthn_failure(error: WebAuthnError) -> AppError {
-    AppError::Internal(error.to_string())
+    match error {
+        WebAuthnError::Off => AppError::PasskeysOff,
+        error => AppError::Internal(error.to_string()),
+    }
 }

@@ -15,8 +15,8 @@ use super::client::{Client, ClientChanges, ClientId, ClientSecretHash};
 pub use super::lockout::{
     LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome, ThrottleState,
 };
-pub use super::mfa::{MfaRepository, SealError, SecretSealer, TotpCredential};
 pub use super::mail::{MailComposer, MailStore, MailTransport, MailWaker};
+pub use super::mfa::{MfaRepository, SealError, SecretSealer, TotpCredential};
 use super::oidc::{CodeGrant, CodeHash, IdClaims, Redemption, SigninHash};
 use super::session::{
     LiveRefreshToken, NewSession, RefreshTokenHash, RevocationReason, Rotation, RotationOutcome,

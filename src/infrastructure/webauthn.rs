@@ -207,3 +207,48 @@ fn counter_of(passkey: &WebauthnPasskey) -> Result<u32, WebAuthnError> {
         .and_then(|c| u32::try_from(c).ok())
         .unwrap_or(0))
 }
+
+/// The relying party of a server whose passkeys are off (an IP-address issuer and no
+/// `WEBAUTHN_ORIGIN`): every ceremony is refused with [`WebAuthnError::Off`].
+pub struct PasskeysOff;
+
+impl WebAuthn for PasskeysOff {
+    fn start_registration(
+        &self,
+        _: UserId,
+        _: &str,
+        _: &[Passkey],
+    ) -> Result<Challenge, WebAuthnError> {
+        Err(WebAuthnError::Off)
+    }
+
+    fn finish_registration(&self, _: &str, _: &str) -> Result<NewCredential, WebAuthnError> {
+        Err(WebAuthnError::Off)
+    }
+
+    fn registration_credential_id(&self, _: &str) -> Result<String, WebAuthnError> {
+        Err(WebAuthnError::Off)
+    }
+
+    fn start_discoverable(&self) -> Result<Challenge, WebAuthnError> {
+        Err(WebAuthnError::Off)
+    }
+
+    fn start_for(&self, _: &[Passkey]) -> Result<Challenge, WebAuthnError> {
+        Err(WebAuthnError::Off)
+    }
+
+    fn identify(&self, _: &str) -> Result<(String, Option<uuid::Uuid>), WebAuthnError> {
+        Err(WebAuthnError::Off)
+    }
+
+    fn finish_authentication(
+        &self,
+        _: CeremonyKind,
+        _: &str,
+        _: &str,
+        _: &Passkey,
+    ) -> Result<VerifiedUse, WebAuthnError> {
+        Err(WebAuthnError::Off)
+    }
+}

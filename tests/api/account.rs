@@ -258,24 +258,35 @@ async fn a_user_deletes_their_account_and_the_name_and_address_are_free_again() 
 }
 
 #[tokio::test]
-async fn a_user_with_a_second_factor_cannot_delete_with_the_password_alone() {
+async fn a_user_with_a_second_factor_deletes_only_with_a_right_code() {
     let app = spawn_app().await;
-    let tokens = app.user_with_tokens("alice").await;
-    let id = app.user_id(&tokens).await;
-    let changed = app
-        .execute_sql(
-            "UPDATE users SET passkey_count = 1 WHERE CAST(id AS TEXT) = $1",
-            &[&id],
-        )
-        .await;
-    assert_eq!(changed, 1);
-    let tokens = app.tokens("alice", PASSWORD).await;
-    let body = json!({"password": PASSWORD, "otp": "123456"});
+    let (tokens, authenticator, codes) = app.user_with_totp("alice").await;
+    // The password alone, or with a wrong code, is refused; the account stays.
+    for body in [
+        json!({"password": PASSWORD}),
+        json!({"password": PASSWORD, "otp": "000000"}),
+        json!({"password": PASSWORD, "otp": "zzzz-zzzz-zzzz-zzzz"}),
+    ] {
+        let response = app
+            .delete("/users/me", Some(&tokens.access), Some(&body))
+            .await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "wrong_otp").await;
+        app.assert_signed_in(&tokens.access).await;
+    }
+    // A wrong password with a right code is still a wrong password (and uses no code up).
+    let code = authenticator.code(&app, 0);
+    let body = json!({"password": "not the password", "otp": code});
     let response = app
         .delete("/users/me", Some(&tokens.access), Some(&body))
         .await;
-    assert_problem(response, StatusCode::BAD_REQUEST, "wrong_otp").await;
-    app.assert_signed_in(&tokens.access).await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "wrong_password").await;
+    // A recovery code deletes the account.
+    let body = json!({"password": PASSWORD, "otp": codes[0]});
+    let response = app
+        .delete("/users/me", Some(&tokens.access), Some(&body))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_invalid_token(app.get("/users/me", Some(&tokens.access)).await).await;
 }
 
 #[tokio::test]

@@ -18,12 +18,7 @@ async fn an_unknown_path_is_a_404_problem() {
 #[tokio::test]
 async fn a_wrong_method_is_a_405_problem_with_allow() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .delete(app.url("/users/me"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.put(app.url("/users/me")).send().await.unwrap();
     assert!(header_text(&response, "allow").contains("GET"));
     assert_problem(
         response,

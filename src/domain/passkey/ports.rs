@@ -119,6 +119,9 @@ pub enum WebAuthnError {
     /// The adapter itself failed (a stored state that does not decode).
     #[error("WebAuthn failure: {0}")]
     Internal(String),
+    /// Passkeys are off on this server (no usable relying party is configured).
+    #[error("passkeys are not configured on this server")]
+    Off,
 }
 
 /// The WebAuthn relying party: creates challenges and verifies the browser's answers.

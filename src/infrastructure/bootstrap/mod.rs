@@ -235,12 +235,21 @@ fn build_passkeys(
         .webauthn
         .relying_party(&settings.tokens.issuer)
         .map_err(|e| StartupError(e.to_string()))?;
-    let webauthn =
-        super::webauthn::WebAuthnRp::new(&rp.id, &rp.origin, &rp.name).map_err(StartupError)?;
+    let webauthn: Arc<dyn crate::domain::passkey::WebAuthn> = match rp {
+        Some(rp) => Arc::new(
+            super::webauthn::WebAuthnRp::new(&rp.id, &rp.origin, &rp.name).map_err(StartupError)?,
+        ),
+        None => {
+            tracing::warn!(
+                "passkeys are off: the issuer is an IP address, which browsers refuse as WebAuthn RP id; set WEBAUTHN_ORIGIN (and WEBAUTHN_RP_ID) to a host name to turn them on"
+            );
+            Arc::new(super::webauthn::PasskeysOff)
+        }
+    };
     Ok(PasskeyService::new(
         auth.clone(),
         repos.passkeys.clone(),
-        Arc::new(webauthn),
+        webauthn,
     ))
 }
 

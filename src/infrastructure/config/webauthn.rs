@@ -23,13 +23,16 @@ pub struct RelyingParty {
 
 impl WebAuthnSettings {
     /// The relying party for `issuer`: the origin is `WEBAUTHN_ORIGIN` or the issuer's, the id
-    /// `WEBAUTHN_RP_ID` or the origin's host.
+    /// `WEBAUTHN_RP_ID` or the origin's host. `None` when neither is set and the issuer is a
+    /// non-loopback IP address: browsers refuse an IP address as RP id, so passkeys are off
+    /// (an installation that worked before passkeys existed keeps starting; the start-up log
+    /// says how to turn them on).
     ///
     /// # Errors
     /// A [`ConfigError`] when the origin is not an `http(s)` origin with a host name, or the id
     /// is not that host or a parent domain of it (an IP address never is: browsers refuse IP
     /// addresses as RP ids).
-    pub fn relying_party(&self, issuer: &str) -> Result<RelyingParty, ConfigError> {
+    pub fn relying_party(&self, issuer: &str) -> Result<Option<RelyingParty>, ConfigError> {
         let (variable, raw) = match &self.origin {
             Some(origin) => ("WEBAUTHN_ORIGIN", origin.as_str()),
             None => ("JWT_ISSUER (the default of WEBAUTHN_ORIGIN)", issuer),
@@ -53,6 +56,9 @@ impl WebAuthnSettings {
                 .map_err(|e| ConfigError(format!("{variable} '{raw}': {e}")))?;
         }
         let Some(host) = origin.domain().map(str::to_owned) else {
+            if self.origin.is_none() && self.rp_id.is_none() {
+                return Ok(None);
+            }
             return Err(ConfigError(format!(
                 "{variable} '{raw}' names an IP address; browsers refuse an IP address as WebAuthn RP id: use a host name (localhost in development)"
             )));
@@ -71,11 +77,11 @@ impl WebAuthnSettings {
                 "WEBAUTHN_RP_ID '{id}' is neither the host of the origin '{host}' nor a parent domain of it"
             )));
         }
-        Ok(RelyingParty {
+        Ok(Some(RelyingParty {
             id,
             origin,
             name: self.rp_name.clone(),
-        })
+        }))
     }
 }
 
@@ -135,15 +141,18 @@ mod tests {
     fn the_relying_party_follows_the_issuer_unless_configured() {
         let rp = settings(None, None)
             .relying_party("https://auth.example.com/base")
+            .unwrap()
             .unwrap();
         assert_eq!(rp.id, "auth.example.com");
         assert_eq!(rp.origin.as_str(), "https://auth.example.com/");
         let rp = settings(Some("example.com"), None)
             .relying_party("https://auth.example.com")
+            .unwrap()
             .unwrap();
         assert_eq!(rp.id, "example.com");
         let rp = settings(None, Some("http://localhost:8080"))
             .relying_party("http://10.0.0.5:8080")
+            .unwrap()
             .unwrap();
         assert_eq!(
             (rp.id.as_str(), rp.origin.port()),
@@ -152,6 +161,7 @@ mod tests {
         // The development default: a loopback issuer is reached as localhost.
         let rp = settings(None, None)
             .relying_party("http://127.0.0.1:8080")
+            .unwrap()
             .unwrap();
         assert_eq!(rp.origin.as_str(), "http://localhost:8080/");
         assert_eq!(rp.id, "localhost");
@@ -164,14 +174,23 @@ mod tests {
             (Some("ample.com"), "https://auth.example.com"),
             (Some("sub.auth.example.com"), "https://auth.example.com"),
             (Some(".example.com"), "https://auth.example.com"),
-            (None, "http://10.0.0.5:8000"),
             (Some("10.0.0.5"), "http://10.0.0.5:8000"),
             (Some("127.0.0.1"), "http://127.0.0.1:8000"),
-            (None, "http://[2001:db8::1]:8000"),
             (None, "not a url"),
         ] {
             let result = settings(rp_id, None).relying_party(origin);
             assert!(result.is_err(), "{rp_id:?} for {origin} must be refused");
+        }
+    }
+
+    #[test]
+    fn an_ip_issuer_without_passkey_settings_turns_passkeys_off_instead_of_refusing_to_start() {
+        for issuer in ["http://10.0.0.5:8000", "http://[2001:db8::1]:8000"] {
+            assert_eq!(
+                settings(None, None).relying_party(issuer).ok(),
+                Some(None),
+                "{issuer}"
+            );
         }
     }
 }

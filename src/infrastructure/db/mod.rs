@@ -12,8 +12,8 @@ pub mod sqlite;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::ports::MfaRepository;
 use crate::domain::mail::MailStore;
+use crate::domain::ports::MfaRepository;
 use crate::domain::ports::{
     AccountRepository, AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe,
     LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,

@@ -20,7 +20,8 @@ pub fn authenticator(app: &TestApp) -> SoftAuthenticator {
         .settings
         .webauthn
         .relying_party(&app.settings.tokens.issuer)
-        .unwrap();
+        .unwrap()
+        .expect("passkeys are on in the tests");
     SoftAuthenticator::new(&rp.id, rp.origin.as_str().trim_end_matches('/'))
 }
 

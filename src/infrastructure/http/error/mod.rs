@@ -384,6 +384,11 @@ impl From<AppError> for Problem {
                 "passkey_ceremony_invalid",
                 "The passkey ceremony is unknown, expired or already finished: start again.",
             ),
+            AppError::PasskeysOff => Self::new(
+                S::SERVICE_UNAVAILABLE,
+                "passkeys_off",
+                "Passkeys are not configured on this server (WEBAUTHN_ORIGIN).",
+            ),
             AppError::PasskeyRejected(why) => Self::new(
                 S::BAD_REQUEST,
                 "passkey_rejected",
