@@ -248,7 +248,11 @@ read -r _ user_roles <<<"$user_who"
 #   400 invalid_grant / wrong_password / an error page, as documented. Not a bug. The same for
 #   POST /users/me/passkeys/register/finish, POST /auth/passkey/start and /auth/passkey/finish:
 #   they succeed only with a live WebAuthn ceremony and an authenticator's signature over its
-#   challenge (or the login page's CSRF cookie), which no generator can make.
+#   challenge (or the login page's CSRF cookie), which no generator can make. And for
+#   DELETE /users/me (the password, and a second factor where one is set), POST
+#   /auth/email/verify and POST /auth/password-reset/confirm (a token from a mail), and the
+#   hosted recovery forms /auth/email/verify/form and /auth/password-reset/form (a token and
+#   the page's CSRF cookie).
 # Widened: negative_data_rejection also takes 413 (its defaults plus 413). A schema-violating body
 #   over BODY_LIMIT_BYTES (list fields of long strings can get there, e.g. the redirect URIs of
 #   PATCH /admin/clients/{client_id}) is refused 413 payload_too_large before it is parsed,
@@ -261,7 +265,7 @@ enabled = true
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
 
 [[operations]]
-include-path = ["/auth/token", "/auth/refresh", "/users/me/password", "/auth/authorize", "/auth/logout/browser", "/auth/introspect", "/users/me/passkeys/register/finish", "/auth/passkey/start", "/auth/passkey/finish", "/users/me/mfa/totp", "/users/me/mfa/totp/confirm"]
+include-path = ["/auth/token", "/auth/refresh", "/users/me/password", "/auth/authorize", "/auth/logout/browser", "/auth/introspect", "/users/me/passkeys/register/finish", "/auth/passkey/start", "/auth/passkey/finish", "/users/me/mfa/totp", "/users/me/mfa/totp/confirm", "/users/me", "/auth/email/verify", "/auth/password-reset/confirm", "/auth/email/verify/form", "/auth/password-reset/form"]
 checks.positive_data_acceptance.enabled = false
 TOML
 
@@ -273,7 +277,8 @@ TOML
 #   to a request with a token must carry error="insufficient_scope". On the endpoints where
 #   clients authenticate (token, introspection, revocation), a 401 is RFC 6749's `invalid_client`
 #   and must carry a `WWW-Authenticate: Basic` challenge instead.
-# - filter_case, before_add_examples: no PATCH /users/{id} on the fuzzing identity itself that
+# - filter_case, before_add_examples: no DELETE /users/{id} of the fuzzing identity itself (it
+#   would succeed while another admin exists, and end the run), and no PATCH /users/{id} on it that
 #   disables it or drops its admin role. The server rightly refuses these (422 self_lockout: a business rule no
 #   schema can state, so positive_data_acceptance would flag it), and a server that accepted
 #   them would lock the rest of the run out.
@@ -342,7 +347,11 @@ def bearer_token_enforced(ctx, response, case):
 
 
 def _locks_self_out(case):
-    if not _SELF_ID or case.operation.method.upper() != "PATCH" or case.operation.path != "/users/{id}":
+    if not _SELF_ID or case.operation.path != "/users/{id}":
+        return False
+    if case.operation.method.upper() == "DELETE":
+        return str((case.path_parameters or {}).get("id")) == _SELF_ID
+    if case.operation.method.upper() != "PATCH":
         return False
     if str((case.path_parameters or {}).get("id")) != _SELF_ID or not isinstance(case.body, dict):
         return False
