@@ -47,6 +47,7 @@ command -v wrk >/dev/null 2>&1 || {
 echo "bench: building release binaries"
 cargo build --release --locked --quiet --bin auth-service --example ceiling
 cargo bench --locked --quiet --bench crypto --no-run 2>/dev/null
+cargo bench --locked --quiet --bench mail_queue --no-run 2>/dev/null
 
 # One argon2id verification at the service's parameters, alone and on every core at once, timed
 # by criterion right before the login workloads: this machine's speed drifts by several percent
@@ -128,6 +129,9 @@ run_wrk health -t2 -c64 -s scripts/bench/get.lua "$base/health"
 BENCH_TOKEN="$token" run_wrk users_me -t2 -c64 -s scripts/bench/get.lua "$base/users/me"
 time_argon2
 run_wrk login -t2 -c16 -s scripts/bench/login.lua "$base"
+echo "bench: password-grant logins with TOTP against logins without"
+python3 scripts/bench/totp_login.py "$base" 200 >"$work/totp.json"
+extra "totp_login_overhead_pct" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["totp_over_plain_mean_pct"])' "$work/totp.json")"
 BENCH_TAG="r$RANDOM" run_wrk register -t2 -c16 -s scripts/bench/register.lua "$base"
 for i in $(seq 1 16); do
     login | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])'
@@ -164,6 +168,11 @@ stop_server
 start_server "sqlite://$db"
 extra "start_to_ready_ms_existing_database" "$ready_ms"
 stop_server
+
+echo "bench: the mail queue to an in-process SMTP sink (SQLite)"
+cargo bench --locked --quiet --bench mail_queue >"$work/mail.txt" 2>&1
+cat "$work/mail.txt"
+extra "mail_queue_mails_per_s" "$(awk '/mails\/s delivered/ {for (i = 1; i <= NF; i++) if ($i == "mails/s") print $(i-1)}' "$work/mail.txt")"
 
 # The same with 1,000,000 users and 1,000,000 live sessions. This machine's speed drifts by
 # several percent over minutes, so the small-table figures to compare with are measured again
