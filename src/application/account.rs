@@ -106,33 +106,17 @@ impl AccountService {
         ctx: &RequestContext,
     ) -> Result<(), AppError> {
         let user = &principal.user;
-        let key = user.username.login_key();
-        self.guard
-            .reserve(&key, Check::AccountDeletion, ctx)
+        let key = self
+            .guard
+            .check_own_password(
+                user,
+                password,
+                Check::AccountDeletion,
+                Event::AccountDeleted,
+                "wrong password",
+                ctx,
+            )
             .await?;
-        let matches = match self
-            .ports
-            .hasher
-            .verify(password, &user.password_hash)
-            .await
-        {
-            Ok(matches) => matches,
-            Err(error) => {
-                self.guard.abandon(&key).await;
-                return Err(error.into());
-            }
-        };
-        if !matches {
-            self.audit
-                .event(Event::AccountDeleted, ctx)
-                .user(user)
-                .failed()
-                .detail("wrong password")
-                .record()
-                .await?;
-            self.guard.failed(&key, Some(user), ctx).await?;
-            return Err(AppError::WrongPassword);
-        }
         if user.mfa.has_second_factor() {
             // The guess the password check reserved stays held until the second factor is
             // decided, as at a login: a right password alone clears nothing.

@@ -5,7 +5,7 @@
 use super::{AppError, Auditor, Ports, RequestContext};
 use crate::domain::audit::{AuditEventKind as Event, LoginFailure};
 use crate::domain::ports::{LockoutPolicy, ThrottleChange, ThrottleEvent, ThrottleOutcome};
-use crate::domain::user::{LoginKey, User};
+use crate::domain::user::{LoginKey, Password, User};
 
 /// Reserves and reports password guesses per login key.
 #[derive(Clone)]
@@ -128,6 +128,52 @@ impl PasswordGuard {
     /// [`AppError::Unavailable`].
     pub(crate) async fn succeeded(&self, key: &LoginKey) -> Result<(), AppError> {
         self.apply(key, ThrottleEvent::Success).await.map(|_| ())
+    }
+
+    /// Checks a signed-in user's own password under the lockout (a password change, a TOTP
+    /// enrolment or removal, an account deletion): reserves a guess of the user's key and
+    /// verifies. A wrong password is audited as a failed `event` with `detail`, counted toward
+    /// the lockout, and refused. A right one returns the key with its guess still reserved: the
+    /// caller reports it ([`Self::succeeded`], or after a second factor).
+    ///
+    /// # Errors
+    /// [`AppError::WrongPassword`], [`AppError::AccountLocked`], [`AppError::Busy`],
+    /// [`AppError::Unavailable`].
+    pub(crate) async fn check_own_password(
+        &self,
+        user: &User,
+        password: &Password,
+        check: Check,
+        event: Event,
+        detail: &str,
+        ctx: &RequestContext,
+    ) -> Result<LoginKey, AppError> {
+        let key = user.username.login_key();
+        self.reserve(&key, check, ctx).await?;
+        let matches = match self
+            .ports
+            .hasher
+            .verify(password, &user.password_hash)
+            .await
+        {
+            Ok(matches) => matches,
+            Err(error) => {
+                self.abandon(&key).await;
+                return Err(error.into());
+            }
+        };
+        if !matches {
+            self.audit
+                .event(event, ctx)
+                .user(user)
+                .failed()
+                .detail(detail)
+                .record()
+                .await?;
+            self.failed(&key, Some(user), ctx).await?;
+            return Err(AppError::WrongPassword);
+        }
+        Ok(key)
     }
 
     /// Gives back a guess that was not decided (the hasher was busy, the store failed, the

@@ -156,33 +156,17 @@ impl MfaService {
         event: Event,
         ctx: &RequestContext,
     ) -> Result<(), AppError> {
-        let key = user.username.login_key();
-        self.guard
-            .reserve(&key, Check::SecondFactorChange, ctx)
+        let key = self
+            .guard
+            .check_own_password(
+                user,
+                password,
+                Check::SecondFactorChange,
+                event,
+                "wrong password",
+                ctx,
+            )
             .await?;
-        let matches = match self
-            .ports
-            .hasher
-            .verify(password, &user.password_hash)
-            .await
-        {
-            Ok(matches) => matches,
-            Err(error) => {
-                self.guard.abandon(&key).await;
-                return Err(error.into());
-            }
-        };
-        if !matches {
-            self.audit
-                .event(event, ctx)
-                .user(user)
-                .failed()
-                .detail("wrong password")
-                .record()
-                .await?;
-            self.guard.failed(&key, Some(user), ctx).await?;
-            return Err(AppError::WrongPassword);
-        }
         self.guard.succeeded(&key).await
     }
 

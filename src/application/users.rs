@@ -293,26 +293,17 @@ impl UserService {
         let new = Password::parse(new, &self.policy)
             .map_err(|error| AppError::Validation(vec![error.for_field("new_password")]))?;
         let user = &principal.user;
-        let key = user.username.login_key();
-        self.guard.reserve(&key, Check::PasswordChange, ctx).await?;
-        let matches = match self.ports.hasher.verify(current, &user.password_hash).await {
-            Ok(matches) => matches,
-            Err(error) => {
-                self.guard.abandon(&key).await;
-                return Err(error.into());
-            }
-        };
-        if !matches {
-            self.audit
-                .event(Event::PasswordChanged, ctx)
-                .user(user)
-                .failed()
-                .detail("wrong current password")
-                .record()
-                .await?;
-            self.guard.failed(&key, Some(user), ctx).await?;
-            return Err(AppError::WrongPassword);
-        }
+        let key = self
+            .guard
+            .check_own_password(
+                user,
+                current,
+                Check::PasswordChange,
+                Event::PasswordChanged,
+                "wrong current password",
+                ctx,
+            )
+            .await?;
         self.guard.succeeded(&key).await?;
         let hash = match self.ports.hasher.hash(&new).await {
             Ok(hash) => hash,

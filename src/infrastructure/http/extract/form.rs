@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::extract::{FromRequest, Request};
 
 use super::fields::FieldProblem;
-use super::{body_bytes, content_type_is};
+use super::{body_bytes, is_form};
 use crate::infrastructure::http::error::{OAuthError, Rejection};
 use crate::infrastructure::http::AppState;
 
@@ -74,7 +74,7 @@ impl FromRequest<AppState> for OAuthForm {
     type Rejection = OAuthError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        if !content_type_is(req.headers(), |v| v == "application/x-www-form-urlencoded") {
+        if !is_form(req.headers()) {
             return Err(Rejection::NotForm.into());
         }
         Ok(Self::parse(&body_bytes(req, state).await?)?)

@@ -35,6 +35,12 @@ fn content_type_is(headers: &axum::http::HeaderMap, accepts: impl Fn(&str) -> bo
         .is_some_and(|v| accepts(&v))
 }
 
+/// Whether `headers` say the body is `application/x-www-form-urlencoded` (the hosted pages'
+/// forms and the OAuth endpoints).
+pub(crate) fn is_form(headers: &axum::http::HeaderMap) -> bool {
+    content_type_is(headers, |v| v == "application/x-www-form-urlencoded")
+}
+
 /// The body of `req`, or why it could not be read.
 async fn body_bytes(
     req: axum::extract::Request,

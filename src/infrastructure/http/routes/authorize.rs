@@ -223,23 +223,8 @@ async fn sign_in(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';').next().is_some_and(|t| {
-                t.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
-        });
-    if !is_form {
-        return pages::error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Cannot sign in",
-            "The sign-in form was not sent as a form.",
-            "Go back to the application and start again.",
-        )
-        .into_response();
+    if !crate::infrastructure::http::extract::is_form(&headers) {
+        return not_a_form();
     }
     let (request, fields) = parse_request(form_urlencoded::parse(&body));
     let valid = match state.oidc.validate_request(&request).await {
@@ -274,6 +259,17 @@ async fn sign_in(
         }
         Err(error) => failed_sign_in(&state, &request, &valid, &username, error),
     }
+}
+
+/// The page for a sign-in form that was not sent as a form (415).
+pub(super) fn not_a_form() -> Response {
+    pages::error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Cannot sign in",
+        "The sign-in form was not sent as a form.",
+        "Go back to the application and start again.",
+    )
+    .into_response()
 }
 
 /// The second step: the pending sign-in and the code; a right one signs in.

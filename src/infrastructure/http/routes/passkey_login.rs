@@ -12,17 +12,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::authorize::{
-    authorize_error, failed_sign_in, login_page, parse_request, second_factor_page,
+    authorize_error, failed_sign_in, login_page, not_a_form, parse_request, second_factor_page,
     signed_in_redirect, LoginFields,
 };
 use super::passkeys::ceremony_response;
 use crate::application::oidc::AuthorizeError;
 use crate::application::{AppError, BrowserSignIn, RequestContext};
 use crate::domain::mfa::PendingSigninToken;
-use crate::infrastructure::http::browser::redirect;
 use crate::infrastructure::http::dto::{CeremonyBody, PasskeyFinishForm, PasskeyStartForm};
 use crate::infrastructure::http::error::{Problem, ProblemBody, Rejection};
-use crate::infrastructure::http::extract::Client;
+use crate::infrastructure::http::extract::{is_form, Client};
 use crate::infrastructure::http::pages;
 use crate::infrastructure::http::AppState;
 
@@ -43,17 +42,6 @@ async fn script() -> impl IntoResponse {
         ],
         pages::PASSKEY_SCRIPT,
     )
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| {
-            t.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
 }
 
 /// Start a passkey sign-in
@@ -133,13 +121,7 @@ async fn finish(
     body: Bytes,
 ) -> Response {
     if !is_form(&headers) {
-        return pages::error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Cannot sign in",
-            "The sign-in form was not sent as a form.",
-            "Go back to the application and start again.",
-        )
-        .into_response();
+        return not_a_form();
     }
     let (request, fields) = parse_request(form_urlencoded::parse(&body));
     let valid = match state.oidc.validate_request(&request).await {
@@ -210,24 +192,7 @@ async fn finish(
         }
         Err(error) => return failed_sign_in(&state, &request, &valid, "", error),
     };
-    let code = match state
-        .oidc
-        .issue_code(&valid, &signin.session, &signin.user)
-        .await
-    {
-        Ok(code) => code,
-        Err(error) => return authorize_error(&state, error),
-    };
-    let lifetime = signin.session.expires_at - signin.session.created_at;
-    let cookie = state
-        .browser
-        .set_signin(signin.token.expose(), lifetime.num_seconds());
-    let mut params = vec![("code", code.code.expose())];
-    if let Some(s) = code.state.as_deref() {
-        params.push(("state", s));
-    }
-    params.push(("iss", &state.browser.issuer));
-    redirect(&code.redirect_uri, &params, vec![cookie])
+    signed_in_redirect(&state, &valid, &signin).await
 }
 
 /// The passkey as the second step of a password sign-in: the pending sign-in's user, one of

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use utoipa_axum::router::OpenApiRouter;
@@ -341,15 +341,7 @@ fn query_token(query: Option<&str>) -> Option<String> {
 /// The fields of a form body (the first of a repeated name), or `None` when the body was not
 /// sent as a form.
 fn form_fields(headers: &HeaderMap, body: &[u8]) -> Option<HashMap<String, String>> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| {
-            t.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
+    if !crate::infrastructure::http::extract::is_form(headers) {
         return None;
     }
     let mut fields = HashMap::new();
