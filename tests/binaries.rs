@@ -937,6 +937,7 @@ async fn seed_registers_a_client_and_prints_its_secret_once() {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_secs(5),
+        session_cache_bytes: 16 << 20,
     };
     let repos = auth_service::infrastructure::db::connect(&db, &options)
         .await

@@ -59,6 +59,7 @@ fn options() -> DbOptions {
         max_connections: 8,
         acquire_timeout: std::time::Duration::from_secs(5),
         statement_timeout: std::time::Duration::from_secs(5),
+        session_cache_bytes: 16 << 20,
     }
 }
 

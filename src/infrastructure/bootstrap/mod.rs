@@ -68,6 +68,7 @@ pub fn db_options(settings: &Settings) -> DbOptions {
         max_connections: database.max_connections,
         acquire_timeout: Duration::from_millis(database.acquire_timeout_ms),
         statement_timeout: Duration::from_millis(database.statement_timeout_ms),
+        session_cache_bytes: database.session_cache_mib << 20,
     }
 }
 

@@ -13,6 +13,8 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
     pub statement_timeout_ms: u64,
+    /// The memory budget of the live-session cache, in MiB (0: no cache).
+    pub session_cache_mib: u64,
 }
 
 /// The schemes the storage adapters open.
@@ -42,6 +44,7 @@ impl Default for DatabaseSettings {
             max_connections: 0,
             acquire_timeout_ms: 0,
             statement_timeout_ms: 0,
+            session_cache_mib: 0,
         }
     }
 }
@@ -69,6 +72,11 @@ impl Group for DatabaseSettings {
             Fixed("5000"),
             statement_timeout_ms = number()
         ),
+        row!(
+            "SESSION_CACHE_MIB",
+            Fixed("64"),
+            session_cache_mib = number()
+        ),
     ];
 
     const CHECKS: &'static [Check<Self>] = &[
@@ -79,6 +87,10 @@ impl Group for DatabaseSettings {
         (
             |s| s.max_connections > 0,
             "DATABASE_MAX_CONNECTIONS must be at least 1",
+        ),
+        (
+            |s| s.session_cache_mib <= 65_536,
+            "SESSION_CACHE_MIB must be at most 65536 (64 GiB)",
         ),
     ];
 }

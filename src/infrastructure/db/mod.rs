@@ -7,6 +7,7 @@
 pub mod memory;
 pub mod postgres;
 mod records;
+pub mod session_cache;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct DbOptions {
     pub acquire_timeout: Duration,
     /// The longest one statement may run (PostgreSQL).
     pub statement_timeout: Duration,
+    /// The memory budget of the live-session cache ([`session_cache`]); 0 turns it off.
+    pub session_cache_bytes: u64,
 }
 
 /// Connects to the database named by `url` (`sqlite:` or `postgres:`), applies the embedded

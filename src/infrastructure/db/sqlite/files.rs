@@ -151,6 +151,7 @@ mod tests {
             max_connections: 1,
             acquire_timeout: std::time::Duration::from_secs(1),
             statement_timeout: std::time::Duration::from_secs(1),
+            session_cache_bytes: 16 << 20,
         };
         let error = match super::super::SqliteStore::connect(&url, &options).await {
             Ok(_) => panic!("connected to a database in a missing directory"),

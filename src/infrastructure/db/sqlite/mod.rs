@@ -7,7 +7,7 @@
 //! that owns the only write connection and group-commits whatever queued while it was busy
 //! (`writer.rs`), so rotations are serialised, commits are shared, and no write I/O or WAL
 //! checkpoint (`checkpoint.rs`) ever blocks the async workers. Sessions already known to be live
-//! are answered from memory (`cache.rs`). Migrations are sqlx's, applied at start.
+//! are answered from memory (`../session_cache.rs`). Migrations are sqlx's, applied at start.
 //!
 //! The ports are in the same files on every backend: `users.rs`, `clients.rs`, `tokens.rs`,
 //! `codes.rs`, `passkeys.rs`, `audit.rs`, `throttle.rs`, `purge.rs`, with the driver's errors mapped in
@@ -26,7 +26,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 mod account;
 mod audit;
-mod cache;
 mod checkpoint;
 mod clients;
 mod codes;
@@ -43,6 +42,7 @@ mod tokens;
 mod users;
 mod writer;
 
+use super::session_cache::SessionCache;
 use super::DbOptions;
 use crate::domain::ports::{HealthProbe, StoreError};
 use error::store_error;
@@ -61,8 +61,8 @@ pub struct SqliteStore {
     /// Whether the writer thread is running a batch now (for the pool gauges).
     writer_busy: Arc<AtomicBool>,
     acquire_timeout: Duration,
-    /// Sessions known to be live (see [`cache`]).
-    sessions: Arc<cache::SessionCache>,
+    /// Sessions known to be live (see [`crate::infrastructure::db::session_cache`]).
+    sessions: Arc<SessionCache>,
     /// Rowids per writer job of the purge (see [`purge`]).
     purge_chunk: i64,
 }
@@ -133,7 +133,7 @@ impl SqliteStore {
         migrator.close().await;
         let writer = open(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         let checkpointer = open(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        let sessions = Arc::new(cache::SessionCache::default());
+        let sessions = Arc::new(SessionCache::new(options.session_cache_bytes));
         let writer_busy = Arc::new(AtomicBool::new(false));
         let writes = spawn_writer(
             writer,
@@ -161,6 +161,7 @@ pub(super) async fn test_store() -> (SqliteStore, tempfile::TempDir) {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(10),
         statement_timeout: Duration::from_secs(10),
+        session_cache_bytes: 16 << 20,
     };
     let store = SqliteStore::connect(&url, &options).await;
     (store.expect("a new SQLite database"), dir)

@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
-use super::cache::Lookup;
 use super::tokens::revoke_all;
 use super::{
     into_user, micros, store_error, time, user_columns, user_from_row, user_record, SqliteStore,
@@ -15,6 +14,7 @@ use crate::domain::ports::{StoreError, UserRepository};
 use crate::domain::session::{RevocationReason, SessionId};
 use crate::domain::user::{LoginKey, PasswordHash, Roles, User, UserChanges, UserId};
 use crate::infrastructure::db::records::UserRecord;
+use crate::infrastructure::db::session_cache::Lookup;
 
 impl SqliteStore {
     /// The user `sql` (selecting `user_columns!()` by its one parameter, `value`) finds.

@@ -7,8 +7,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::checkpoint::spawn_checkpointer;
-use super::{cache, store_error, SqliteStore};
+use super::{store_error, SqliteStore};
 use crate::domain::ports::StoreError;
+use crate::infrastructure::db::session_cache::SessionCache;
 
 /// A write queued for the writer thread: it runs inside the batch's transaction, in a savepoint
 /// of its own (or is told why the batch could not begin), and returns what to do once the
@@ -93,7 +94,7 @@ impl SqliteStore {
 pub(super) fn spawn_writer(
     mut connection: Connection,
     checkpointer: Connection,
-    sessions: Arc<cache::SessionCache>,
+    sessions: Arc<SessionCache>,
     busy: Arc<AtomicBool>,
 ) -> Result<std::sync::mpsc::Sender<Job>, StoreError> {
     let (sender, receiver) = std::sync::mpsc::channel::<Job>();
