@@ -274,3 +274,44 @@ mod tests {
         );
     }
 }
+
+/// What a store tells the holders of anything derived from its sessions (a live-session cache)
+/// to forget: published after the change committed, on this process for its own writes and, on
+/// PostgreSQL, on every replica for any write (see the store's invalidation feed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// This session ended (revoked, shortened or deleted).
+    Session(SessionId),
+    /// This user changed or was deleted; every one of their sessions may have ended.
+    User(UserId),
+    /// Anything may have changed.
+    All,
+    /// The feed of other processes' changes is down: nothing derived may be trusted until
+    /// [`Invalidation::FeedRestored`] (changes made meanwhile are not published).
+    FeedLost,
+    /// The feed is back; whatever was derived before it went down is stale.
+    FeedRestored,
+}
+
+impl Invalidation {
+    /// Whether this invalidation covers session `session` of user `user`.
+    pub fn covers(&self, user: UserId, session: SessionId) -> bool {
+        match self {
+            Self::Session(id) => *id == session,
+            Self::User(id) => *id == user,
+            Self::All | Self::FeedLost | Self::FeedRestored => true,
+        }
+    }
+}
+
+/// Told of every [`Invalidation`] of a store it subscribed to. Called on the publishing
+/// thread: must be quick and must not block.
+pub trait InvalidationListener: Send + Sync {
+    fn invalidated(&self, what: &Invalidation);
+}
+
+/// The invalidations a store publishes (the cache-invalidation port).
+pub trait InvalidationFeed: Send + Sync {
+    /// Adds `listener` for every invalidation published from now on.
+    fn subscribe(&self, listener: std::sync::Arc<dyn InvalidationListener>);
+}

@@ -98,6 +98,10 @@ fn describe() {
         "Hashing requests refused because every slot stayed busy"
     );
     describe_gauge!(
+        "auth_session_cache_feed_up",
+        "1 while this replica's session-cache invalidation feed (PostgreSQL LISTEN) is up, 0 while it is down and the cache is bypassed"
+    );
+    describe_gauge!(
         "db_pool_connections",
         "Database pool connections (state=size|idle)"
     );

@@ -93,6 +93,7 @@ pub async fn build_services(
             sample: Box::new(move || {
                 let (size, idle) = pool.pool_state();
                 metrics::record_pool(size, idle);
+                crate::infrastructure::db::postgres::feed::record_gauge();
             }),
         }),
         trust_proxy_headers: settings.http.trust_proxy_headers,

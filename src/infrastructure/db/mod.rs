@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::domain::mail::MailStore;
 use crate::domain::ports::MfaRepository;
+use crate::domain::session::InvalidationFeed;
 use crate::domain::ports::{
     AccountRepository, AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe,
     LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,
@@ -38,6 +39,9 @@ pub struct Repositories {
     pub passkeys: Arc<dyn crate::domain::passkey::PasskeyRepository>,
     /// TOTP, recovery codes and pending sign-ins (issue 14, TOTP).
     pub mfa: Arc<dyn MfaRepository>,
+    /// What the store tells caches to forget (issue 15): its own writes and, on PostgreSQL,
+    /// every replica's.
+    pub invalidations: Arc<dyn InvalidationFeed>,
 }
 
 /// The size and idle connections of a store's pool (for the metrics; not a domain port).
@@ -96,6 +100,7 @@ impl Repositories {
             + AccountRepository
             + crate::domain::passkey::PasskeyRepository
             + MfaRepository
+            + InvalidationFeed
             + 'static,
     {
         Self {
@@ -111,6 +116,7 @@ impl Repositories {
             account: store.clone(),
             passkeys: store.clone(),
             mfa: store.clone(),
+            invalidations: store.clone(),
             pool: store,
         }
     }

@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
-use crate::domain::session::SessionId;
+use crate::domain::session::{Invalidation, InvalidationFeed, InvalidationListener, SessionId};
 use crate::domain::user::{User, UserId};
 
 /// What one session entry costs: key, value and the cache's own bookkeeping, rounded up.
@@ -47,6 +47,8 @@ pub struct SessionCache {
     live: AtomicBool,
     /// Whether the budget lets it remember anything at all.
     enabled: bool,
+    /// Told of every invalidation (the store's [`InvalidationFeed`]).
+    subscribers: std::sync::RwLock<Vec<Arc<dyn InvalidationListener>>>,
 }
 
 #[derive(Clone)]
@@ -114,6 +116,7 @@ impl SessionCache {
             generation: AtomicU64::new(0),
             live: AtomicBool::new(budget_bytes > 0),
             enabled: budget_bytes > 0,
+            subscribers: std::sync::RwLock::new(Vec::new()),
         }
     }
 
@@ -181,16 +184,23 @@ impl SessionCache {
     pub fn forget_session(&self, session_id: SessionId) {
         self.bump();
         self.sessions.remove(&session_id);
+        self.publish(&Invalidation::Session(session_id));
     }
 
     /// Forgets every session of one user, and the user (changed, sessions revoked, deleted).
     pub fn forget_user(&self, user_id: UserId) {
         self.bump();
         self.users.remove(&user_id);
+        self.publish(&Invalidation::User(user_id));
     }
 
     /// Forgets everything (the purge, a client's deletion, another process's write).
     pub fn clear(&self) {
+        self.empty();
+        self.publish(&Invalidation::All);
+    }
+
+    fn empty(&self) {
         self.bump();
         self.sessions.clear();
         self.users.clear();
@@ -200,14 +210,27 @@ impl SessionCache {
     /// [`SessionCache::resume`].
     pub fn suspend(&self) {
         self.live.store(false, Ordering::SeqCst);
-        self.clear();
+        self.empty();
+        self.publish(&Invalidation::FeedLost);
     }
 
     /// The invalidation feed is back (notifications sent while it was down are lost): start
     /// empty and answer from memory again.
     pub fn resume(&self) {
-        self.clear();
+        self.empty();
         self.live.store(self.enabled, Ordering::SeqCst);
+        self.publish(&Invalidation::FeedRestored);
+    }
+
+    /// Tells every subscriber.
+    fn publish(&self, what: &Invalidation) {
+        let subscribers = match self.subscribers.read() {
+            Ok(subscribers) => subscribers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for subscriber in subscribers.iter() {
+            subscriber.invalidated(what);
+        }
     }
 
     /// Whether the cache answers (the feed is up and the budget is not zero).
@@ -227,6 +250,15 @@ impl SessionCache {
     /// Bytes in use, by the weights.
     pub fn weight(&self) -> u64 {
         self.sessions.weight() + self.users.weight()
+    }
+}
+
+impl InvalidationFeed for SessionCache {
+    fn subscribe(&self, listener: Arc<dyn InvalidationListener>) {
+        match self.subscribers.write() {
+            Ok(mut subscribers) => subscribers.push(listener),
+            Err(poisoned) => poisoned.into_inner().push(listener),
+        }
     }
 }
 

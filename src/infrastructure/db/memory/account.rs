@@ -1,5 +1,6 @@
 //! [`AccountRepository`] in memory.
 
+use crate::domain::session::Invalidation;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -66,6 +67,7 @@ impl AccountRepository for MemoryStore {
         }
         // What the databases' ON DELETE CASCADE does.
         state.users.retain(|u| u.id != user_id);
+        state.publish(Invalidation::User(user_id));
         let sessions: Vec<SessionId> = (state.sessions.values())
             .filter(|s| s.session.user_id == user_id)
             .map(|s| s.session.id)

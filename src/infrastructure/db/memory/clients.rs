@@ -1,5 +1,6 @@
 //! [`ClientRepository`] in memory.
 
+use crate::domain::session::Invalidation;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -15,6 +16,9 @@ fn revoke_client_sessions(state: &mut State, client: ClientId, now: DateTime<Utc
             stored.revoked_at = Some(now);
             revoked += 1;
         }
+    }
+    if revoked > 0 {
+        state.publish(Invalidation::All);
     }
     revoked
 }

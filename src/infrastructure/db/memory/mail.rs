@@ -1,5 +1,6 @@
 //! [`MailStore`] in memory: each method under the store's one lock.
 
+use crate::domain::session::Invalidation;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -123,6 +124,7 @@ impl MailStore for MemoryStore {
             Some(user) => {
                 user.email_verified = true;
                 user.updated_at = now;
+                state.publish(Invalidation::User(grant.user_id));
                 Verification::Verified(grant.user_id)
             }
             None => Verification::AddressChanged(grant.user_id),

@@ -1,5 +1,6 @@
 //! [`MfaRepository`] in memory: each method under the store's one lock.
 
+use crate::domain::session::Invalidation;
 use std::collections::HashSet;
 
 use async_trait::async_trait;
@@ -41,6 +42,7 @@ fn update_user(
         Some(stored) => {
             change(&mut stored.mfa);
             stored.updated_at = now;
+            state.publish(Invalidation::User(user));
             true
         }
         None => false,

@@ -31,7 +31,10 @@ use crate::domain::audit::{AuditEvent, AuditEventKind};
 use crate::domain::client::Client;
 use crate::domain::oidc::{CodeGrant, CodeHash, SigninHash};
 use crate::domain::ports::{HealthProbe, StoreError, ThrottleState};
-use crate::domain::session::{RefreshTokenHash, RefreshTokenRecord, Session, SessionId};
+use crate::domain::session::{
+    Invalidation, InvalidationFeed, InvalidationListener, RefreshTokenHash, RefreshTokenRecord,
+    Session, SessionId,
+};
 use crate::domain::user::{User, UserId};
 
 /// A session as stored: revoked when `revoked_at` is set.
@@ -80,6 +83,18 @@ struct State {
     mfa: mfa::MfaTables,
     mail_tokens: HashMap<crate::domain::mail::MailTokenHash, mail::StoredToken>,
     outbox: Vec<mail::StoredMail>,
+    /// The store's [`InvalidationFeed`] subscribers.
+    subscribers: Vec<Arc<dyn InvalidationListener>>,
+}
+
+impl State {
+    /// Tells every subscriber, under the store's lock (the change is applied: a reader that
+    /// reacts waits for the lock and then sees it).
+    fn publish(&self, what: Invalidation) {
+        for subscriber in &self.subscribers {
+            subscriber.invalidated(&what);
+        }
+    }
 }
 
 /// Users, sessions, refresh tokens, lockout counters and the audit log in memory. Clones share
@@ -131,6 +146,15 @@ impl MemoryStore {
         if let Some(user) = state.users.iter_mut().find(|u| u.id == user_id) {
             user.is_active = active;
         }
+    }
+}
+
+impl InvalidationFeed for MemoryStore {
+    fn subscribe(&self, listener: Arc<dyn InvalidationListener>) {
+        self.lock()
+            .expect("the store's lock")
+            .subscribers
+            .push(listener);
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`PasskeyRepository`] in memory.
 
+use crate::domain::session::Invalidation;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -47,6 +48,7 @@ impl PasskeyRepository for MemoryStore {
         }
         user.mfa.passkeys += 1;
         state.passkeys.push(passkey.clone());
+        state.publish(Invalidation::User(passkey.user_id));
         Ok(AddOutcome::Added)
     }
 
@@ -106,6 +108,7 @@ impl PasskeyRepository for MemoryStore {
         if let Some(user) = state.users.iter_mut().find(|u| u.id == user_id) {
             user.mfa.passkeys = user.mfa.passkeys.saturating_sub(1);
         }
+        state.publish(Invalidation::User(user_id));
         Ok(true)
     }
 

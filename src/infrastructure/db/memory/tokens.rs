@@ -1,5 +1,6 @@
 //! [`TokenRepository`] in memory: sessions and refresh tokens, with the atomic rotation.
 
+use crate::domain::session::Invalidation;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -78,6 +79,7 @@ impl TokenRepository for MemoryStore {
         for (_, id) in live.into_iter().skip(new.max_live_sessions as usize) {
             if let Some(s) = state.sessions.get_mut(&SessionId::from_uuid(id)) {
                 s.revoked_at = Some(now);
+                state.publish(Invalidation::Session(SessionId::from_uuid(id)));
             }
         }
         Ok(Some(expires_at))
@@ -184,6 +186,7 @@ pub(super) fn revoke_all(
             count += 1;
         }
     }
+    state.publish(Invalidation::User(user_id));
     count
 }
 
@@ -191,18 +194,23 @@ pub(super) fn revoke_all(
 /// itself was live.
 pub(super) fn revoke_family(state: &mut State, id: SessionId, now: DateTime<Utc>) -> bool {
     let mut root = false;
+    let mut revoked = Vec::new();
     let mut parents = vec![id];
     while let Some(parent) = parents.pop() {
         for s in state.sessions.values_mut() {
             let member = s.session.id == parent && parent == id;
             if s.revoked_at.is_none() && (member || s.session.parent_id == Some(parent)) {
                 s.revoked_at = Some(now);
+                revoked.push(s.session.id);
                 root |= s.session.id == id;
                 if s.session.id != id {
                     parents.push(s.session.id);
                 }
             }
         }
+    }
+    for session in revoked {
+        state.publish(Invalidation::Session(session));
     }
     root
 }

@@ -1,5 +1,6 @@
 //! [`UserRepository`] in memory.
 
+use crate::domain::session::Invalidation;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -129,6 +130,7 @@ impl UserRepository for MemoryStore {
         }
         user.updated_at = now;
         let user = user.clone();
+        state.publish(Invalidation::User(id));
         let revoked = match changes.is_active {
             Some(false) => revoke_all(&mut state, id, None, now),
             _ => 0,
@@ -150,6 +152,7 @@ impl UserRepository for MemoryStore {
         user.password_hash = hash.clone();
         user.credential_version += 1;
         user.updated_at = now;
+        state.publish(Invalidation::User(id));
         Ok(Some(revoke_all(&mut state, id, keep, now)))
     }
 
@@ -161,6 +164,10 @@ impl UserRepository for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut state = self.lock()?;
         let user = (state.users.iter_mut()).find(|u| u.id == id && u.password_hash == *old);
-        Ok(user.map(|user| user.password_hash = new.clone()).is_some())
+        let upgraded = user.map(|user| user.password_hash = new.clone()).is_some();
+        if upgraded {
+            state.publish(Invalidation::User(id));
+        }
+        Ok(upgraded)
     }
 }

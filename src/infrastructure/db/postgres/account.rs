@@ -95,9 +95,13 @@ impl AccountRepository for PgStore {
         if live.is_none() {
             return Ok(false);
         }
-        let ended =
+        let (ended, _) =
             revoke_family(&mut tx, id.as_uuid(), RevocationReason::EndedByUser, now).await?;
         tx.commit().await.map_err(store_error)?;
+        if ended {
+            self.sessions.forget_session(id);
+            self.sessions.forget_user(user_id);
+        }
         Ok(ended)
     }
 
@@ -169,6 +173,7 @@ impl AccountRepository for PgStore {
         .map_err(store_error)?;
         insert_event(&mut *tx, event).await?;
         tx.commit().await.map_err(store_error)?;
+        self.sessions.forget_user(user_id);
         Ok(Deletion::Deleted)
     }
 }

@@ -140,6 +140,9 @@ impl ClientRepository for PgStore {
             0
         };
         tx.commit().await.map_err(store_error)?;
+        if revoked > 0 {
+            self.sessions.clear();
+        }
         Ok(Some((record.into_client()?, revoked)))
     }
 
@@ -158,6 +161,9 @@ impl ClientRepository for PgStore {
         let revoked =
             revoke_client_sessions(&mut tx, id, RevocationReason::ClientDeleted, now).await?;
         tx.commit().await.map_err(store_error)?;
+        if revoked > 0 {
+            self.sessions.clear();
+        }
         Ok(Some(revoked))
     }
 

@@ -194,6 +194,9 @@ impl MailStore for PgStore {
         .map_err(store_error)?
         .rows_affected();
         tx.commit().await.map_err(store_error)?;
+        if changed == 1 {
+            self.sessions.forget_user(grant.user_id);
+        }
         Ok(if changed == 1 {
             Verification::Verified(grant.user_id)
         } else {

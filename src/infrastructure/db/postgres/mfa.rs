@@ -116,6 +116,7 @@ impl MfaRepository for PgStore {
         .await
         .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
+        self.sessions.forget_user(user);
         Ok(true)
     }
 
@@ -163,6 +164,7 @@ impl MfaRepository for PgStore {
         .await
         .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
+        self.sessions.forget_user(user);
         Ok(true)
     }
 
@@ -186,6 +188,7 @@ impl MfaRepository for PgStore {
         .rows_affected()
             == 1;
         tx.commit().await.map_err(store_error)?;
+        self.sessions.forget_user(user);
         Ok(found)
     }
 

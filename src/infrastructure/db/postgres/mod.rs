@@ -11,6 +11,7 @@
 //! `error.rs`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -21,6 +22,7 @@ mod audit;
 mod clients;
 mod codes;
 mod error;
+pub mod feed;
 mod mail;
 mod mfa;
 mod passkeys;
@@ -29,6 +31,7 @@ mod throttle;
 mod tokens;
 mod users;
 
+use super::session_cache::SessionCache;
 use super::DbOptions;
 use crate::domain::ports::{HealthProbe, StoreError};
 use error::store_error;
@@ -43,6 +46,11 @@ const SESSION_COLUMNS: &str =
 /// Every repository in one PostgreSQL database.
 pub struct PgStore {
     pool: PgPool,
+    /// Sessions known to be live (see [`crate::infrastructure::db::session_cache`]), kept
+    /// correct across replicas by the invalidation [`feed`].
+    sessions: Arc<SessionCache>,
+    /// The listener applying other replicas' changes to `sessions`; stops with the store.
+    _feed: feed::FeedTask,
 }
 
 impl PgStore {
@@ -59,14 +67,26 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
-        Ok(Self { pool })
+        let sessions = Arc::new(SessionCache::new(options.session_cache_bytes));
+        let feed = feed::start(&connect, Arc::clone(&sessions)).await;
+        Ok(Self {
+            pool,
+            sessions,
+            _feed: feed,
+        })
+    }
+}
+
+impl crate::domain::session::InvalidationFeed for PgStore {
+    fn subscribe(&self, listener: Arc<dyn crate::domain::session::InvalidationListener>) {
+        crate::domain::session::InvalidationFeed::subscribe(&*self.sessions, listener);
     }
 }
 

@@ -136,6 +136,7 @@ impl PasskeyRepository for PgStore {
             .await
             .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
+        self.sessions.forget_user(passkey.user_id);
         Ok(AddOutcome::Added)
     }
 
@@ -206,6 +207,7 @@ impl PasskeyRepository for PgStore {
         .await
         .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
+        self.sessions.forget_user(user_id);
         Ok(true)
     }
 

@@ -73,6 +73,9 @@ impl Purge for PgStore {
                 }
             }
         }
+        // Only expired or long-revoked sessions go, which the cache would not answer for
+        // anyway; emptied regardless, as SQLite does (the purge is rare).
+        self.sessions.clear();
         Ok(removed)
     }
 }

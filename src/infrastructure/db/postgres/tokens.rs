@@ -130,7 +130,7 @@ impl TokenRepository for PgStore {
                 .await
                 .map_err(store_error)?;
         }
-        sqlx::query(
+        let capped = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
              WHERE id IN (SELECT id FROM sessions
                           WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1
@@ -143,8 +143,12 @@ impl TokenRepository for PgStore {
         .bind(i64::from(new.max_live_sessions))
         .execute(&mut *tx)
         .await
-        .map_err(store_error)?;
+        .map_err(store_error)?
+        .rows_affected();
         tx.commit().await.map_err(store_error)?;
+        if capped > 0 {
+            self.sessions.forget_user(session.user_id);
+        }
         Ok(Some(expires_at))
     }
 
@@ -159,6 +163,12 @@ impl TokenRepository for PgStore {
             insert_event(&mut *tx, &event).await?;
         }
         tx.commit().await.map_err(store_error)?;
+        match &outcome {
+            RotationOutcome::Rotated { session, .. } => self.sessions.forget_session(session.id),
+            RotationOutcome::Reused { user_id, .. } => self.sessions.forget_user(*user_id),
+            // A retry changes nothing.
+            RotationOutcome::Retried { .. } | RotationOutcome::Invalid => {}
+        }
         Ok(outcome)
     }
 
@@ -236,8 +246,12 @@ impl TokenRepository for PgStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let changed = revoke_family(&mut tx, id.as_uuid(), reason, now).await?;
+        let (changed, revoked) = revoke_family(&mut tx, id.as_uuid(), reason, now).await?;
         tx.commit().await.map_err(store_error)?;
+        self.sessions.forget_session(id);
+        for session in revoked {
+            self.sessions.forget_session(SessionId::from_uuid(session));
+        }
         Ok(changed)
     }
 
@@ -249,7 +263,9 @@ impl TokenRepository for PgStore {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let mut connection = self.pool.acquire().await.map_err(store_error)?;
-        revoke_all(&mut connection, user_id, except, reason, now).await
+        let revoked = revoke_all(&mut connection, user_id, except, reason, now).await;
+        self.sessions.forget_user(user_id);
+        revoked
     }
 }
 
@@ -282,7 +298,7 @@ pub(super) async fn revoke_family(
     id: Uuid,
     reason: RevocationReason,
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
+) -> Result<(bool, Vec<Uuid>), StoreError> {
     // First wait for the sessions being started from this one (they hold its row `FOR SHARE`
     // until they commit). The UPDATE below is a new statement, so its snapshot then includes
     // them: an UPDATE alone, blocked on the row lock, re-checks only the rows of its own
@@ -292,9 +308,9 @@ pub(super) async fn revoke_family(
         .execute(&mut *connection)
         .await
         .map_err(store_error)?;
-    let revoked: Vec<bool> = sqlx::query_scalar(
+    let mut revoked: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
-         WHERE (id = $3 OR parent_id = $3) AND revoked_at IS NULL RETURNING id = $3",
+         WHERE (id = $3 OR parent_id = $3) AND revoked_at IS NULL RETURNING id",
     )
     .bind(now)
     .bind(reason.as_str())
@@ -327,8 +343,9 @@ pub(super) async fn revoke_family(
         .fetch_all(&mut *connection)
         .await
         .map_err(store_error)?;
+        revoked.extend_from_slice(&parents);
     }
-    Ok(revoked.contains(&true))
+    Ok((revoked.contains(&id), revoked))
 }
 
 /// The rotation inside the caller's transaction.

@@ -13,6 +13,15 @@ use crate::domain::user::{
     EmailAddress, FullName, LoginKey, PasswordHash, Roles, User, UserChanges, UserId,
 };
 use crate::infrastructure::db::records::UserRecord;
+use crate::infrastructure::db::session_cache::Lookup;
+
+/// A live session's expiry and its user.
+#[derive(sqlx::FromRow)]
+struct LiveSessionRecord {
+    session_expires_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    user: UserRecord,
+}
 
 fn users(records: Vec<UserRecord>) -> Result<Vec<User>, StoreError> {
     records.into_iter().map(UserRecord::into_user).collect()
@@ -89,19 +98,34 @@ impl UserRepository for PgStore {
         session_id: SessionId,
         now: DateTime<Utc>,
     ) -> Result<Option<Arc<User>>, StoreError> {
+        let epoch = match self.sessions.lookup(user_id, session_id, now) {
+            Lookup::Live(user) => return Ok(Some(user)),
+            Lookup::Miss(epoch) => epoch,
+        };
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id
+            "SELECT s.expires_at AS session_expires_at, {USER_COLUMNS}
+             FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3
                AND u.is_active"
         );
-        let record = sqlx::query_as(&sql)
+        let record: Option<LiveSessionRecord> = sqlx::query_as(&sql)
             .bind(session_id.as_uuid())
             .bind(user_id.as_uuid())
             .bind(now)
             .fetch_optional(&self.pool)
             .await
             .map_err(store_error)?;
-        Ok(user(record)?.map(Arc::new))
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let user = Arc::new(record.user.into_user()?);
+        self.sessions.fill(
+            epoch,
+            session_id,
+            record.session_expires_at,
+            Arc::clone(&user),
+        );
+        Ok(Some(user))
     }
 
     async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
@@ -173,6 +197,7 @@ impl UserRepository for PgStore {
             0
         };
         tx.commit().await.map_err(store_error)?;
+        self.sessions.forget_user(id);
         Ok(Some((record.into_user()?, revoked)))
     }
 
@@ -202,6 +227,7 @@ impl UserRepository for PgStore {
         }
         let revoked = revoke_all(&mut tx, id, keep, RevocationReason::PasswordChanged, now).await?;
         tx.commit().await.map_err(store_error)?;
+        self.sessions.forget_user(id);
         Ok(Some(revoked))
     }
 
@@ -219,6 +245,9 @@ impl UserRepository for PgStore {
                 .execute(&self.pool)
                 .await
                 .map_err(store_error)?;
+        if done.rows_affected() == 1 {
+            self.sessions.forget_user(id);
+        }
         Ok(done.rows_affected() == 1)
     }
 }

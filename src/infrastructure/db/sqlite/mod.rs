@@ -167,6 +167,12 @@ pub(super) async fn test_store() -> (SqliteStore, tempfile::TempDir) {
     (store.expect("a new SQLite database"), dir)
 }
 
+impl crate::domain::session::InvalidationFeed for SqliteStore {
+    fn subscribe(&self, listener: Arc<dyn crate::domain::session::InvalidationListener>) {
+        crate::domain::session::InvalidationFeed::subscribe(&*self.sessions, listener);
+    }
+}
+
 impl super::PoolState for SqliteStore {
     fn pool_state(&self) -> (u32, usize) {
         let idle = self.readers.idle.lock().map_or(0, |idle| idle.len());
