@@ -28,6 +28,8 @@ mod account;
 mod clients;
 #[path = "repository_contract/housekeeping.rs"]
 mod housekeeping;
+#[path = "repository_contract/invalidation.rs"]
+mod invalidation;
 #[path = "repository_contract/listings.rs"]
 mod listings;
 #[path = "repository_contract/mail.rs"]
@@ -42,6 +44,7 @@ mod totp;
 use account::*;
 use clients::*;
 use housekeeping::*;
+use invalidation::*;
 use listings::*;
 use mail::*;
 use oidc::*;
@@ -51,6 +54,8 @@ use totp::*;
 /// A backend under test; `_guard` keeps its temporary storage alive.
 pub struct Backend {
     repos: Repositories,
+    /// The database's URL, for a second replica (PostgreSQL only).
+    url: Option<String>,
     _guard: Box<dyn std::any::Any + Send>,
 }
 
@@ -67,6 +72,7 @@ fn options() -> DbOptions {
 async fn memory() -> Option<Backend> {
     Some(Backend {
         repos: db::memory::MemoryStore::new().repositories(),
+        url: None,
         _guard: Box::new(()),
     })
 }
@@ -77,6 +83,7 @@ async fn sqlite() -> Option<Backend> {
     let repos = db::connect(&url, &options()).await.unwrap();
     Some(Backend {
         repos,
+        url: None,
         _guard: Box::new(dir),
     })
 }
@@ -88,6 +95,7 @@ async fn postgres() -> Option<Backend> {
     let repos = db::connect(&database.url, &options()).await.unwrap();
     Some(Backend {
         repos,
+        url: Some(database.url.clone()),
         _guard: Box::new(database),
     })
 }
@@ -1052,6 +1060,9 @@ macro_rules! contract_tests {
 }
 
 contract_tests!(memory, sqlite, postgres: [
+    // The cache-invalidation port (issue 15).
+    every_revocation_path_publishes_an_invalidation_on_every_replica,
+    a_replica_whose_listener_is_killed_reports_it_and_never_answers_from_memory,
     // Passkeys (issue 14, part P).
     passkeys_are_added_listed_and_deleted_keeping_the_users_count_in_step,
     a_credential_id_is_registered_once_across_users,
@@ -1157,6 +1168,7 @@ async fn sqlite_sees_a_revocation_written_by_another_process() {
         .unwrap();
     let b = Backend {
         repos,
+        url: None,
         _guard: Box::new(()),
     };
     let alice = stored_user(&b, "alice").await;

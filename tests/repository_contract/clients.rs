@@ -8,7 +8,7 @@ use auth_service::domain::client::{
 
 use super::*;
 
-fn client(name: &str, client_type: ClientType) -> (Client, Option<ClientSecret>) {
+pub(super) fn client(name: &str, client_type: ClientType) -> (Client, Option<ClientSecret>) {
     let at = now();
     let secret = (client_type == ClientType::Confidential).then(ClientSecret::generate);
     let uris = |raw: &[&str]| raw.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
@@ -43,7 +43,7 @@ fn client(name: &str, client_type: ClientType) -> (Client, Option<ClientSecret>)
 }
 
 /// A session of `user` whose tokens are issued to `client_id` (`None`: the password grant).
-async fn client_session(b: &Backend, user: &User, client_id: Option<ClientId>) -> Session {
+pub(super) async fn client_session(b: &Backend, user: &User, client_id: Option<ClientId>) -> Session {
     started_session(b, user, client_id, None).await
 }
 
