@@ -484,6 +484,30 @@ async fn code_flow(server: &ServerProcess, client_id: &str, username: &str) -> S
     body["access_token"].as_str().unwrap().to_owned()
 }
 
+/// The token of the (one) reset mail in `outbox`, waiting for the mail worker to write it.
+async fn reset_token(outbox: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let found = std::fs::read_dir(outbox).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "eml"))
+        });
+        if let Some(file) = found {
+            let mail = support::smtp::Received {
+                from: String::new(),
+                to: Vec::new(),
+                data: std::fs::read_to_string(&file).unwrap(),
+                at: Instant::now(),
+            };
+            return mail.token_for("/auth/password-reset").expect("a reset link");
+        }
+        assert!(Instant::now() < deadline, "no reset mail in {}", outbox.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// An admin's access token: `root` registered on `server`, given the role in the database.
 async fn admin(client: &Client, db: &PgDatabase, server: &ServerProcess) -> String {
     use sqlx::Connection;
@@ -498,7 +522,7 @@ async fn admin(client: &Client, db: &PgDatabase, server: &ServerProcess) -> Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_revocation_through_one_replica_is_refused_by_another_within_the_bound() {
-    let Some((db, _dir, servers)) = replicas(2, &[]).await else {
+    let Some((db, dir, servers)) = replicas(2, &[]).await else {
         return support::skip(
             "every_revocation_through_one_replica_is_refused_by_another_within_the_bound",
         );
@@ -618,6 +642,33 @@ async fn every_revocation_through_one_replica_is_refused_by_another_within_the_b
             .send()
             .await;
         expect(r.unwrap(), StatusCode::NO_CONTENT, "admin delete").await;
+    })
+    .await;
+
+    // Password reset: the link of the mail (written to the outbox directory without SMTP).
+    let created = client
+        .post(a.url("/users"))
+        .json(&json!({"username": "hana", "password": PASSWORD, "email": "hana@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let (access, _) = tokens(login(&client, a, "hana", PASSWORD).await).await;
+    let asked = client
+        .post(a.url("/auth/password-reset"))
+        .json(&json!({"email": "hana@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    let token = reset_token(&dir.path().join("mail-outbox")).await;
+    assert_refused_after(&client, &on_b, "/users/me", &access, "password reset", async {
+        let r = client
+            .post(a.url("/auth/password-reset/confirm"))
+            .json(&json!({"token": token, "new_password": "a brand new passphrase"}))
+            .send()
+            .await;
+        expect(r.unwrap(), StatusCode::NO_CONTENT, "password reset").await;
     })
     .await;
 
