@@ -19,7 +19,8 @@
 # verification is timed with `cargo bench --bench crypto` right before the logins, for the hash
 # limit (cores / time), and so is one verification on every core at once.
 # With BENCH_POSTGRES_URL (a maintenance database, e.g. postgres://postgres@127.0.0.1/postgres)
-# the refresh workload also runs on PostgreSQL.
+# the refresh workload also runs on PostgreSQL, and the cross-replica revocation latency is
+# measured with two replicas (scripts/bench/revocation_latency.py, BENCH_REVOCATIONS trials).
 #
 # Writes target/bench/results.json and target/bench/results.md.
 set -euo pipefail
@@ -209,6 +210,33 @@ if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
     BENCH_TOKEN="$token" run_wrk users_me_postgres -t2 -c64 -s scripts/bench/get.lua "$base/users/me"
     stop_server
     psql "$BENCH_POSTGRES_URL" -qc "DROP DATABASE $pg_db WITH (FORCE)" >/dev/null
+fi
+
+# Cross-replica revocation latency (issue 15): two replicas on one fresh PostgreSQL database;
+# a logout answered by the first, polled on the second until it refuses the token.
+if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
+    echo "bench: revocation latency across two PostgreSQL replicas"
+    rv_db="bench_revocation_$RANDOM$RANDOM"
+    psql "$BENCH_POSTGRES_URL" -qc "CREATE DATABASE $rv_db" >/dev/null
+    rv_url="$(python3 -c 'import sys; u=sys.argv[1]; print(u.rsplit("/",1)[0]+"/"+sys.argv[2])' "$BENCH_POSTGRES_URL" "$rv_db")"
+    rv_pids=()
+    rv_bases=()
+    for rv_i in 1 2; do
+        rv_port="$(free_port)"
+        rv_line="$(READY_LOG="$work/revocation_$rv_i.log" python3 scripts/bench/ready.py "http://127.0.0.1:$rv_port/health" -- \
+            "${server_env[@]}" PORT="$rv_port" DATABASE_URL="$rv_url" target/release/auth-service)"
+        rv_pid="$(awk '{print $4}' <<<"$rv_line")"
+        pids+=("$rv_pid")
+        rv_pids+=("$rv_pid")
+        rv_bases+=("http://127.0.0.1:$rv_port")
+    done
+    python3 scripts/bench/revocation_latency.py "${rv_bases[0]}" "${rv_bases[1]}" "${BENCH_REVOCATIONS:-200}" >"$work/revocation.json"
+    cat "$work/revocation.json"
+    for rv_key in p50_ms p99_ms max_ms; do
+        extra "revocation_latency_$rv_key" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/revocation.json" "$rv_key")"
+    done
+    for rv_pid in "${rv_pids[@]}"; do kill "$rv_pid"; wait "$rv_pid" 2>/dev/null || true; done
+    psql "$BENCH_POSTGRES_URL" -qc "DROP DATABASE $rv_db WITH (FORCE)" >/dev/null
 fi
 
 # The ceiling.

@@ -126,7 +126,9 @@ async fn tokens_sessions_and_revocation_are_shared_by_every_replica() {
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     // Another replica may have the session cached: it hears of the logout shortly after.
     for server in [a, c] {
-        assert!(refused(&client, server, "/users/me", &access).await.is_some());
+        assert!(refused(&client, server, "/users/me", &access)
+            .await
+            .is_some());
     }
 }
 
@@ -340,7 +342,11 @@ async fn refused(
         if status == StatusCode::UNAUTHORIZED {
             return Some(start.elapsed());
         }
-        assert_eq!(status, StatusCode::OK, "{path} before the revocation arrives");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{path} before the revocation arrives"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     None
@@ -371,7 +377,10 @@ async fn assert_refused_after(
     revoke.await;
     for (i, server) in servers.iter().enumerate() {
         let took = refused(client, server, path, access).await;
-        assert!(took.is_some(), "{what}: replica {i} still accepts the token");
+        assert!(
+            took.is_some(),
+            "{what}: replica {i} still accepts the token"
+        );
     }
 }
 
@@ -501,9 +510,15 @@ async fn reset_token(outbox: &std::path::Path) -> String {
                 data: std::fs::read_to_string(&file).unwrap(),
                 at: Instant::now(),
             };
-            return mail.token_for("/auth/password-reset").expect("a reset link");
+            return mail
+                .token_for("/auth/password-reset")
+                .expect("a reset link");
         }
-        assert!(Instant::now() < deadline, "no reset mail in {}", outbox.display());
+        assert!(
+            Instant::now() < deadline,
+            "no reset mail in {}",
+            outbox.display()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -517,7 +532,9 @@ async fn admin(client: &Client, db: &PgDatabase, server: &ServerProcess) -> Stri
         .execute(&mut sql)
         .await
         .unwrap();
-    tokens(login(client, server, "root", PASSWORD).await).await.0
+    tokens(login(client, server, "root", PASSWORD).await)
+        .await
+        .0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,7 +553,11 @@ async fn every_revocation_through_one_replica_is_refused_by_another_within_the_b
     register(&client, a, "alice").await;
     let (access, _) = tokens(login(&client, a, "alice", PASSWORD).await).await;
     assert_refused_after(&client, &on_b, "/users/me", &access, "logout", async {
-        let r = client.post(a.url("/auth/logout")).bearer_auth(&access).send().await;
+        let r = client
+            .post(a.url("/auth/logout"))
+            .bearer_auth(&access)
+            .send()
+            .await;
         expect(r.unwrap(), StatusCode::NO_CONTENT, "logout").await;
     })
     .await;
@@ -544,7 +565,11 @@ async fn every_revocation_through_one_replica_is_refused_by_another_within_the_b
     // Logout everywhere.
     let (access, _) = tokens(login(&client, a, "alice", PASSWORD).await).await;
     assert_refused_after(&client, &on_b, "/users/me", &access, "logout-all", async {
-        let r = client.post(a.url("/auth/logout-all")).bearer_auth(&access).send().await;
+        let r = client
+            .post(a.url("/auth/logout-all"))
+            .bearer_auth(&access)
+            .send()
+            .await;
         expect(r.unwrap(), StatusCode::NO_CONTENT, "logout-all").await;
     })
     .await;
@@ -562,15 +587,22 @@ async fn every_revocation_through_one_replica_is_refused_by_another_within_the_b
     let (access, _) = tokens(login(&client, a, "alice", PASSWORD).await).await;
     let (other, _) = tokens(login(&client, a, "alice", PASSWORD).await).await;
     let new_password = "another correct horse";
-    assert_refused_after(&client, &on_b, "/users/me", &access, "password change", async {
-        let r = client
-            .put(a.url("/users/me/password"))
-            .bearer_auth(&other)
-            .json(&json!({"current_password": PASSWORD, "new_password": new_password}))
-            .send()
-            .await;
-        expect(r.unwrap(), StatusCode::NO_CONTENT, "password change").await;
-    })
+    assert_refused_after(
+        &client,
+        &on_b,
+        "/users/me",
+        &access,
+        "password change",
+        async {
+            let r = client
+                .put(a.url("/users/me/password"))
+                .bearer_auth(&other)
+                .json(&json!({"current_password": PASSWORD, "new_password": new_password}))
+                .send()
+                .await;
+            expect(r.unwrap(), StatusCode::NO_CONTENT, "password change").await;
+        },
+    )
     .await;
 
     // Session end from another session.
@@ -607,15 +639,22 @@ async fn every_revocation_through_one_replica_is_refused_by_another_within_the_b
     // Admin disable.
     let dora = register(&client, a, "dora").await;
     let (access, _) = tokens(login(&client, a, "dora", PASSWORD).await).await;
-    assert_refused_after(&client, &on_b, "/users/me", &access, "admin disable", async {
-        let r = client
-            .patch(a.url(&format!("/users/{dora}")))
-            .bearer_auth(&root)
-            .json(&json!({"is_active": false}))
-            .send()
-            .await;
-        expect(r.unwrap(), StatusCode::OK, "admin disable").await;
-    })
+    assert_refused_after(
+        &client,
+        &on_b,
+        "/users/me",
+        &access,
+        "admin disable",
+        async {
+            let r = client
+                .patch(a.url(&format!("/users/{dora}")))
+                .bearer_auth(&root)
+                .json(&json!({"is_active": false}))
+                .send()
+                .await;
+            expect(r.unwrap(), StatusCode::OK, "admin disable").await;
+        },
+    )
     .await;
 
     // Self delete.
@@ -635,14 +674,21 @@ async fn every_revocation_through_one_replica_is_refused_by_another_within_the_b
     // Admin delete.
     let fred = register(&client, a, "fred").await;
     let (access, _) = tokens(login(&client, a, "fred", PASSWORD).await).await;
-    assert_refused_after(&client, &on_b, "/users/me", &access, "admin delete", async {
-        let r = client
-            .delete(a.url(&format!("/users/{fred}")))
-            .bearer_auth(&root)
-            .send()
-            .await;
-        expect(r.unwrap(), StatusCode::NO_CONTENT, "admin delete").await;
-    })
+    assert_refused_after(
+        &client,
+        &on_b,
+        "/users/me",
+        &access,
+        "admin delete",
+        async {
+            let r = client
+                .delete(a.url(&format!("/users/{fred}")))
+                .bearer_auth(&root)
+                .send()
+                .await;
+            expect(r.unwrap(), StatusCode::NO_CONTENT, "admin delete").await;
+        },
+    )
     .await;
 
     // Password reset: the link of the mail (written to the outbox directory without SMTP).
@@ -662,14 +708,21 @@ async fn every_revocation_through_one_replica_is_refused_by_another_within_the_b
         .unwrap();
     assert_eq!(asked.status(), StatusCode::ACCEPTED);
     let token = reset_token(&dir.path().join("mail-outbox")).await;
-    assert_refused_after(&client, &on_b, "/users/me", &access, "password reset", async {
-        let r = client
-            .post(a.url("/auth/password-reset/confirm"))
-            .json(&json!({"token": token, "new_password": "a brand new passphrase"}))
-            .send()
-            .await;
-        expect(r.unwrap(), StatusCode::NO_CONTENT, "password reset").await;
-    })
+    assert_refused_after(
+        &client,
+        &on_b,
+        "/users/me",
+        &access,
+        "password reset",
+        async {
+            let r = client
+                .post(a.url("/auth/password-reset/confirm"))
+                .json(&json!({"token": token, "new_password": "a brand new passphrase"}))
+                .send()
+                .await;
+            expect(r.unwrap(), StatusCode::NO_CONTENT, "password reset").await;
+        },
+    )
     .await;
 
     // Client deletion: the session of an OpenID Connect client, used at userinfo.
@@ -692,14 +745,21 @@ async fn every_revocation_through_one_replica_is_refused_by_another_within_the_b
         .unwrap();
     let client_id = registered["client_id"].as_str().unwrap().to_owned();
     let access = code_flow(a, &client_id, "gina").await;
-    assert_refused_after(&client, &on_b, "/auth/userinfo", &access, "client deletion", async {
-        let r = client
-            .delete(a.url(&format!("/admin/clients/{client_id}")))
-            .bearer_auth(&root)
-            .send()
-            .await;
-        expect(r.unwrap(), StatusCode::NO_CONTENT, "client deletion").await;
-    })
+    assert_refused_after(
+        &client,
+        &on_b,
+        "/auth/userinfo",
+        &access,
+        "client deletion",
+        async {
+            let r = client
+                .delete(a.url(&format!("/admin/clients/{client_id}")))
+                .bearer_auth(&root)
+                .send()
+                .await;
+            expect(r.unwrap(), StatusCode::NO_CONTENT, "client deletion").await;
+        },
+    )
     .await;
 }
 
@@ -729,7 +789,13 @@ async fn three_replicas_refuse_a_revoked_token_under_load_and_across_a_listener_
             tokio::spawn(async move {
                 let mut done = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let status = client.get(&url).bearer_auth(&busy).send().await.unwrap().status();
+                    let status = client
+                        .get(&url)
+                        .bearer_auth(&busy)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
                     assert_eq!(status, StatusCode::OK);
                     done += 1;
                 }
@@ -738,10 +804,21 @@ async fn three_replicas_refuse_a_revoked_token_under_load_and_across_a_listener_
         })
         .collect();
     let (access, _) = tokens(login(&client, a, "alice", PASSWORD).await).await;
-    assert_refused_after(&client, &[b, c], "/users/me", &access, "logout under load", async {
-        let r = client.post(a.url("/auth/logout")).bearer_auth(&access).send().await;
-        expect(r.unwrap(), StatusCode::NO_CONTENT, "logout").await;
-    })
+    assert_refused_after(
+        &client,
+        &[b, c],
+        "/users/me",
+        &access,
+        "logout under load",
+        async {
+            let r = client
+                .post(a.url("/auth/logout"))
+                .bearer_auth(&access)
+                .send()
+                .await;
+            expect(r.unwrap(), StatusCode::NO_CONTENT, "logout").await;
+        },
+    )
     .await;
 
     // Kill every replica's listener backend: each reconnects (its cache suspended meanwhile,
@@ -760,11 +837,22 @@ async fn three_replicas_refuse_a_revoked_token_under_load_and_across_a_listener_
     .await
     .unwrap();
     assert_eq!(killed.len(), 3, "one listener per replica");
-    let r = client.post(a.url("/auth/logout")).bearer_auth(&access).send().await;
-    expect(r.unwrap(), StatusCode::NO_CONTENT, "logout across a reconnect").await;
+    let r = client
+        .post(a.url("/auth/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await;
+    expect(
+        r.unwrap(),
+        StatusCode::NO_CONTENT,
+        "logout across a reconnect",
+    )
+    .await;
     for (i, server) in [b, c].into_iter().enumerate() {
         assert!(
-            refused(&client, server, "/users/me", &access).await.is_some(),
+            refused(&client, server, "/users/me", &access)
+                .await
+                .is_some(),
             "replica {i} accepts a token revoked while its listener reconnected"
         );
     }
@@ -785,10 +873,21 @@ async fn three_replicas_refuse_a_revoked_token_under_load_and_across_a_listener_
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (access, _) = tokens(login(&client, a, "alice", PASSWORD).await).await;
-    assert_refused_after(&client, &[b, c], "/users/me", &access, "after reconnect", async {
-        let r = client.post(a.url("/auth/logout")).bearer_auth(&access).send().await;
-        expect(r.unwrap(), StatusCode::NO_CONTENT, "logout").await;
-    })
+    assert_refused_after(
+        &client,
+        &[b, c],
+        "/users/me",
+        &access,
+        "after reconnect",
+        async {
+            let r = client
+                .post(a.url("/auth/logout"))
+                .bearer_auth(&access)
+                .send()
+                .await;
+            expect(r.unwrap(), StatusCode::NO_CONTENT, "logout").await;
+        },
+    )
     .await;
 
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

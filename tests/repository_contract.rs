@@ -1063,6 +1063,7 @@ contract_tests!(memory, sqlite, postgres: [
     // The cache-invalidation port (issue 15).
     every_revocation_path_publishes_an_invalidation_on_every_replica,
     a_replica_whose_listener_is_killed_reports_it_and_never_answers_from_memory,
+    a_rotation_publishes_nothing_to_other_replicas,
     // Passkeys (issue 14, part P).
     passkeys_are_added_listed_and_deleted_keeping_the_users_count_in_step,
     a_credential_id_is_registered_once_across_users,

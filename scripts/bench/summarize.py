@@ -73,6 +73,10 @@ def main() -> None:
     if "code_flow" in runs:
         flows = code_flows_per_s(runs["code_flow"])
         targets.append(("full code flows (authorize → token) ≥ 1,000/s (SQLite)", flows, 1000, f"{flows:.0f}/s"))
+    if "revocation_latency_p99_ms" in values:
+        p99 = values["revocation_latency_p99_ms"]
+        targets.append(("revocation seen on another replica ≤ 100 ms (p99, PostgreSQL)", -p99, -100,
+                        f"p50 {values['revocation_latency_p50_ms']} ms, p99 {p99} ms, max {values['revocation_latency_max_ms']} ms"))
     machine = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor()),

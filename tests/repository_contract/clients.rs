@@ -43,7 +43,11 @@ pub(super) fn client(name: &str, client_type: ClientType) -> (Client, Option<Cli
 }
 
 /// A session of `user` whose tokens are issued to `client_id` (`None`: the password grant).
-pub(super) async fn client_session(b: &Backend, user: &User, client_id: Option<ClientId>) -> Session {
+pub(super) async fn client_session(
+    b: &Backend,
+    user: &User,
+    client_id: Option<ClientId>,
+) -> Session {
     started_session(b, user, client_id, None).await
 }
 

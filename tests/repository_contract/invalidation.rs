@@ -85,19 +85,23 @@ async fn revoked_everywhere<F>(
     F: std::future::Future<Output = ()>,
 {
     for (i, (repos, recorder)) in replicas.iter().enumerate() {
-        assert!(live_on(repos, user, session).await, "{path}: live on replica {i} before");
+        assert!(
+            live_on(repos, user, session).await,
+            "{path}: live on replica {i} before"
+        );
         recorder.take();
     }
     revoke.await;
     for (i, (repos, recorder)) in replicas.iter().enumerate() {
         assert!(
-            recorder
-                .saw(|what| what.covers(user.id, session.id))
-                .await,
+            recorder.saw(|what| what.covers(user.id, session.id)).await,
             "{path}: replica {i} heard no invalidation covering the session: {:?}",
             recorder.take()
         );
-        assert!(!live_on(repos, user, session).await, "{path}: still live on replica {i}");
+        assert!(
+            !live_on(repos, user, session).await,
+            "{path}: still live on replica {i}"
+        );
     }
 }
 
@@ -129,9 +133,23 @@ pub async fn every_revocation_path_publishes_an_invalidation_on_every_replica(b:
 
     let (s, token) = session_for(&b, &alice, at).await;
     let expiry = at + Duration::days(14);
-    rotate(&b, &token.hash(), &RefreshToken::generate().hash(), expiry, at).await;
+    rotate(
+        &b,
+        &token.hash(),
+        &RefreshToken::generate().hash(),
+        expiry,
+        at,
+    )
+    .await;
     revoked_everywhere(&replicas, "refresh-token reuse", &alice, &s, async {
-        let reused = rotate(&b, &token.hash(), &RefreshToken::generate().hash(), expiry, at).await;
+        let reused = rotate(
+            &b,
+            &token.hash(),
+            &RefreshToken::generate().hash(),
+            expiry,
+            at,
+        )
+        .await;
         assert!(matches!(reused, RotationOutcome::Reused { .. }));
     })
     .await;
@@ -241,9 +259,14 @@ pub async fn a_replica_whose_listener_is_killed_reports_it_and_never_answers_fro
         recorder.take()
     );
     // From the loss on, never from memory: the database says it is revoked.
-    assert!(!live_on(other, &alice, &s).await, "answered from memory after the loss");
     assert!(
-        recorder.saw(|what| *what == Invalidation::FeedRestored).await,
+        !live_on(other, &alice, &s).await,
+        "answered from memory after the loss"
+    );
+    assert!(
+        recorder
+            .saw(|what| *what == Invalidation::FeedRestored)
+            .await,
         "no FeedRestored: {:?}",
         recorder.take()
     );
@@ -263,4 +286,40 @@ pub async fn a_replica_whose_listener_is_killed_reports_it_and_never_answers_fro
             .unwrap();
     })
     .await;
+}
+
+/// PostgreSQL only: a plain refresh rotation (the hot write path) publishes nothing to the other
+/// replicas. Notifications arrive in commit order, so a later revocation of another session
+/// marks the point by which the rotation's would have arrived.
+pub async fn a_rotation_publishes_nothing_to_other_replicas(b: Backend) {
+    if b.url.is_none() {
+        return;
+    }
+    let replicas = replicas(&b).await;
+    let (other, recorder) = &replicas[1];
+    let (alice, bob) = (stored_user(&b, "alice").await, stored_user(&b, "bob").await);
+    let at = now();
+    let (rotated, token) = session_for(&b, &alice, at).await;
+    let (marker, _) = session_for(&b, &bob, at).await;
+    assert!(live_on(other, &alice, &rotated).await);
+    recorder.take();
+    let next = RefreshToken::generate();
+    let outcome = rotate(&b, &token.hash(), &next.hash(), at + Duration::days(14), at).await;
+    assert!(matches!(outcome, RotationOutcome::Rotated { .. }));
+    b.repos
+        .tokens
+        .revoke_session(marker.id, RevocationReason::Logout, at)
+        .await
+        .unwrap();
+    assert!(
+        recorder
+            .saw(|what| *what == Invalidation::Session(marker.id))
+            .await
+    );
+    let seen = recorder.take();
+    assert!(
+        !seen.iter().any(|what| what.covers(alice.id, rotated.id)),
+        "a rotation was published: {seen:?}"
+    );
+    assert!(live_on(other, &alice, &rotated).await);
 }

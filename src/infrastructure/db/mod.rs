@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use crate::domain::mail::MailStore;
 use crate::domain::ports::MfaRepository;
-use crate::domain::session::InvalidationFeed;
 use crate::domain::ports::{
     AccountRepository, AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe,
     LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,
 };
+use crate::domain::session::InvalidationFeed;
 
 /// The repositories of one backend, as the wiring hands them to the use cases.
 #[derive(Clone)]

@@ -409,6 +409,38 @@ mod tests {
         );
     }
 
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<Invalidation>>);
+
+    impl InvalidationListener for Recorder {
+        fn invalidated(&self, what: &Invalidation) {
+            self.0.lock().unwrap().push(*what);
+        }
+    }
+
+    #[test]
+    fn every_invalidation_is_published_to_every_subscriber() {
+        let cache = SessionCache::new(0);
+        let (one, two) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+        cache.subscribe(one.clone());
+        cache.subscribe(two.clone());
+        let (session, user) = (SessionId::new(), UserId::new());
+        cache.forget_session(session);
+        cache.forget_user(user);
+        cache.clear();
+        cache.suspend();
+        cache.resume();
+        let expected = vec![
+            Invalidation::Session(session),
+            Invalidation::User(user),
+            Invalidation::All,
+            Invalidation::FeedLost,
+            Invalidation::FeedRestored,
+        ];
+        assert_eq!(*one.0.lock().unwrap(), expected);
+        assert_eq!(*two.0.lock().unwrap(), expected);
+    }
+
     #[test]
     fn a_zero_budget_remembers_nothing() {
         let cache = SessionCache::new(0);

@@ -82,7 +82,9 @@ async fn run(options: PgConnectOptions, cache: Arc<SessionCache>, first: Option<
                     listener = Some(connected);
                     cache.resume();
                     set_gauge(true);
-                    tracing::warn!("session cache invalidation feed restored: cache resumed, empty");
+                    tracing::warn!(
+                        "session cache invalidation feed restored: cache resumed, empty"
+                    );
                 }
                 Err(error) => {
                     tracing::debug!(%error, "session cache invalidation feed: reconnection failed");
@@ -166,5 +168,41 @@ pub fn record_gauge() {
     let up = FEED_UP.load(Ordering::SeqCst);
     if up >= 0 {
         metrics::gauge!("auth_session_cache_feed_up").set(f64::from(up));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::session::{Invalidation, InvalidationFeed, InvalidationListener};
+
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<Invalidation>>);
+
+    impl InvalidationListener for Recorder {
+        fn invalidated(&self, what: &Invalidation) {
+            self.0.lock().unwrap().push(*what);
+        }
+    }
+
+    #[test]
+    fn payloads_name_a_session_a_user_or_else_everything() {
+        let cache = SessionCache::new(1 << 20);
+        let recorder = Arc::new(Recorder::default());
+        cache.subscribe(recorder.clone());
+        let (session, user) = (Uuid::now_v7(), Uuid::now_v7());
+        apply(&cache, &format!("s:{session}"));
+        apply(&cache, &format!("u:{user}"));
+        for unknown in ["*", "", "s:not-a-uuid", "x:1", "u:"] {
+            apply(&cache, unknown);
+        }
+        let seen = recorder.0.lock().unwrap().clone();
+        assert_eq!(
+            seen[0],
+            Invalidation::Session(SessionId::from_uuid(session))
+        );
+        assert_eq!(seen[1], Invalidation::User(UserId::from_uuid(user)));
+        assert!(seen[2..].iter().all(|w| *w == Invalidation::All));
+        assert_eq!(seen.len(), 7);
     }
 }
