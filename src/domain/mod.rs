@@ -9,6 +9,7 @@ pub mod mail;
 pub mod mfa;
 pub mod oidc;
 pub mod passkey;
+pub mod rate_limit;
 pub mod ports;
 pub mod session;
 pub mod token;

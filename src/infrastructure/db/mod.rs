@@ -4,6 +4,7 @@
 //! `audit.rs`, `throttle.rs`, `purge.rs`, with its driver's errors mapped in `error.rs`), and the
 //! contract suite (`tests/repository_contract.rs`) runs every case on each.
 
+pub mod local_rates;
 pub mod memory;
 pub mod postgres;
 mod records;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use crate::domain::mail::MailStore;
 use crate::domain::ports::MfaRepository;
+use crate::domain::ports::RateBudget;
 use crate::domain::ports::{
     AccountRepository, AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe,
     LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,
@@ -38,6 +40,9 @@ pub struct Repositories {
     pub passkeys: Arc<dyn crate::domain::passkey::PasskeyRepository>,
     /// TOTP, recovery codes and pending sign-ins (issue 14, TOTP).
     pub mfa: Arc<dyn MfaRepository>,
+    /// The per-client request budgets of the rate limit (issue 15): a table on PostgreSQL,
+    /// this process's memory on SQLite (one process).
+    pub rates: Arc<dyn RateBudget>,
 }
 
 /// The size and idle connections of a store's pool (for the metrics; not a domain port).
@@ -68,10 +73,10 @@ pub struct DbOptions {
 pub async fn connect(url: &str, options: &DbOptions) -> Result<Repositories, StoreError> {
     if url.starts_with("sqlite:") {
         let store = Arc::new(sqlite::SqliteStore::connect(url, options).await?);
-        Ok(Repositories::of(store))
+        Ok(Repositories::of(store, Arc::new(local_rates::LocalBudget::default())))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let store = Arc::new(postgres::PgStore::connect(url, options).await?);
-        Ok(Repositories::of(store))
+        Ok(Repositories::of(store.clone(), store))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(StoreError::Other(format!(
@@ -81,7 +86,7 @@ pub async fn connect(url: &str, options: &DbOptions) -> Result<Repositories, Sto
 }
 
 impl Repositories {
-    fn of<S>(store: Arc<S>) -> Self
+    fn of<S>(store: Arc<S>, rates: Arc<dyn RateBudget>) -> Self
     where
         S: UserRepository
             + ClientRepository
@@ -111,6 +116,7 @@ impl Repositories {
             account: store.clone(),
             passkeys: store.clone(),
             mfa: store.clone(),
+            rates,
             pool: store,
         }
     }
