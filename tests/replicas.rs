@@ -310,3 +310,131 @@ async fn a_database_outage_gives_quick_503s_and_the_service_recovers_without_los
     );
     assert_eq!(register("after".into()).await.status(), StatusCode::CREATED);
 }
+
+// Issue 15, part C: the rate limit and the lockout are shared by every replica.
+
+/// The rate limit of these tests: a burst of 16 at one request a second, so that the refill
+/// during a test adds at most a few tokens.
+const BURST: usize = 16;
+
+/// Replicas with the rate limit on (and `extra`), or `None` without `TEST_POSTGRES_URL`.
+async fn limited_replicas(
+    count: usize,
+    extra: &[(&str, &str)],
+) -> Option<(PgDatabase, TempDir, Vec<ServerProcess>)> {
+    let burst = BURST.to_string();
+    let mut vars = vec![
+        ("RATE_LIMIT_ENABLED", "true"),
+        ("RATE_LIMIT_PER_SECOND", "1"),
+        ("RATE_LIMIT_BURST", burst.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    replicas(count, &vars).await
+}
+
+/// One client alternating between the replicas on a limited endpoint (a refresh with an
+/// unknown token: cheap, refused with 400 invalid_grant, but counted): how many requests passed before the
+/// first 429, whose answer is checked to be the usual OAuth error with `Retry-After`.
+async fn passed_before_the_first_429(servers: &[ServerProcess]) -> usize {
+    let client = Client::new();
+    for i in 0..BURST * 3 {
+        let response = refresh(&client, &servers[i % servers.len()], "not-a-token").await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(retry_after, 1, "the next token comes within a second");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+            return i;
+        }
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    panic!("no 429 in {} requests", BURST * 3);
+}
+
+/// At most one burst and a quarter, and not refused before three quarters of it.
+fn assert_one_budget(passed: usize) {
+    eprintln!("{passed} requests passed before the first 429 (burst {BURST})");
+    assert!(
+        passed <= BURST + BURST / 4,
+        "{passed} requests passed: more than one burst of {BURST} + 25 %"
+    );
+    assert!(
+        passed >= BURST * 3 / 4,
+        "{passed} requests passed: refused too early (burst {BURST})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_alternating_between_replicas_gets_one_rate_limit_budget() {
+    let Some((_db, _dir, servers)) = limited_replicas(2, &[]).await else {
+        return support::skip("one_client_alternating_between_replicas_gets_one_rate_limit_budget");
+    };
+    assert_one_budget(passed_before_the_first_429(&servers).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_one_client_alternating_between_replicas_gets_one_rate_limit_budget() {
+    let Some(redis) = support::redis_url() else {
+        return support::skip_redis("with_redis_one_client_alternating_between_replicas");
+    };
+    let prefix = format!("replicas-{}:", uuid::Uuid::new_v4());
+    let vars = [
+        ("REDIS_URL", redis.as_str()),
+        ("RATE_LIMIT_KEY_PREFIX", prefix.as_str()),
+    ];
+    let Some((_db, _dir, servers)) = limited_replicas(2, &vars).await else {
+        return support::skip("with_redis_one_client_alternating_between_replicas");
+    };
+    assert_one_budget(passed_before_the_first_429(&servers).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_failed_logins_over_two_replicas_check_at_most_max_failures_passwords() {
+    let vars = [("LOGIN_MAX_FAILURES", "3")];
+    let Some((_db, _dir, servers)) = limited_replicas(2, &vars).await else {
+        return support::skip("concurrent_failed_logins_over_two_replicas");
+    };
+    let client = Client::new();
+    let created = client
+        .post(servers[0].url("/users"))
+        .json(&json!({"username": "mallory", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let guesses = (0..10).map(|i| {
+        let (client, server) = (client.clone(), &servers[i % 2]);
+        async move {
+            login(&client, server, "mallory", "wrong password")
+                .await
+                .status()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::BAD_REQUEST)
+        .count();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| matches!(*s, StatusCode::BAD_REQUEST | StatusCode::TOO_MANY_REQUESTS)),
+        "{statuses:?}"
+    );
+    assert!(
+        checked <= 3,
+        "{checked} passwords checked over two replicas; the lockout allows 3 in total"
+    );
+    for server in &servers {
+        let response = login(&client, server, "mallory", PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = response.json().await.unwrap();
+        // The lockout's answer (the rate limit's would be temporarily_unavailable).
+        assert_eq!(body["error"], "invalid_grant", "{body}");
+    }
+}

@@ -12,7 +12,7 @@ use crate::domain::ports::{Grant, RateBudget, RateQuota, StoreError};
 use crate::domain::rate_limit::epoch_micros;
 
 /// KEYS[1] the key; ARGV: now, interval (both µs), burst, tokens asked for. Returns the tokens
-/// granted, 0 when refused. Lua numbers are doubles: microseconds since the epoch (about 2^51)
+/// granted, or minus the wait for the next one (µs) when refused. Lua numbers are doubles: microseconds since the epoch (about 2^51)
 /// are exact.
 const TAKE: &str = r"
 local now = tonumber(ARGV[1])
@@ -22,7 +22,7 @@ local want = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local available = math.floor((now + burst * interval - tat) / interval)
-if available < 1 then return 0 end
+if available < 1 then return -math.max(1, tat + interval - burst * interval - now) end
 local granted = math.min(want, available)
 local next = tat + granted * interval
 redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.ceil((next - now) / 1000) + 1)
@@ -86,7 +86,7 @@ impl RateBudget for RedisBudget {
         } else {
             // The next token comes within one interval (see `RateQuota::take`).
             Grant::Refused {
-                retry_after_micros: interval,
+                retry_after_micros: (-granted).clamp(1, interval),
             }
         })
     }
