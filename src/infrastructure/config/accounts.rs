@@ -122,14 +122,14 @@ fn redis_url(_: &RateLimitSettings, value: &Value<'_>) -> Result<Option<SecretSt
         return Ok(None);
     };
     let usable = url::Url::parse(raw).ok().is_some_and(|url| {
-        matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix")
+        matches!(url.scheme(), "redis" | "unix" | "redis+unix")
     });
     if usable {
         Ok(Some(SecretString::from(raw.to_owned())))
     } else {
         // Never echo a password the value may hold.
         Err(ConfigError(format!(
-            "REDIS_URL='{}' is not valid: must be redis://[:PASSWORD@]HOST[:PORT][/DB] (or rediss://, unix://)",
+            "REDIS_URL='{}' is not valid: must be redis://[USER:PASSWORD@]HOST[:PORT][/DB] or unix:///path/to/socket",
             mask_url(raw)
         )))
     }

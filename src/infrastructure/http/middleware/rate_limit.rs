@@ -257,3 +257,64 @@ pub async fn rate_limit(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ports::StoreError;
+    use crate::infrastructure::db::local_rates::LocalBudget;
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 7));
+
+    /// A shared store that is down.
+    struct Down;
+
+    #[async_trait::async_trait]
+    impl RateBudget for Down {
+        async fn take(
+            &self,
+            _key: &str,
+            _quota: RateQuota,
+            _want: u32,
+            _now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<Grant, StoreError> {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+    }
+
+    fn limit(burst: u32, lease: u32) -> RateLimit {
+        RateLimit {
+            per_second: 1,
+            burst,
+            lease,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shared_store_that_is_down_leaves_the_replicas_own_buckets() {
+        let limiter = Limiter::shared(limit(3, 8), false, Arc::new(Down));
+        for _ in 0..3 {
+            assert_eq!(limiter.check(IP).await, Ok(()));
+        }
+        assert!(limiter.check(IP).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn replicas_leasing_from_one_budget_serve_it_within_the_stated_bound() {
+        let budget: Arc<dyn RateBudget> = Arc::new(LocalBudget::default());
+        let (burst, replicas) = (32, 3);
+        let limiters: Vec<_> = (0..replicas)
+            .map(|_| Limiter::shared(limit(burst, 8), false, budget.clone()))
+            .collect();
+        let k = limit(burst, 8).effective_lease();
+        assert_eq!(k, 4, "an eighth of the burst");
+        let mut passed = 0;
+        while limiters[passed % replicas].check(IP).await.is_ok() {
+            passed += 1;
+            assert!(passed < 100, "never refused");
+        }
+        let (k, burst, replicas) = (k as usize, burst as usize, replicas);
+        assert!(passed <= burst + (k - 1) + 1, "{passed} passed"); // + 1: the refill meanwhile
+        assert!(passed >= burst - (replicas - 1) * (k - 1), "{passed} passed");
+    }
+}
