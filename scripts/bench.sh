@@ -19,7 +19,8 @@
 # verification is timed with `cargo bench --bench crypto` right before the logins, for the hash
 # limit (cores / time), and so is one verification on every core at once.
 # With BENCH_POSTGRES_URL (a maintenance database, e.g. postgres://postgres@127.0.0.1/postgres)
-# the refresh workload also runs on PostgreSQL.
+# the refresh workload also runs on PostgreSQL, and scripts/bench/rate_limit.sh measures the
+# shared rate limit's cost per request (PostgreSQL, and Redis when it answers).
 #
 # Writes target/bench/results.json and target/bench/results.md.
 set -euo pipefail
@@ -209,6 +210,12 @@ if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
     BENCH_TOKEN="$token" run_wrk users_me_postgres -t2 -c64 -s scripts/bench/get.lua "$base/users/me"
     stop_server
     psql "$BENCH_POSTGRES_URL" -qc "DROP DATABASE $pg_db WITH (FORCE)" >/dev/null
+fi
+
+# Issue 15, part C: what the shared rate limit costs per limited request, on PostgreSQL and in
+# Redis (when it answers), with leases of 1 and 8 tokens, one client and 10,000 clients.
+if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
+    bash scripts/bench/rate_limit.sh "$json_results"
 fi
 
 # The ceiling.

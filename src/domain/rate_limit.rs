@@ -104,7 +104,11 @@ mod tests {
         let (tat, grant) = Q.take(None, now, 1);
         assert_eq!(grant, Grant::Granted(1));
         let (tat, grant) = Q.take(tat, now, 5);
-        assert_eq!(grant, Grant::Granted(2), "partial: what is left of the burst");
+        assert_eq!(
+            grant,
+            Grant::Granted(2),
+            "partial: what is left of the burst"
+        );
         let (same, grant) = Q.take(tat, now, 1);
         assert_eq!(same, None);
         assert_eq!(
@@ -114,7 +118,11 @@ mod tests {
             }
         );
         let (_, grant) = Q.take(tat, now + 100_000, 2);
-        assert_eq!(grant, Grant::Granted(1), "one interval brings one token back");
+        assert_eq!(
+            grant,
+            Grant::Granted(1),
+            "one interval brings one token back"
+        );
         let (_, grant) = Q.take(tat, now + 10_000_000, 9);
         assert_eq!(grant, Grant::Granted(3), "never more than the burst");
     }

@@ -28,7 +28,10 @@ pub async fn a_key_gets_its_burst_then_one_token_per_interval(b: Backend) {
     }
     match take(&b, &key, QUOTA, 1, at).await {
         Grant::Refused { retry_after_micros } => {
-            assert_eq!(retry_after_micros, 100_000, "the next token, one interval away");
+            assert_eq!(
+                retry_after_micros, 100_000,
+                "the next token, one interval away"
+            );
         }
         granted => panic!("over the burst: {granted:?}"),
     }
@@ -56,9 +59,15 @@ pub async fn a_lease_takes_what_is_left_and_never_more_than_the_burst(b: Backend
         Grant::Refused { .. }
     ));
     let much_later = at + Duration::seconds(30);
-    assert_eq!(take(&b, &key, QUOTA, 9, much_later).await, Grant::Granted(5));
+    assert_eq!(
+        take(&b, &key, QUOTA, 9, much_later).await,
+        Grant::Granted(5)
+    );
     // Another key has its own budget.
-    assert_eq!(take(&b, &fresh_key(), QUOTA, 9, at).await, Grant::Granted(5));
+    assert_eq!(
+        take(&b, &fresh_key(), QUOTA, 9, at).await,
+        Grant::Granted(5)
+    );
 }
 
 pub async fn concurrent_takes_never_exceed_the_budget(b: Backend) {

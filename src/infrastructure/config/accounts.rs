@@ -117,13 +117,16 @@ pub struct RateLimitSettings {
     pub key_prefix: String,
 }
 
-fn redis_url(_: &RateLimitSettings, value: &Value<'_>) -> Result<Option<SecretString>, ConfigError> {
+fn redis_url(
+    _: &RateLimitSettings,
+    value: &Value<'_>,
+) -> Result<Option<SecretString>, ConfigError> {
     let Some(raw) = value.raw else {
         return Ok(None);
     };
-    let usable = url::Url::parse(raw).ok().is_some_and(|url| {
-        matches!(url.scheme(), "redis" | "unix" | "redis+unix")
-    });
+    let usable = url::Url::parse(raw)
+        .ok()
+        .is_some_and(|url| matches!(url.scheme(), "redis" | "unix" | "redis+unix"));
     if usable {
         Ok(Some(SecretString::from(raw.to_owned())))
     } else {

@@ -73,7 +73,10 @@ pub struct DbOptions {
 pub async fn connect(url: &str, options: &DbOptions) -> Result<Repositories, StoreError> {
     if url.starts_with("sqlite:") {
         let store = Arc::new(sqlite::SqliteStore::connect(url, options).await?);
-        Ok(Repositories::of(store, Arc::new(local_rates::LocalBudget::default())))
+        Ok(Repositories::of(
+            store,
+            Arc::new(local_rates::LocalBudget::default()),
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let store = Arc::new(postgres::PgStore::connect(url, options).await?);
         Ok(Repositories::of(store.clone(), store))

@@ -165,17 +165,16 @@ impl From<Router> for HttpApp {
 /// documents for framework errors), with the connection limits to serve it with.
 pub fn router(state: AppState, options: &HttpOptions) -> HttpApp {
     let (api_router, api) = openapi::split();
-    let limiter = options
-        .rate_limit
-        .map(|limit| {
-            let shared = state.rate_budget.clone().filter(|budget| budget.is_shared());
-            Arc::new(match shared {
-                Some(budget) => {
-                    middleware::Limiter::shared(limit, state.trust_proxy_headers, budget)
-                }
-                None => middleware::Limiter::new(limit, state.trust_proxy_headers),
-            })
-        });
+    let limiter = options.rate_limit.map(|limit| {
+        let shared = state
+            .rate_budget
+            .clone()
+            .filter(|budget| budget.is_shared());
+        Arc::new(match shared {
+            Some(budget) => middleware::Limiter::shared(limit, state.trust_proxy_headers, budget),
+            None => middleware::Limiter::new(limit, state.trust_proxy_headers),
+        })
+    });
     let mut router = api_router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)

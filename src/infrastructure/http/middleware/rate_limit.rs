@@ -79,7 +79,11 @@ impl Limiter {
 
     /// The same limit drawn from `budget`, shared by every replica, leasing
     /// [`RateLimit::effective_lease`] tokens per round trip.
-    pub fn shared(limit: RateLimit, trust_proxy_headers: bool, budget: Arc<dyn RateBudget>) -> Self {
+    pub fn shared(
+        limit: RateLimit,
+        trust_proxy_headers: bool,
+        budget: Arc<dyn RateBudget>,
+    ) -> Self {
         let quota = RateQuota {
             per_second: limit.per_second.max(1),
             burst: limit.burst.max(1),
@@ -315,6 +319,9 @@ mod tests {
         }
         let (k, burst, replicas) = (k as usize, burst as usize, replicas);
         assert!(passed <= burst + (k - 1) + 1, "{passed} passed"); // + 1: the refill meanwhile
-        assert!(passed >= burst - (replicas - 1) * (k - 1), "{passed} passed");
+        assert!(
+            passed >= burst - (replicas - 1) * (k - 1),
+            "{passed} passed"
+        );
     }
 }
