@@ -438,3 +438,74 @@ async fn concurrent_failed_logins_over_two_replicas_check_at_most_max_failures_p
         assert_eq!(body["error"], "invalid_grant", "{body}");
     }
 }
+
+/// A TCP proxy on loopback to `target`, and a way to cut it: the listener and every connection
+/// through it are closed (as when Redis goes away).
+async fn tcp_proxy(target: String) -> (u16, impl FnOnce()) {
+    use std::sync::{Arc, Mutex};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+    let accepting = tokio::spawn({
+        let tasks = tasks.clone();
+        async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(task.abort_handle());
+            }
+        }
+    });
+    let cut = move || {
+        accepting.abort();
+        for task in tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    };
+    (port, cut)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_redis_goes_away_the_rate_limit_falls_back_to_the_replicas_own_buckets() {
+    let Some(redis) = support::redis_url() else {
+        return support::skip_redis("when_redis_goes_away_the_rate_limit_falls_back");
+    };
+    let target = url::Url::parse(&redis).unwrap();
+    let target = format!(
+        "{}:{}",
+        target.host_str().unwrap(),
+        target.port().unwrap_or(6379)
+    );
+    let (port, cut) = tcp_proxy(target).await;
+    let through_proxy = format!("redis://127.0.0.1:{port}");
+    let prefix = format!("fallback-{}:", uuid::Uuid::new_v4());
+    let vars = [
+        ("REDIS_URL", through_proxy.as_str()),
+        ("RATE_LIMIT_KEY_PREFIX", prefix.as_str()),
+    ];
+    let Some((_db, _dir, servers)) = limited_replicas(1, &vars).await else {
+        return support::skip("when_redis_goes_away_the_rate_limit_falls_back");
+    };
+    let client = Client::new();
+    for _ in 0..4 {
+        let response = refresh(&client, &servers[0], "not-a-token").await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+    cut();
+    // Never a 500 or a 503: the replica's own (fresh) buckets judge, so a burst passes, then 429.
+    let mut passed = 0;
+    loop {
+        let response = refresh(&client, &servers[0], "not-a-token").await;
+        match response.status() {
+            StatusCode::BAD_REQUEST => passed += 1,
+            StatusCode::TOO_MANY_REQUESTS => break,
+            other => panic!("{other} while Redis is away"),
+        }
+        assert!(passed <= BURST * 2, "no 429 while Redis is away");
+    }
+    assert!(passed >= BURST - 1, "{passed} passed on the replica's own buckets");
+}
