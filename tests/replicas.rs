@@ -507,5 +507,8 @@ async fn when_redis_goes_away_the_rate_limit_falls_back_to_the_replicas_own_buck
         }
         assert!(passed <= BURST * 2, "no 429 while Redis is away");
     }
-    assert!(passed >= BURST - 1, "{passed} passed on the replica's own buckets");
+    assert!(
+        passed >= BURST - 1,
+        "{passed} passed on the replica's own buckets"
+    );
 }
