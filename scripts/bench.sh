@@ -19,8 +19,10 @@
 # verification is timed with `cargo bench --bench crypto` right before the logins, for the hash
 # limit (cores / time), and so is one verification on every core at once.
 # With BENCH_POSTGRES_URL (a maintenance database, e.g. postgres://postgres@127.0.0.1/postgres)
-# the refresh workload also runs on PostgreSQL, and the cross-replica revocation latency is
-# measured with two replicas (scripts/bench/revocation_latency.py, BENCH_REVOCATIONS trials).
+# the refresh workload also runs on PostgreSQL, the cross-replica revocation latency is
+# measured with two replicas (scripts/bench/revocation_latency.py, BENCH_REVOCATIONS trials), and
+# scripts/bench/rate_limit.sh measures the shared rate limit's cost per request (PostgreSQL, and
+# Redis when it answers).
 #
 # Writes target/bench/results.json and target/bench/results.md.
 set -euo pipefail
@@ -237,6 +239,12 @@ if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
     done
     for rv_pid in "${rv_pids[@]}"; do kill "$rv_pid"; wait "$rv_pid" 2>/dev/null || true; done
     psql "$BENCH_POSTGRES_URL" -qc "DROP DATABASE $rv_db WITH (FORCE)" >/dev/null
+fi
+
+# Issue 15, part C: what the shared rate limit costs per limited request, on PostgreSQL and in
+# Redis (when it answers), with leases of 1 and 8 tokens, one client and 10,000 clients.
+if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
+    bash scripts/bench/rate_limit.sh "$json_results"
 fi
 
 # The ceiling.

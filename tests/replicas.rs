@@ -895,3 +895,205 @@ async fn three_replicas_refuse_a_revoked_token_under_load_and_across_a_listener_
         assert!(task.await.unwrap() > 0, "the load ran");
     }
 }
+
+// Issue 15, part C: the rate limit and the lockout are shared by every replica.
+
+/// The rate limit of these tests: a burst of 16 at one request a second, so that the refill
+/// during a test adds at most a few tokens.
+const BURST: usize = 16;
+
+/// Replicas with the rate limit on (and `extra`), or `None` without `TEST_POSTGRES_URL`.
+async fn limited_replicas(
+    count: usize,
+    extra: &[(&str, &str)],
+) -> Option<(PgDatabase, TempDir, Vec<ServerProcess>)> {
+    let burst = BURST.to_string();
+    let mut vars = vec![
+        ("RATE_LIMIT_ENABLED", "true"),
+        ("RATE_LIMIT_PER_SECOND", "1"),
+        ("RATE_LIMIT_BURST", burst.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    replicas(count, &vars).await
+}
+
+/// One client alternating between the replicas on a limited endpoint (a refresh with an
+/// unknown token: cheap, refused with 400 invalid_grant, but counted): how many requests passed before the
+/// first 429, whose answer is checked to be the usual OAuth error with `Retry-After`.
+async fn passed_before_the_first_429(servers: &[ServerProcess]) -> usize {
+    let client = Client::new();
+    for i in 0..BURST * 3 {
+        let response = refresh(&client, &servers[i % servers.len()], "not-a-token").await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(retry_after, 1, "the next token comes within a second");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+            return i;
+        }
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    panic!("no 429 in {} requests", BURST * 3);
+}
+
+/// At most one burst and a quarter, and not refused before three quarters of it.
+fn assert_one_budget(passed: usize) {
+    eprintln!("{passed} requests passed before the first 429 (burst {BURST})");
+    assert!(
+        passed <= BURST + BURST / 4,
+        "{passed} requests passed: more than one burst of {BURST} + 25 %"
+    );
+    assert!(
+        passed >= BURST * 3 / 4,
+        "{passed} requests passed: refused too early (burst {BURST})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_alternating_between_replicas_gets_one_rate_limit_budget() {
+    let Some((_db, _dir, servers)) = limited_replicas(2, &[]).await else {
+        return support::skip("one_client_alternating_between_replicas_gets_one_rate_limit_budget");
+    };
+    assert_one_budget(passed_before_the_first_429(&servers).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_one_client_alternating_between_replicas_gets_one_rate_limit_budget() {
+    let Some(redis) = support::redis_url() else {
+        return support::skip_redis("with_redis_one_client_alternating_between_replicas");
+    };
+    let prefix = format!("replicas-{}:", uuid::Uuid::new_v4());
+    let vars = [
+        ("REDIS_URL", redis.as_str()),
+        ("RATE_LIMIT_KEY_PREFIX", prefix.as_str()),
+    ];
+    let Some((_db, _dir, servers)) = limited_replicas(2, &vars).await else {
+        return support::skip("with_redis_one_client_alternating_between_replicas");
+    };
+    assert_one_budget(passed_before_the_first_429(&servers).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_failed_logins_over_two_replicas_check_at_most_max_failures_passwords() {
+    let vars = [("LOGIN_MAX_FAILURES", "3")];
+    let Some((_db, _dir, servers)) = limited_replicas(2, &vars).await else {
+        return support::skip("concurrent_failed_logins_over_two_replicas");
+    };
+    let client = Client::new();
+    let created = client
+        .post(servers[0].url("/users"))
+        .json(&json!({"username": "mallory", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let guesses = (0..10).map(|i| {
+        let (client, server) = (client.clone(), &servers[i % 2]);
+        async move {
+            login(&client, server, "mallory", "wrong password")
+                .await
+                .status()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::BAD_REQUEST)
+        .count();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| matches!(*s, StatusCode::BAD_REQUEST | StatusCode::TOO_MANY_REQUESTS)),
+        "{statuses:?}"
+    );
+    assert!(
+        checked <= 3,
+        "{checked} passwords checked over two replicas; the lockout allows 3 in total"
+    );
+    for server in &servers {
+        let response = login(&client, server, "mallory", PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = response.json().await.unwrap();
+        // The lockout's answer (the rate limit's would be temporarily_unavailable).
+        assert_eq!(body["error"], "invalid_grant", "{body}");
+    }
+}
+
+/// A TCP proxy on loopback to `target`, and a way to cut it: the listener and every connection
+/// through it are closed (as when Redis goes away).
+async fn tcp_proxy(target: String) -> (u16, impl FnOnce()) {
+    use std::sync::{Arc, Mutex};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+    let accepting = tokio::spawn({
+        let tasks = tasks.clone();
+        async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(task.abort_handle());
+            }
+        }
+    });
+    let cut = move || {
+        accepting.abort();
+        for task in tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    };
+    (port, cut)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_redis_goes_away_the_rate_limit_falls_back_to_the_replicas_own_buckets() {
+    let Some(redis) = support::redis_url() else {
+        return support::skip_redis("when_redis_goes_away_the_rate_limit_falls_back");
+    };
+    let target = url::Url::parse(&redis).unwrap();
+    let target = format!(
+        "{}:{}",
+        target.host_str().unwrap(),
+        target.port().unwrap_or(6379)
+    );
+    let (port, cut) = tcp_proxy(target).await;
+    let through_proxy = format!("redis://127.0.0.1:{port}");
+    let prefix = format!("fallback-{}:", uuid::Uuid::new_v4());
+    let vars = [
+        ("REDIS_URL", through_proxy.as_str()),
+        ("RATE_LIMIT_KEY_PREFIX", prefix.as_str()),
+    ];
+    let Some((_db, _dir, servers)) = limited_replicas(1, &vars).await else {
+        return support::skip("when_redis_goes_away_the_rate_limit_falls_back");
+    };
+    let client = Client::new();
+    for _ in 0..4 {
+        let response = refresh(&client, &servers[0], "not-a-token").await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+    cut();
+    // Never a 500 or a 503: the replica's own (fresh) buckets judge, so a burst passes, then 429.
+    let mut passed = 0;
+    loop {
+        let response = refresh(&client, &servers[0], "not-a-token").await;
+        match response.status() {
+            StatusCode::BAD_REQUEST => passed += 1,
+            StatusCode::TOO_MANY_REQUESTS => break,
+            other => panic!("{other} while Redis is away"),
+        }
+        assert!(passed <= BURST * 2, "no 429 while Redis is away");
+    }
+    assert!(
+        passed >= BURST - 1,
+        "{passed} passed on the replica's own buckets"
+    );
+}

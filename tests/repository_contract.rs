@@ -38,6 +38,8 @@ mod mail;
 mod oidc;
 #[path = "repository_contract/passkeys.rs"]
 mod passkeys;
+#[path = "repository_contract/rates.rs"]
+mod rates;
 #[path = "repository_contract/totp.rs"]
 mod totp;
 
@@ -49,6 +51,7 @@ use listings::*;
 use mail::*;
 use oidc::*;
 use passkeys::*;
+use rates::*;
 use totp::*;
 
 /// A backend under test; `_guard` keeps its temporary storage alive.
@@ -1064,6 +1067,11 @@ contract_tests!(memory, sqlite, postgres: [
     every_revocation_path_publishes_an_invalidation_on_every_replica,
     a_replica_whose_listener_is_killed_reports_it_and_never_answers_from_memory,
     a_rotation_publishes_nothing_to_other_replicas,
+    // The rate limit's budgets (issue 15, part C).
+    a_key_gets_its_burst_then_one_token_per_interval,
+    a_lease_takes_what_is_left_and_never_more_than_the_burst,
+    concurrent_takes_never_exceed_the_budget,
+    a_purge_keeps_the_budgets_in_use,
     // Passkeys (issue 14, part P).
     passkeys_are_added_listed_and_deleted_keeping_the_users_count_in_step,
     a_credential_id_is_registered_once_across_users,

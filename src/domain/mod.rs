@@ -10,6 +10,7 @@ pub mod mfa;
 pub mod oidc;
 pub mod passkey;
 pub mod ports;
+pub mod rate_limit;
 pub mod session;
 pub mod token;
 pub mod user;

@@ -26,6 +26,8 @@ use super::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
 use super::user::{LoginKey, Password, PasswordHash, User, UserChanges, UserId};
 // Passkeys (issue 14, part P).
 pub use super::passkey::{PasskeyRepository, WebAuthn};
+// Shared rate limit (issue 15, part C).
+pub use super::rate_limit::{Grant, RateBudget, RateQuota};
 
 /// A failure of a repository.
 #[derive(Debug, thiserror::Error)]

@@ -105,6 +105,10 @@ fn describe() {
         "db_pool_connections",
         "Database pool connections (state=size|idle)"
     );
+    describe_counter!(
+        "auth_rate_limit_fallbacks_total",
+        "Rate-limited requests judged by the replica's own buckets because the shared store did not answer"
+    );
 }
 
 /// The `outcome` label of a failed login, from a fixed set (bounded label values): its
@@ -171,6 +175,11 @@ impl AuditLog for MeteredAuditLog {
 /// Sets the gauge of unsent mails.
 pub fn record_mail_queue(depth: u64) {
     gauge!("auth_mail_queue_depth").set(depth as f64);
+}
+
+/// Counts a request judged locally because the shared rate-limit store did not answer.
+pub fn record_rate_limit_fallback() {
+    counter!("auth_rate_limit_fallbacks_total").increment(1);
 }
 
 /// Sets the pool gauges (called at scrape time).

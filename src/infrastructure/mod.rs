@@ -10,6 +10,7 @@ pub mod http;
 pub mod mail;
 pub mod metrics;
 pub mod passwords;
+pub mod redis_rates;
 pub mod seed;
 pub mod telemetry;
 pub mod webauthn;

@@ -26,6 +26,21 @@ pub fn skip(test: &str) {
     eprintln!("skipped {test}: PostgreSQL tests need {POSTGRES_VAR} (e.g. postgres://postgres@127.0.0.1:5432/postgres)");
 }
 
+/// The variable that turns the Redis tests on (issue 15: the shared rate limit).
+pub const REDIS_VAR: &str = "TEST_REDIS_URL";
+
+/// The Redis server to run the Redis tests on, if configured.
+pub fn redis_url() -> Option<String> {
+    std::env::var(REDIS_VAR)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Prints why a Redis test did nothing.
+pub fn skip_redis(test: &str) {
+    eprintln!("skipped {test}: Redis tests need {REDIS_VAR} (e.g. redis://127.0.0.1:6379)");
+}
+
 /// A database created for one test and dropped (with its connections) when the value is.
 pub struct PgDatabase {
     pub url: String,

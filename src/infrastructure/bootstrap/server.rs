@@ -75,6 +75,7 @@ pub async fn build_services(
         },
     );
     let pool = repos.pool;
+    let rate_budget = rate_budget(settings, repos.rates).await?;
     let state = AppState::new(http::Services {
         discovery,
         auth: auth.clone(),
@@ -97,6 +98,7 @@ pub async fn build_services(
             }),
         }),
         trust_proxy_headers: settings.http.trust_proxy_headers,
+        rate_budget,
     });
     let (waker, sends) = mail_waker;
     let mail_worker = MailWorker::spawn(recovery, waker, sends);
@@ -158,6 +160,33 @@ pub fn build_id_token_codec(settings: &Settings) -> Result<Arc<RsaIdTokenCodec>,
         .map_err(|e| StartupError(e.to_string()))
 }
 
+/// The rate limit's budgets (issue 15): in Redis when `REDIS_URL` is set, else the database's
+/// (a table on PostgreSQL, this process's memory on SQLite); `None` with the limit off.
+///
+/// # Errors
+/// [`StartupError`] when `REDIS_URL` is set but Redis cannot be reached at start (a wrong URL
+/// is a deployment error; an outage later only makes the limit per replica meanwhile).
+async fn rate_budget(
+    settings: &Settings,
+    database: Arc<dyn crate::domain::ports::RateBudget>,
+) -> Result<Option<Arc<dyn crate::domain::ports::RateBudget>>, StartupError> {
+    let limit = &settings.rate_limit;
+    if !limit.enabled {
+        return Ok(None);
+    }
+    let Some(url) = &limit.redis_url else {
+        return Ok(Some(database));
+    };
+    use secrecy::ExposeSecret as _;
+    let redis = crate::infrastructure::redis_rates::RedisBudget::connect(
+        url.expose_secret(),
+        &limit.key_prefix,
+    )
+    .await
+    .map_err(|e| StartupError(format!("REDIS_URL: {e}")))?;
+    Ok(Some(Arc::new(redis)))
+}
+
 /// The HTTP options of `settings`.
 pub fn http_options(settings: &Settings) -> HttpOptions {
     let (server, limit) = (&settings.http, &settings.rate_limit);
@@ -168,6 +197,7 @@ pub fn http_options(settings: &Settings) -> HttpOptions {
         rate_limit: limit.enabled.then_some(RateLimit {
             per_second: limit.per_second,
             burst: limit.burst,
+            lease: limit.lease,
         }),
         connections: ConnectionLimits {
             header_read_timeout: Duration::from_secs(server.header_read_timeout_seconds),

@@ -1,7 +1,10 @@
 //! What protects accounts: registration and password rules, sessions per user, the lockout
 //! after failed password checks and the per-IP rate limit.
 
-use super::table::{row, Check, Fallback::*, Group, Var};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::table::{row, Check, Fallback::*, Group, Value, Var};
+use super::{mask_url, ConfigError};
 
 /// Who may register and what a new password needs.
 #[derive(Debug, Clone, Default)]
@@ -105,6 +108,34 @@ pub struct RateLimitSettings {
     pub enabled: bool,
     pub per_second: u32,
     pub burst: u32,
+    /// Issue 15: tokens a replica takes from the shared budget per round trip (at most an
+    /// eighth of the burst is used).
+    pub lease: u32,
+    /// Issue 15: the shared budgets in Redis rather than in PostgreSQL.
+    pub redis_url: Option<SecretString>,
+    /// Issue 15: the prefix of the Redis keys.
+    pub key_prefix: String,
+}
+
+fn redis_url(
+    _: &RateLimitSettings,
+    value: &Value<'_>,
+) -> Result<Option<SecretString>, ConfigError> {
+    let Some(raw) = value.raw else {
+        return Ok(None);
+    };
+    let usable = url::Url::parse(raw)
+        .ok()
+        .is_some_and(|url| matches!(url.scheme(), "redis" | "unix" | "redis+unix"));
+    if usable {
+        Ok(Some(SecretString::from(raw.to_owned())))
+    } else {
+        // Never echo a password the value may hold.
+        Err(ConfigError(format!(
+            "REDIS_URL='{}' is not valid: must be redis://[USER:PASSWORD@]HOST[:PORT][/DB] or unix:///path/to/socket",
+            mask_url(raw)
+        )))
+    }
 }
 
 impl Group for RateLimitSettings {
@@ -112,10 +143,29 @@ impl Group for RateLimitSettings {
         row!("RATE_LIMIT_ENABLED", Fixed("true"), enabled = boolean()),
         row!("RATE_LIMIT_PER_SECOND", Fixed("5"), per_second = number()),
         row!("RATE_LIMIT_BURST", Fixed("20"), burst = number()),
+        row!("RATE_LIMIT_LEASE", Fixed("8"), lease = number()),
+        row!(
+            "REDIS_URL",
+            Unset,
+            redis_url <- redis_url,
+            show = |s| s
+                .redis_url
+                .as_ref()
+                .map_or_else(|| "(unset)".to_owned(), |u| mask_url(u.expose_secret()))
+        ),
+        row!(
+            "RATE_LIMIT_KEY_PREFIX",
+            Fixed("auth-service:rate:"),
+            key_prefix = string(),
+            show = |s| s.key_prefix.clone()
+        ),
     ];
 
-    const CHECKS: &'static [Check<Self>] = &[(
-        |s| s.per_second > 0 && s.burst > 0,
-        "RATE_LIMIT_PER_SECOND and RATE_LIMIT_BURST must be at least 1",
-    )];
+    const CHECKS: &'static [Check<Self>] = &[
+        (
+            |s| s.per_second > 0 && s.burst > 0,
+            "RATE_LIMIT_PER_SECOND and RATE_LIMIT_BURST must be at least 1",
+        ),
+        (|s| s.lease > 0, "RATE_LIMIT_LEASE must be at least 1"),
+    ];
 }

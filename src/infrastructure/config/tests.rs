@@ -220,6 +220,7 @@ fn invalid_values_name_the_values_accepted() {
         ("ACCESS_TOKEN_TTL_SECONDS", "15m", "a whole number"),
         ("DATABASE_URL", "auth.db", "use sqlite://auth.db"),
         ("DATABASE_URL", "mysql://db/auth", "postgres://"),
+        ("REDIS_URL", "localhost:6379", "redis://"),
     ] {
         let error = load(&[(name, value)]).unwrap_err().to_string();
         assert!(
@@ -227,6 +228,23 @@ fn invalid_values_name_the_values_accepted() {
             "{name}={value}: {error}"
         );
     }
+}
+
+#[test]
+fn a_redis_url_never_shows_its_password_and_a_lease_is_at_least_one() {
+    let error = load(&[("REDIS_URL", "http://app:pa55word@cache:6379")])
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains("pa55word"), "{error}");
+    let error = load(&[("RATE_LIMIT_LEASE", "0")]).unwrap_err().to_string();
+    assert!(
+        error.contains("RATE_LIMIT_LEASE must be at least 1"),
+        "{error}"
+    );
+    let s = load(&[("REDIS_URL", "redis://:pa55word@cache:6379/2")]).unwrap();
+    assert_eq!(s.rate_limit.lease, 8);
+    let shown = format!("{:?}", s.rate_limit);
+    assert!(!shown.contains("pa55word"), "{shown}");
 }
 
 #[test]

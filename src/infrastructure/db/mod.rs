@@ -4,6 +4,7 @@
 //! `audit.rs`, `throttle.rs`, `purge.rs`, with its driver's errors mapped in `error.rs`), and the
 //! contract suite (`tests/repository_contract.rs`) runs every case on each.
 
+pub mod local_rates;
 pub mod memory;
 pub mod postgres;
 mod records;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use crate::domain::mail::MailStore;
 use crate::domain::ports::MfaRepository;
+use crate::domain::ports::RateBudget;
 use crate::domain::ports::{
     AccountRepository, AuditLog, AuthorizationCodeRepository, ClientRepository, HealthProbe,
     LoginThrottle, Purge, StoreError, TokenRepository, UserRepository,
@@ -42,6 +44,9 @@ pub struct Repositories {
     /// What the store tells caches to forget (issue 15): its own writes and, on PostgreSQL,
     /// every replica's.
     pub invalidations: Arc<dyn InvalidationFeed>,
+    /// The per-client request budgets of the rate limit (issue 15): a table on PostgreSQL,
+    /// this process's memory on SQLite (one process).
+    pub rates: Arc<dyn RateBudget>,
 }
 
 /// The size and idle connections of a store's pool (for the metrics; not a domain port).
@@ -72,10 +77,13 @@ pub struct DbOptions {
 pub async fn connect(url: &str, options: &DbOptions) -> Result<Repositories, StoreError> {
     if url.starts_with("sqlite:") {
         let store = Arc::new(sqlite::SqliteStore::connect(url, options).await?);
-        Ok(Repositories::of(store))
+        Ok(Repositories::of(
+            store,
+            Arc::new(local_rates::LocalBudget::default()),
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let store = Arc::new(postgres::PgStore::connect(url, options).await?);
-        Ok(Repositories::of(store))
+        Ok(Repositories::of(store.clone(), store))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(StoreError::Other(format!(
@@ -85,7 +93,7 @@ pub async fn connect(url: &str, options: &DbOptions) -> Result<Repositories, Sto
 }
 
 impl Repositories {
-    fn of<S>(store: Arc<S>) -> Self
+    fn of<S>(store: Arc<S>, rates: Arc<dyn RateBudget>) -> Self
     where
         S: UserRepository
             + ClientRepository
@@ -117,6 +125,7 @@ impl Repositories {
             passkeys: store.clone(),
             mfa: store.clone(),
             invalidations: store.clone(),
+            rates,
             pool: store,
         }
     }

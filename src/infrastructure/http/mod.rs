@@ -74,6 +74,9 @@ pub struct Services {
     pub metrics: Arc<MetricsState>,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_proxy_headers: bool,
+    /// Issue 15: the per-client budgets of the rate limit; a shared one (PostgreSQL, Redis)
+    /// makes every replica draw from one budget.
+    pub rate_budget: Option<Arc<dyn crate::domain::ports::RateBudget>>,
 }
 
 /// The settings of the browser flows (authorization, login page, end session).
@@ -116,6 +119,16 @@ pub fn no_store() -> [(HeaderName, HeaderValue); 2] {
 pub struct RateLimit {
     pub per_second: u32,
     pub burst: u32,
+    /// Tokens a replica leases from a shared budget per round trip (`RATE_LIMIT_LEASE`).
+    pub lease: u32,
+}
+
+impl RateLimit {
+    /// The tokens leased per round trip: `lease`, but at most an eighth of the burst (at least
+    /// 1), so that leases change what a client gets by at most an eighth of its burst.
+    pub fn effective_lease(&self) -> u32 {
+        self.lease.clamp(1, (self.burst / 8).max(1))
+    }
 }
 
 /// Transport settings of the router.
@@ -152,9 +165,16 @@ impl From<Router> for HttpApp {
 /// documents for framework errors), with the connection limits to serve it with.
 pub fn router(state: AppState, options: &HttpOptions) -> HttpApp {
     let (api_router, api) = openapi::split();
-    let limiter = options
-        .rate_limit
-        .map(|limit| Arc::new(middleware::Limiter::new(limit, state.trust_proxy_headers)));
+    let limiter = options.rate_limit.map(|limit| {
+        let shared = state
+            .rate_budget
+            .clone()
+            .filter(|budget| budget.is_shared());
+        Arc::new(match shared {
+            Some(budget) => middleware::Limiter::shared(limit, state.trust_proxy_headers, budget),
+            None => middleware::Limiter::new(limit, state.trust_proxy_headers),
+        })
+    });
     let mut router = api_router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)

@@ -112,7 +112,10 @@ impl MemoryStore {
 
     /// This store's repositories, as [`super::connect`] returns them for a database.
     pub fn repositories(&self) -> Repositories {
-        Repositories::of(Arc::new(self.clone()))
+        Repositories::of(
+            Arc::new(self.clone()),
+            Arc::new(super::local_rates::LocalBudget::default()),
+        )
     }
 
     /// How many sessions of the user are not revoked.

@@ -27,6 +27,7 @@ mod mail;
 mod mfa;
 mod passkeys;
 mod purge;
+mod rates;
 mod throttle;
 mod tokens;
 mod users;

@@ -76,6 +76,24 @@ impl Purge for PgStore {
         // Only expired or long-revoked sessions go, which the cache would not answer for
         // anyway; emptied regardless, as SQLite does (the purge is rare).
         self.sessions.clear();
+        // Rate-limit keys whose budget is full again (their TAT has passed): the same as no
+        // row (issue 15). Microseconds, so outside the table of timestamps above.
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM rate_limits WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM rate_limits WHERE tat < $2 LIMIT $1))",
+            )
+            .bind(PURGE_CHUNK)
+            .bind(now.timestamp_micros())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?
+            .rows_affected();
+            removed += deleted;
+            if deleted < PURGE_CHUNK as u64 {
+                break;
+            }
+        }
         Ok(removed)
     }
 }
