@@ -14,7 +14,8 @@
 # connections hammer login; 500 concurrent logins (every request must be answered: 200, or 503
 # with Retry-After); the same /users/me and logins with 1,000,000 users and 1,000,000 live
 # sessions (filled directly by scripts/bench/fill.py with one precomputed hash); idle and peak
-# RSS; start-to-ready on an existing database. The ceiling (examples/ceiling.rs) answers
+# RSS; start-to-ready on an existing database; /users/me over the tokens of 30,000 signed-in
+# users, HS256 and EdDSA (see working_set_workloads; BENCH_ONLY=working_set runs only that). The ceiling (examples/ceiling.rs) answers
 # GET /users/me with a fixed body after reading the Authorization header. One argon2
 # verification is timed with `cargo bench --bench crypto` right before the logins, for the hash
 # limit (cores / time), and so is one verification on every core at once.
@@ -49,8 +50,10 @@ command -v wrk >/dev/null 2>&1 || {
 
 echo "bench: building release binaries"
 cargo build --release --locked --quiet --bin auth-service --example ceiling
-cargo bench --locked --quiet --bench crypto --no-run 2>/dev/null
-cargo bench --locked --quiet --bench mail_queue --no-run 2>/dev/null
+if [[ -z "${BENCH_ONLY:-}" ]]; then
+    cargo bench --locked --quiet --bench crypto --no-run 2>/dev/null
+    cargo bench --locked --quiet --bench mail_queue --no-run 2>/dev/null
+fi
 
 # One argon2id verification at the service's parameters, alone and on every core at once, timed
 # by criterion right before the login workloads: this machine's speed drifts by several percent
@@ -114,6 +117,58 @@ run_wrk() { # $1 name, then wrk arguments
     record "$name" "$work/$name.txt"
 }
 extra() { printf '{"name": "%s", "value": %s}\n' "$1" "$2" >>"$json_results"; echo "  $1: $2"; }
+
+# Working set (issue 15): GET /users/me cycling through the tokens of BENCH_WORKING_SET (default
+# 30,000) logged-in users, with HS256 and with EdDSA, beside one token sent through the same Lua
+# script to the same server right before, and the server's private memory (RssAnon in
+# /proc/PID/status; the database's mapped pages are file-backed) after the run. The users are
+# inserted directly (scripts/bench/working_set.py) with the hash of a first user registered on a
+# server started with cheap argon2 parameters, and signed in through that server's API: real
+# tokens, each with its own session. The measuring server is then started with the production
+# parameters on the same database and key, and one untimed pass of 5 s over the tokens warms its
+# caches, as a busy server's are. `BENCH_ONLY=working_set scripts/bench.sh` runs only this.
+WORKING_SET="${BENCH_WORKING_SET:-30000}"
+rss_anon_kib() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
+ws_start() { # $1: DATABASE_URL, then VAR=VALUE overrides; sets server_pid
+    local line
+    line="$(READY_LOG="$work/server.log" python3 scripts/bench/ready.py "$base/health" -- \
+        "${server_env[@]}" DATABASE_URL="$1" "${@:2}" target/release/auth-service)"
+    server_pid="$(awk '{print $4}' <<<"$line")"
+    pids+=("$server_pid")
+}
+working_set_workloads() {
+    local alg name key_env ws_db ws_tokens ws_password="bench passphrase 0"
+    openssl genpkey -algorithm ed25519 -out "$work/ed25519.pem" 2>/dev/null
+    for alg in HS256 EdDSA; do
+        name="$(tr '[:upper:]' '[:lower:]' <<<"$alg")"
+        key_env=(JWT_ALGORITHM="$alg")
+        [[ "$alg" == EdDSA ]] && key_env+=(JWT_PRIVATE_KEY_FILE="$work/ed25519.pem")
+        ws_db="$work/working_set_$name.db"
+        ws_tokens="$work/working_set_$name.txt"
+        echo "bench: working set of $WORKING_SET signed-in users, $alg"
+        ws_start "sqlite://$ws_db" "${key_env[@]}" ARGON2_MEMORY_KIB=64 ARGON2_ITERATIONS=1
+        curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' \
+            -d "{\"username\": \"wsfirst\", \"password\": \"$ws_password\"}"
+        python3 scripts/bench/working_set.py fill "$ws_db" "$WORKING_SET"
+        python3 scripts/bench/working_set.py login "$base" "$WORKING_SET" "$ws_password" "$ws_tokens"
+        head -n 1 "$ws_tokens" >"$work/one_token_$name.txt"
+        stop_server
+        ws_start "sqlite://$ws_db" "${key_env[@]}"
+        BENCH_TOKENS_FILE="$ws_tokens" wrk -d 5s -t2 -c64 -s scripts/bench/tokens.lua "$base/users/me" >/dev/null 2>&1
+        BENCH_TOKENS_FILE="$work/one_token_$name.txt" \
+            run_wrk "users_me_one_token_$name" -t2 -c64 -s scripts/bench/tokens.lua "$base/users/me"
+        BENCH_TOKENS_FILE="$ws_tokens" \
+            run_wrk "users_me_working_set_$name" -t2 -c64 -s scripts/bench/tokens.lua "$base/users/me"
+        extra "working_set_${name}_rss_anon_mib" "$(python3 -c "print(round($(rss_anon_kib "$server_pid")/1024, 1))")"
+        stop_server
+    done
+    extra "working_set_tokens" "$WORKING_SET"
+}
+if [[ "${BENCH_ONLY:-}" == working_set ]]; then
+    working_set_workloads
+    python3 scripts/bench/summarize.py "$json_results" "$out"
+    exit 0
+fi
 
 db="$work/bench.db"
 start_server "sqlite://$db"
@@ -246,6 +301,7 @@ fi
 if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
     bash scripts/bench/rate_limit.sh "$json_results"
 fi
+working_set_workloads
 
 # The ceiling.
 ceiling_port="$(free_port)"

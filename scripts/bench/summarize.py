@@ -17,11 +17,51 @@ def code_flows_per_s(run) -> float:
     return run["statuses"].get("1000", 0) / (run["duration_us"] / 1e6)
 
 
+def working_set(runs, values):
+    """The working-set workloads (issue 15): table rows and targets, per algorithm, /users/me
+    over the tokens of many signed-in users against one token on the same server, and the
+    server's private memory after the run."""
+    rows, targets = [], []
+    for alg, label in [("hs256", "HS256"), ("eddsa", "EdDSA")]:
+        one, many = runs.get(f"users_me_one_token_{alg}"), runs.get(f"users_me_working_set_{alg}")
+        if not one or not many:
+            continue
+        ratio = many["rps"] / one["rps"]
+        rss = values.get(f"working_set_{alg}_rss_anon_mib")
+        rows.append(f"| `/users/me`, {label}, SQLite | {one['rps']:,.0f}/s | {many['rps']:,.0f}/s | {ratio:.2f} "
+                    f"| {many['p99_ms']:.2f} | {rss} MiB | {many['statuses']} |")
+        tokens = values.get("working_set_tokens", 30000)
+        targets.append((f"/users/me over {tokens:,} tokens ≥ 75% of one token ({label})", ratio, 0.75,
+                        f"{many['rps']:,.0f}/s of {one['rps']:,.0f}/s ({ratio:.0%})"))
+        if rss is not None:
+            targets.append((f"RssAnon ≤ 128 MiB after the working-set run ({label})", -rss, -128, f"{rss} MiB"))
+    if rows:
+        tokens = values.get("working_set_tokens", 30000)
+        rows = ["", f"| workload | one token | {tokens:,} tokens | ratio | p99 ms ({tokens:,}) | RssAnon after | statuses |",
+                "|---|---:|---:|---:|---:|---:|---|"] + rows
+    return rows, targets
+
+
+def working_set_only(runs, values, out) -> None:
+    """BENCH_ONLY=working_set: only the working-set table and targets."""
+    rows, targets = working_set(runs, values)
+    report = {"runs": runs, "values": values,
+              "targets": [{"target": t, "met": v >= goal, "measured": m} for t, v, goal, m in targets]}
+    json.dump(report, open(os.path.join(out, "results.json"), "w"), indent=2)
+    md = rows + ["", "| target | measured | met |", "|---|---|---|"]
+    for t in report["targets"]:
+        md.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
+    open(os.path.join(out, "results.md"), "w").write("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
 def main() -> None:
     lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
     out = sys.argv[2]
     runs = {l["name"]: l["result"] for l in lines if "result" in l}
     values = {l["name"]: l["value"] for l in lines if "value" in l}
+    if "ceiling_users_me" not in runs:
+        return working_set_only(runs, values, out)
     ceiling = runs["ceiling_users_me"]["rps"]
     cores = values["cores"]
     verify_ms = values["argon2_verify_ms"]
@@ -77,6 +117,8 @@ def main() -> None:
         p99 = values["revocation_latency_p99_ms"]
         targets.append(("revocation seen on another replica ≤ 100 ms (p99, PostgreSQL)", -p99, -100,
                         f"p50 {values['revocation_latency_p50_ms']} ms, p99 {p99} ms, max {values['revocation_latency_max_ms']} ms"))
+    ws_rows, ws_targets = working_set(runs, values)
+    targets += ws_targets
     machine = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor()),
@@ -126,6 +168,7 @@ def main() -> None:
             continue
         r = runs[name]
         md.append(f"| {label} | {r['rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps'] / ceiling:.1%} | {r['statuses']} |")
+    md += ws_rows
     md += [
         "",
         f"Hash limit: {cores} cores / {verify_ms} ms per argon2id verification (m=19456, t=2, p=1) = {hash_limit:.1f}/s, "

@@ -133,6 +133,7 @@ pub fn build_codec(settings: &Settings) -> Result<JwtCodec, StartupError> {
         &tokens.audience,
         tokens.leeway_seconds,
     )
+    .map(|codec| codec.with_token_cache(tokens.token_cache_mib << 20))
     .map_err(|e| StartupError(e.to_string()))
 }
 

@@ -32,6 +32,8 @@ pub struct TokenSettings {
     /// PKCS#8 PEM RSA key signing ID tokens; unset: the RS256 access-token key, else (outside
     /// production) the development RSA key in `dev_key_dir`.
     pub oidc_signing_key_file: Option<PathBuf>,
+    /// The memory budget of the verified-token cache, in MiB (0: no cache).
+    pub token_cache_mib: u64,
 }
 
 impl TokenSettings {
@@ -105,6 +107,7 @@ impl Default for TokenSettings {
             access_token_ttl_seconds: 0,
             refresh_token_ttl_seconds: 0,
             oidc_signing_key_file: None,
+            token_cache_mib: 0,
         }
     }
 }
@@ -194,6 +197,7 @@ impl Group for TokenSettings {
                     .map_or("(none)".into(), |p| p.display().to_string())
             },
         },
+        row!("TOKEN_CACHE_MIB", Fixed("32"), token_cache_mib = number()),
     ];
 
     const CHECKS: &'static [Check<Self>] = &[
@@ -204,6 +208,10 @@ impl Group for TokenSettings {
         (
             |s| s.refresh_token_ttl_seconds > 0,
             "REFRESH_TOKEN_TTL_SECONDS must be positive",
+        ),
+        (
+            |s| s.token_cache_mib <= 65_536,
+            "TOKEN_CACHE_MIB must be at most 65536 (64 GiB)",
         ),
     ];
 }

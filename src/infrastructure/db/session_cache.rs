@@ -32,8 +32,15 @@ use quick_cache::Weighter;
 use crate::domain::session::{Invalidation, InvalidationFeed, InvalidationListener, SessionId};
 use crate::domain::user::{User, UserId};
 
-/// What one session entry costs: key, value and the cache's own bookkeeping, rounded up.
-pub const SESSION_ENTRY_BYTES: u64 = 128;
+/// What one session entry costs: key, value and the cache's own bookkeeping (its slot and its
+/// share of the index), as `session_cache_cost_per_entry` measures it, rounded up.
+pub const SESSION_ENTRY_BYTES: u64 = SESSION_SLOT_BYTES;
+
+/// The cache's slot and index share for one session entry (measured: see the cost test).
+const SESSION_SLOT_BYTES: u64 = 96;
+
+/// The cache's slot and index share for one user entry (measured: see the cost test).
+const USER_SLOT_BYTES: u64 = 80;
 
 /// The share of the budget for session entries; users get the rest.
 const SESSION_SHARE: u64 = 4;
@@ -82,15 +89,31 @@ impl Weighter<UserId, UserEntry> for UserWeight {
     }
 }
 
-/// What one cached user costs: the entry, the `User` behind its `Arc`, and its strings.
+/// What one cached user costs: the entry's slot, and the heap blocks behind it.
 fn user_bytes(user: &User) -> u64 {
-    let strings = user.username.as_str().len()
-        + user.email.as_ref().map_or(0, |e| e.as_str().len())
-        + user.full_name.as_ref().map_or(0, |n| n.as_str().len())
-        + user.password_hash.as_str().len();
-    // The entry and its bookkeeping, the `Arc`'s counters, the roles' small vector.
-    let fixed = 160 + std::mem::size_of::<User>();
-    u64::try_from(fixed + strings).unwrap_or(u64::MAX)
+    USER_SLOT_BYTES + user_heap_bytes(user)
+}
+
+/// The heap blocks of a cached user, as glibc allocates them: the `User` with the `Arc`'s two
+/// counters, and each of its strings and its roles.
+fn user_heap_bytes(user: &User) -> u64 {
+    let strings = [
+        Some(user.username.as_str().len()),
+        user.email.as_ref().map(|e| e.as_str().len()),
+        user.full_name.as_ref().map(|n| n.as_str().len()),
+        Some(user.password_hash.as_str().len()),
+        Some(user.roles.iter().count()),
+    ];
+    chunk(std::mem::size_of::<User>() + 16) + strings.into_iter().flatten().map(chunk).sum::<u64>()
+}
+
+/// What a heap block of `len` bytes takes: glibc's 8-byte header, 16-byte granules, 32 at least
+/// (nothing for an empty string, which allocates nothing).
+fn chunk(len: usize) -> u64 {
+    if len == 0 {
+        return 0;
+    }
+    u64::try_from((len + 8).div_ceil(16).max(2) * 16).unwrap_or(u64::MAX)
 }
 
 /// What a lookup found.
@@ -448,5 +471,101 @@ mod tests {
         let session = SessionId::new();
         fill(&cache, &alice, session);
         assert!(!live(&cache, &alice, session));
+    }
+
+    /// The private memory of the process, in bytes (Linux), for the cost test below.
+    fn rss_anon() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib << 10)
+    }
+
+    /// The real memory of an entry against its weight: the cache's own count of its slots and
+    /// index (`memory_used`) plus the heap blocks it does not see (the `User` behind its `Arc`
+    /// and its strings, in glibc chunks). Prints the figures and the process's `RssAnon` growth
+    /// (`cargo test --lib session_cache_cost -- --nocapture --test-threads=1`); asserts the
+    /// weights neither understate nor grossly overstate it.
+    #[test]
+    fn session_cache_cost_per_entry() {
+        let n = 50_000u64;
+        let before = rss_anon();
+        let cache = SessionCache::new(1 << 30);
+        let mut heap = 0u64;
+        for i in 0..n {
+            let mut u = (*user()).clone();
+            u.email = Some(
+                crate::domain::user::EmailAddress::parse(&format!("user{i}@example.com")).unwrap(),
+            );
+            heap += user_heap_bytes(&u);
+            fill(&cache, &Arc::new(u), SessionId::new());
+        }
+        assert_eq!(cache.len(), (n as usize, n as usize));
+        let sessions = cache.sessions.memory_used().total() as u64 / n;
+        let users = cache.users.memory_used().total() as u64 / n + heap / n;
+        let rss = match (before, rss_anon()) {
+            (Some(b), Some(a)) => format!("{} bytes", a.saturating_sub(b) / n),
+            _ => "unknown".into(),
+        };
+        let weight_sessions = cache.sessions.weight() / n;
+        let weight_users = cache.users.weight() / n;
+        println!(
+            "session cache per session+user: sessions {sessions} (weight {weight_sessions}), users {users} (weight {weight_users}); RssAnon growth {rss}"
+        );
+        assert!(weight_sessions >= sessions && weight_sessions <= 2 * sessions);
+        assert!(weight_users >= users && weight_users <= 2 * users);
+    }
+
+    /// Readers that fill from a "database" racing a writer that revokes there and then
+    /// invalidates, as the adapters do: once the invalidation has returned, no reader may see
+    /// the session live, whatever it read before and whenever its fill lands.
+    #[test]
+    fn fills_racing_invalidations_never_revive_a_revoked_session() {
+        use std::sync::atomic::AtomicUsize;
+        let violations = AtomicUsize::new(0);
+        for round in 0..200 {
+            let cache = SessionCache::new(BUDGET);
+            let alice = user();
+            let session = SessionId::new();
+            let revoked = AtomicBool::new(false);
+            let invalidated = AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                for _ in 0..3 {
+                    scope.spawn(|| {
+                        for _ in 0..2_000 {
+                            let done = invalidated.load(Ordering::SeqCst);
+                            match cache.lookup(alice.id, session, Utc::now()) {
+                                Lookup::Live(_) if done => {
+                                    violations.fetch_add(1, Ordering::SeqCst);
+                                }
+                                Lookup::Live(_) => {}
+                                Lookup::Miss(epoch) => {
+                                    // The database read, then the fill.
+                                    if !revoked.load(Ordering::SeqCst) {
+                                        std::thread::yield_now();
+                                        cache.fill(epoch, session, later(60), alice.clone());
+                                    }
+                                }
+                            }
+                        }
+                    });
+                }
+                scope.spawn(|| {
+                    for _ in 0..(round % 50) * 20 {
+                        std::hint::spin_loop();
+                    }
+                    std::thread::yield_now();
+                    revoked.store(true, Ordering::SeqCst);
+                    if round % 2 == 0 {
+                        cache.forget_session(session);
+                    } else {
+                        cache.forget_user(alice.id);
+                    }
+                    invalidated.store(true, Ordering::SeqCst);
+                });
+            });
+            assert!(!live(&cache, &alice, session), "round {round}");
+        }
+        assert_eq!(violations.load(Ordering::SeqCst), 0);
     }
 }

@@ -470,3 +470,91 @@ fn claims_of_neither_kind_are_refused_even_when_signed_with_the_key() {
         .verify_any(&resigned(&client, secret, |_, _| {}), now())
         .is_ok());
 }
+
+#[test]
+fn the_verified_token_cache_stays_within_its_memory_budget() {
+    let budget = 64 << 10;
+    let c = codec("0123456789abcdef0123456789abcdef").with_token_cache(budget);
+    for _ in 0..2_000 {
+        let token = c.sign(&claims(now())).unwrap();
+        c.verify(&token, now()).unwrap();
+    }
+    let (tokens, weight) = c.verified.usage();
+    assert!(weight <= budget, "{weight} > {budget}");
+    assert!(tokens > 100, "only {tokens} tokens remembered");
+    // A zero budget remembers nothing, and still verifies.
+    let off = codec("0123456789abcdef0123456789abcdef").with_token_cache(0);
+    let token = off.sign(&claims(now())).unwrap();
+    assert!(off.verify(&token, now()).is_ok());
+    assert!(off.verify(&token, now()).is_ok());
+    assert_eq!(off.verified.usage(), (0, 0));
+}
+
+#[test]
+fn an_expired_remembered_token_is_refused_and_forgotten() {
+    let c = codec("0123456789abcdef0123456789abcdef");
+    let token = c.sign(&claims(now())).unwrap();
+    c.verify(&token, now()).unwrap();
+    assert_eq!(c.verified.usage().0, 1);
+    let too_late = now() + Duration::minutes(15) + Duration::seconds(30);
+    assert_eq!(c.verify(&token, too_late), Err(TokenError::Expired));
+    assert_eq!(c.verify_any(&token, too_late), Err(TokenError::Expired));
+    assert_eq!(c.verified.usage().0, 0);
+}
+
+#[test]
+fn a_different_token_with_the_same_claims_is_not_confused_with_a_remembered_one() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let c = codec(secret);
+    let original = claims(now());
+    let token = c.sign(&original).unwrap();
+    assert_eq!(c.verify(&token, now()).unwrap(), original);
+    // The same claims under another key: never answered from the remembered token.
+    let forged = codec("another secret, another secret, 0")
+        .sign(&original)
+        .unwrap();
+    assert_ne!(forged, token);
+    assert!(c.verify(&forged, now()).is_err());
+    // The same header and claims with a broken signature, and the same signature under other
+    // claims: both refused although the remembered token shares most of their text.
+    let (head, signature) = token.rsplit_once('.').unwrap();
+    let flipped = if signature.ends_with('A') { 'B' } else { 'A' };
+    let bad_signature = format!("{head}.{}{flipped}", &signature[..signature.len() - 1]);
+    assert!(c.verify(&bad_signature, now()).is_err());
+    let other = c.sign(&claims(now())).unwrap();
+    let (other_head, _) = other.rsplit_once('.').unwrap();
+    assert!(c
+        .verify(&format!("{other_head}.{signature}"), now())
+        .is_err());
+    // The remembered token still answers with its own claims.
+    assert_eq!(c.verify(&token, now()).unwrap(), original);
+}
+
+/// The real memory of a remembered token: the cache's own count of its slots and index
+/// (`memory_used`) plus the claims' heap blocks, which it does not see. Run with
+/// `cargo test --lib token_cache_cost -- --nocapture` to print it; asserts the weight does
+/// not understate it.
+#[test]
+fn token_cache_cost_per_entry() {
+    let c = codec("0123456789abcdef0123456789abcdef").with_token_cache(64 << 20);
+    let n = 20_000u64;
+    for _ in 0..n {
+        let token = c.sign(&claims(now())).unwrap();
+        c.verify(&token, now()).unwrap();
+    }
+    let cache = c.verified.tokens.as_ref().unwrap();
+    assert_eq!(cache.len() as u64, n);
+    let slots = cache.memory_used().total() as u64;
+    // The username "alice" and the two roles vectors: three blocks of 32 bytes each with the
+    // allocator's header (glibc's smallest chunk).
+    let heap = 3 * 32;
+    let real = slots / n + heap;
+    let weight = cache.weight() / n;
+    println!(
+        "token cache: {} bytes of slots and index per entry, about {real} with the heap; weight {weight}; size_of VerifiedAccess {}",
+        slots / n,
+        std::mem::size_of::<VerifiedAccess>()
+    );
+    assert!(weight >= real, "weight {weight} < real {real}");
+    assert!(weight <= real * 2, "weight {weight} overstates {real}");
+}
