@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::audit::insert_event;
 use super::{store_error, PgStore, SESSION_COLUMNS, USER_COLUMNS};
+use crate::domain::audit::AuditEventKind;
 use crate::domain::oidc::SigninHash;
 use crate::domain::ports::{StoreError, TokenRepository};
 use crate::domain::session::{
@@ -153,6 +154,11 @@ impl TokenRepository for PgStore {
         &self,
         rotation: &Rotation,
     ) -> Result<RotationOutcome, StoreError> {
+        // The common case, a live unused token, in one statement and one round trip.
+        if let Some(outcome) = rotate_live(&self.pool, rotation).await? {
+            return Ok(outcome);
+        }
+        // The claim matched nothing: a retry within the window, a reuse, or an invalid token.
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let outcome = rotate(&mut tx, rotation).await?;
         if let Some(event) = outcome.audit_event(&rotation.audit) {
@@ -329,6 +335,68 @@ pub(super) async fn revoke_family(
         .map_err(store_error)?;
     }
     Ok(revoked.contains(&true))
+}
+
+/// The rotation of a live, unused token as ONE statement outside any explicit transaction
+/// (a single statement is atomic): claim the token, extend the session, store the successor and
+/// the `token_refreshed` audit event, and return the session with its user; `None` when the
+/// claim matched nothing (nothing was changed), for [`rotate`] to sort out.
+///
+/// The claim is the same conditional UPDATE as in [`rotate`], with the same race semantics
+/// under READ COMMITTED: a concurrent statement blocks on the token's row lock, re-checks
+/// `used_at IS NULL` on the committed row and matches nothing, so exactly one caller wins on any
+/// number of replicas, and the loser falls back to [`rotate`] with the winner committed. The
+/// other CTEs run on the claim's result only, so they change nothing when it matched nothing.
+/// The audit event is the one [`RotationOutcome::audit_event`] makes (kind, user, username,
+/// `session <id>`), written in the same commit as the rotation.
+async fn rotate_live(
+    pool: &sqlx::PgPool,
+    rotation: &Rotation,
+) -> Result<Option<RotationOutcome>, StoreError> {
+    let sql = format!(
+        "WITH claimed AS (
+             UPDATE refresh_tokens SET used_at = $1
+             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1
+               AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+                           WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL
+                             AND u.is_active)
+             RETURNING session_id
+         ), s AS (
+             UPDATE sessions SET expires_at = least($3, not_after), last_used_at = $1
+             WHERE id = (SELECT session_id FROM claimed)
+             RETURNING {SESSION_COLUMNS}
+         ), successor AS (
+             INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+             SELECT $4, s.id, $1, s.expires_at FROM s
+         ), audit AS (
+             INSERT INTO audit_events (id, at, event, user_id, username, ip, user_agent, success, detail)
+             SELECT $5, $6, $7, u.id, u.username, $8, $9, true, 'session ' || s.id::text
+             FROM s JOIN users u ON u.id = s.user_id
+         )
+         SELECT {SESSION_COLUMNS_OF_S}, {USER_COLUMNS} FROM s JOIN users u ON u.id = s.user_id"
+    );
+    let audit = &rotation.audit;
+    let row = sqlx::query(&sql)
+        .bind(rotation.now)
+        .bind(rotation.presented.as_str())
+        .bind(rotation.next_expires_at)
+        .bind(rotation.next.as_str())
+        .bind(audit.id)
+        .bind(audit.at)
+        .bind(AuditEventKind::TokenRefreshed.as_str())
+        .bind(audit.ip.map(|ip| ip.to_string()))
+        .bind(audit.user_agent.as_deref())
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let (session, user) = session_and_user(&row, 0).map_err(store_error)?;
+    Ok(Some(RotationOutcome::Rotated {
+        session: session.into_session()?,
+        user: Box::new(user.into_user()?),
+    }))
 }
 
 /// The rotation inside the caller's transaction.
