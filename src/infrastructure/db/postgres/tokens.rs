@@ -66,6 +66,9 @@ impl TokenRepository for PgStore {
     #[tracing::instrument(skip_all, fields(session_id = %new.session.id))]
     async fn create_session(&self, new: &NewSession) -> Result<Option<DateTime<Utc>>, StoreError> {
         let session = &new.session;
+        if session.parent_id.is_none() && new.max_live_sessions > 0 {
+            return create_session_at_once(&self.pool, new).await;
+        }
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         // FOR SHARE holds off a password change (its UPDATE waits for this commit, then revokes
         // this session); a change committed before shows here as a newer credential version.
@@ -257,6 +260,76 @@ impl TokenRepository for PgStore {
         let mut connection = self.pool.acquire().await.map_err(store_error)?;
         revoke_all(&mut connection, user_id, except, reason, now).await
     }
+}
+
+/// [`TokenRepository::create_session`] of a session started from no other (a login, a browser
+/// sign-in), as ONE statement outside any explicit transaction: the user row is locked
+/// `FOR SHARE` and checked (credential version, active) in the same statement that inserts the
+/// session and its first token and revokes the oldest sessions beyond the cap, so a password
+/// change either waits for this commit (and then revokes this session) or was committed before
+/// (and the check refuses). One round trip instead of six (BEGIN, the check, two INSERTs, the cap
+/// UPDATE, COMMIT).
+///
+/// The cap's UPDATE reads the statement's snapshot, which does not hold the new session: it
+/// keeps the newest `max - 1` of the others when the new one counts (it has no sign-in hash),
+/// `max` otherwise, and never revokes the new session itself (the transaction path would only
+/// do so if `max` other sessions had been started later than this one, by clocks out of step).
+async fn create_session_at_once(
+    pool: &sqlx::PgPool,
+    new: &NewSession,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let session = &new.session;
+    let expires_at = session.expires_at.min(session.not_after);
+    let others_kept = if new.signin.is_none() {
+        new.max_live_sessions - 1
+    } else {
+        new.max_live_sessions
+    };
+    let started: i64 = sqlx::query_scalar(
+        "WITH u AS (
+             SELECT id FROM users WHERE id = $2 AND credential_version = $11 AND is_active
+             FOR SHARE
+         ), s AS (
+             INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id, signin_hash, last_used_at, ip, user_agent)
+             SELECT $1, u.id, $3, $4, $5, $6, NULL, $7, $8, $4, $9, $10 FROM u
+             RETURNING id
+         ), t AS (
+             INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+             SELECT $12, s.id, $13, $14 FROM s WHERE $12::text IS NOT NULL
+         ), cap AS (
+             UPDATE sessions SET revoked_at = $4, revoked_reason = $15
+             WHERE id IN (SELECT id FROM sessions
+                          WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $4
+                            AND signin_hash IS NULL
+                          ORDER BY created_at DESC, id DESC OFFSET $16)
+               AND EXISTS (SELECT 1 FROM s)
+         )
+         SELECT count(*) FROM s",
+    )
+    .bind(session.id.as_uuid())
+    .bind(session.user_id.as_uuid())
+    .bind(stored_scope(session))
+    .bind(session.created_at)
+    .bind(expires_at)
+    .bind(session.not_after)
+    .bind(session.client_id.map(|id| id.as_uuid()))
+    .bind(new.signin.as_ref().map(SigninHash::as_str))
+    .bind(new.origin.ip.map(|ip| ip.to_string()))
+    .bind(new.origin.user_agent.as_deref())
+    .bind(new.credential_version)
+    .bind(new.first_token.as_ref().map(|t| t.hash.as_str()))
+    .bind(new.first_token.as_ref().map(|t| t.created_at))
+    .bind(
+        new.first_token
+            .as_ref()
+            .map(|t| t.expires_at.min(session.not_after)),
+    )
+    .bind(RevocationReason::TooManySessions.as_str())
+    .bind(i64::from(others_kept))
+    .fetch_one(pool)
+    .await
+    .map_err(store_error)?;
+    Ok((started == 1).then_some(expires_at))
 }
 
 /// Revokes every live session of a user but `except`; returns how many.
