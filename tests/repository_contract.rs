@@ -1280,7 +1280,10 @@ async fn postgres_rotations_racing_across_two_stores_have_one_winner() {
                 15,
                 "{outcomes:?}"
             );
-            assert!(live(&b, &alice, &session, at).await, "a retry revokes nothing");
+            assert!(
+                live(&b, &alice, &session, at).await,
+                "a retry revokes nothing"
+            );
         } else {
             assert_eq!(
                 count(|o| matches!(o, RotationOutcome::Reused { .. })),

@@ -10,11 +10,13 @@
 # With BENCH_PG_DETAIL=1 also: chained refresh at DATABASE_MAX_CONNECTIONS 4, 8, 16, 32, and with
 # `synchronous_commit = off` set on the bench database only (ALTER DATABASE, dropped with it).
 
-pg_create() { # prints the URL of a fresh database on BENCH_POSTGRES_URL's server
-    local name="bench_$RANDOM$RANDOM"
-    psql "$BENCH_POSTGRES_URL" -qc "CREATE DATABASE $name" >/dev/null
-    pg_dbs+=("$name")
-    python3 -c 'import sys; u=sys.argv[1]; print(u.rsplit("/",1)[0]+"/"+sys.argv[2])' "$BENCH_POSTGRES_URL" "$name"
+# Sets pg_name and pg_url to a fresh database on BENCH_POSTGRES_URL's server (not in a
+# subshell: pg_dbs must remember it, for pg_drop_all).
+pg_create() {
+    pg_name="bench_$RANDOM$RANDOM"
+    psql "$BENCH_POSTGRES_URL" -qc "CREATE DATABASE $pg_name" >/dev/null
+    pg_dbs+=("$pg_name")
+    pg_url="$(python3 -c 'import sys; u=sys.argv[1]; print(u.rsplit("/",1)[0]+"/"+sys.argv[2])' "$BENCH_POSTGRES_URL" "$pg_name")"
 }
 pg_drop_all() {
     for name in "${pg_dbs[@]}"; do
@@ -88,7 +90,8 @@ BENCH_TOKEN="$(pg_access_token "$base")" run_wrk users_me_sqlite_pg_adjacent -t2
 stop_server
 
 echo "bench: PostgreSQL, one replica"
-start_server "$(pg_create)"
+pg_create
+start_server "$pg_url"
 pg_register "$base"
 pg_tokens "$base" 16 "$work/tokens.txt"
 BENCH_TOKENS_FILE="$work/tokens.txt" run_wrk refresh_postgres -t16 -c16 -s scripts/bench/refresh.lua "$base"
@@ -96,7 +99,7 @@ BENCH_TOKEN="$(pg_access_token "$base")" run_wrk users_me_postgres -t2 -c64 -s s
 stop_server
 
 echo "bench: PostgreSQL, two replicas on one database, one wrk per replica"
-pg_url="$(pg_create)"
+pg_create
 start_server "$pg_url"
 replica_a="$server_pid"
 port_b="$(free_port)"
@@ -127,15 +130,16 @@ if [[ "${BENCH_PG_DETAIL:-}" == 1 ]]; then
     for size in 4 8 16 32; do
         saved=("${server_env[@]}")
         server_env+=(DATABASE_MAX_CONNECTIONS="$size")
-        start_server "$(pg_create)"
+        pg_create
+        start_server "$pg_url"
         server_env=("${saved[@]}")
         pg_register "$base"
         pg_tokens "$base" 16 "$work/tokens.txt"
         BENCH_TOKENS_FILE="$work/tokens.txt" run_wrk "refresh_postgres_pool_$size" -t16 -c16 -s scripts/bench/refresh.lua "$base"
         stop_server
     done
-    pg_url="$(pg_create)"
-    psql "$BENCH_POSTGRES_URL" -qc "ALTER DATABASE ${pg_dbs[-1]} SET synchronous_commit = off" >/dev/null
+    pg_create
+    psql "$BENCH_POSTGRES_URL" -qc "ALTER DATABASE $pg_name SET synchronous_commit = off" >/dev/null
     start_server "$pg_url"
     pg_register "$base"
     pg_tokens "$base" 16 "$work/tokens.txt"
