@@ -20,10 +20,14 @@
 # verification is timed with `cargo bench --bench crypto` right before the logins, for the hash
 # limit (cores / time), and so is one verification on every core at once.
 # With BENCH_POSTGRES_URL (a maintenance database, e.g. postgres://postgres@127.0.0.1/postgres)
-# the refresh workload also runs on PostgreSQL, the cross-replica revocation latency is
-# measured with two replicas (scripts/bench/revocation_latency.py, BENCH_REVOCATIONS trials), and
-# scripts/bench/rate_limit.sh measures the shared rate limit's cost per request (PostgreSQL, and
-# Redis when it answers).
+# the PostgreSQL workloads of scripts/bench/postgres.sh run too: chained refresh and /users/me on
+# one replica and on two replicas (one wrk each, summed), beside SQLite figures taken right before;
+# the cross-replica revocation latency is measured with two replicas
+# (scripts/bench/revocation_latency.py, BENCH_REVOCATIONS trials); and scripts/bench/rate_limit.sh
+# measures the shared rate limit's cost per request (PostgreSQL, and Redis when it answers).
+# BENCH_ONLY=postgres runs the PostgreSQL workloads alone (with their summary); BENCH_PG_DETAIL=1
+# adds a pool size sweep and a synchronous_commit=off run; BENCH_BUILD=0 uses the release
+# binaries as built.
 #
 # Writes target/bench/results.json and target/bench/results.md.
 set -euo pipefail
@@ -48,9 +52,15 @@ command -v wrk >/dev/null 2>&1 || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 }
 
-echo "bench: building release binaries"
-cargo build --release --locked --quiet --bin auth-service --example ceiling
-if [[ -z "${BENCH_ONLY:-}" ]]; then
+ONLY="${BENCH_ONLY:-}"
+if [[ "${BENCH_BUILD:-1}" == 0 ]]; then
+    echo "bench: using the release binaries as built (BENCH_BUILD=0)"
+elif [[ -n "$ONLY" ]]; then
+    echo "bench: building the release binary"
+    cargo build --release --locked --quiet --bin auth-service
+else
+    echo "bench: building release binaries"
+    cargo build --release --locked --quiet --bin auth-service --example ceiling
     cargo bench --locked --quiet --bench crypto --no-run 2>/dev/null
     cargo bench --locked --quiet --bench mail_queue --no-run 2>/dev/null
 fi
@@ -164,8 +174,18 @@ working_set_workloads() {
     done
     extra "working_set_tokens" "$WORKING_SET"
 }
-if [[ "${BENCH_ONLY:-}" == working_set ]]; then
+if [[ "$ONLY" == working_set ]]; then
     working_set_workloads
+    python3 scripts/bench/summarize.py "$json_results" "$out"
+    exit 0
+fi
+
+# BENCH_ONLY=postgres: the PostgreSQL block alone, then its summary.
+if [[ "$ONLY" == postgres ]]; then
+    [[ -n "${BENCH_POSTGRES_URL:-}" ]] || { echo "bench: BENCH_ONLY=postgres needs BENCH_POSTGRES_URL" >&2; exit 1; }
+    export BENCH_USER=benchuser BENCH_PASSWORD="bench passphrase 0"
+    source scripts/bench/postgres.sh
+    extra "cores" "$(nproc)"
     python3 scripts/bench/summarize.py "$json_results" "$out"
     exit 0
 fi
@@ -253,20 +273,7 @@ run_wrk login_large -t2 -c16 -s scripts/bench/login.lua "$base"
 stop_server
 
 if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
-    pg_db="bench_$RANDOM$RANDOM"
-    psql "$BENCH_POSTGRES_URL" -qc "CREATE DATABASE $pg_db" >/dev/null
-    pg_url="$(python3 -c 'import sys; u=sys.argv[1]; print(u.rsplit("/",1)[0]+"/"+sys.argv[2])' "$BENCH_POSTGRES_URL" "$pg_db")"
-    start_server "$pg_url"
-    curl -sf -o /dev/null -X POST "$base/users" -H 'Content-Type: application/json' \
-        -d "{\"username\": \"$BENCH_USER\", \"password\": \"$BENCH_PASSWORD\"}"
-    for i in $(seq 1 16); do
-        login | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])'
-    done >"$work/tokens.txt"
-    BENCH_TOKENS_FILE="$work/tokens.txt" run_wrk refresh_postgres -t16 -c16 -s scripts/bench/refresh.lua "$base"
-    token="$(login | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
-    BENCH_TOKEN="$token" run_wrk users_me_postgres -t2 -c64 -s scripts/bench/get.lua "$base/users/me"
-    stop_server
-    psql "$BENCH_POSTGRES_URL" -qc "DROP DATABASE $pg_db WITH (FORCE)" >/dev/null
+    source scripts/bench/postgres.sh
 fi
 
 # Cross-replica revocation latency (issue 15): two replicas on one fresh PostgreSQL database;

@@ -875,6 +875,40 @@ async fn rotation_and_reuse_store_their_audit_event_in_the_same_step(b: Backend)
     assert!(!events[0].success);
 }
 
+/// The stored event of a rotation is exactly the one its outcome makes from the template (the
+/// PostgreSQL adapter writes it from SQL in the rotation's own statement).
+async fn a_rotation_stores_exactly_the_event_its_outcome_makes(b: Backend) {
+    let alice = stored_user(&b, "alice").await;
+    let at = now();
+    let (_, token) = session_for(&b, &alice, at).await;
+    let template = audit_template(at);
+    let outcome = b
+        .repos
+        .tokens
+        .rotate_refresh_token(&Rotation {
+            presented: token.hash(),
+            next: RefreshToken::generate().hash(),
+            next_expires_at: at + Duration::days(14),
+            now: at,
+            grace: Duration::zero(),
+            audit: template.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RotationOutcome::Rotated { .. }));
+    let events = b
+        .repos
+        .audit
+        .list(&AuditFilter {
+            user_id: Some(alice.id),
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events, vec![outcome.audit_event(&template).unwrap()]);
+}
+
 async fn rotation_never_extends_a_session_past_its_absolute_end(b: Backend) {
     let alice = stored_user(&b, "alice").await;
     let at = now();
@@ -1111,6 +1145,7 @@ contract_tests!(memory, sqlite, postgres: [
     concurrently_recorded_audit_events_are_all_stored,
     the_health_probe_answers,
     rotation_and_reuse_store_their_audit_event_in_the_same_step,
+    a_rotation_stores_exactly_the_event_its_outcome_makes,
     rotation_never_extends_a_session_past_its_absolute_end,
     a_session_started_from_another_ends_with_it,
     the_oldest_sessions_beyond_the_cap_are_revoked,
@@ -1202,5 +1237,82 @@ async fn sqlite_sees_a_revocation_written_by_another_process() {
             "the foreign revocation was never seen"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Two store instances on one PostgreSQL database (two replicas' pools) racing to rotate one
+/// token: exactly one rotation, every other caller a reuse (which revokes the session); and with
+/// a retry window and the same successor (a retry after a lost response), one rotation and
+/// every other caller the same successor back, nothing revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rotations_racing_across_two_stores_have_one_winner() {
+    let Some(admin) = support::postgres_admin_url() else {
+        return support::skip("postgres_rotations_racing_across_two_stores_have_one_winner");
+    };
+    let database = support::PgDatabase::create(&admin).await;
+    let one = db::connect(&database.url, &options()).await.unwrap();
+    let two = db::connect(&database.url, &options()).await.unwrap();
+    let stores = [Arc::clone(&one.tokens), Arc::clone(&two.tokens)];
+    let b = Backend {
+        repos: one,
+        url: Some(database.url.clone()),
+        _guard: Box::new(()),
+    };
+    let alice = stored_user(&b, "alice").await;
+    for grace in [Duration::zero(), Duration::seconds(30)] {
+        let at = now();
+        let (session, token) = session_for(&b, &alice, at).await;
+        let successor = RefreshToken::generate().hash();
+        let attempts = (0..16).map(|i| {
+            let store = Arc::clone(&stores[i % 2]);
+            let presented = token.hash();
+            let next = if grace > Duration::zero() {
+                successor.clone()
+            } else {
+                RefreshToken::generate().hash()
+            };
+            tokio::spawn(async move {
+                store
+                    .rotate_refresh_token(&Rotation {
+                        presented,
+                        next,
+                        next_expires_at: at + Duration::days(14),
+                        now: at,
+                        grace,
+                        audit: audit_template(at),
+                    })
+                    .await
+                    .unwrap()
+            })
+        });
+        let outcomes: Vec<RotationOutcome> = futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let count = |f: fn(&RotationOutcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+        assert_eq!(
+            count(|o| matches!(o, RotationOutcome::Rotated { .. })),
+            1,
+            "{outcomes:?}"
+        );
+        if grace > Duration::zero() {
+            assert_eq!(
+                count(|o| matches!(o, RotationOutcome::Retried { .. })),
+                15,
+                "{outcomes:?}"
+            );
+            assert!(
+                live(&b, &alice, &session, at).await,
+                "a retry revokes nothing"
+            );
+        } else {
+            assert_eq!(
+                count(|o| matches!(o, RotationOutcome::Reused { .. })),
+                15,
+                "{outcomes:?}"
+            );
+            assert!(!live(&b, &alice, &session, at).await, "a reuse revokes");
+        }
     }
 }

@@ -49,6 +49,55 @@ def working_set_only(runs, values, out) -> None:
               "targets": [{"target": t, "met": v >= goal, "measured": m} for t, v, goal, m in targets]}
     json.dump(report, open(os.path.join(out, "results.json"), "w"), indent=2)
     md = rows + ["", "| target | measured | met |", "|---|---|---|"]
+# PostgreSQL (scripts/bench/postgres.sh): one and two replicas against SQLite measured right
+# before, with the targets of issue 15 (refresh ≥ 50 % of SQLite, /users/me ≥ 70 %).
+POSTGRES_ROWS = [
+    ("POST /auth/refresh, chained, SQLite (right before the PostgreSQL runs)", "refresh_sqlite_pg_adjacent"),
+    ("GET /users/me, SQLite (right before the PostgreSQL runs)", "users_me_sqlite_pg_adjacent"),
+    ("POST /auth/refresh, chained (PostgreSQL)", "refresh_postgres"),
+    ("GET /users/me (PostgreSQL)", "users_me_postgres"),
+    ("POST /auth/refresh, chained, PostgreSQL, 2 replicas (summed)", "refresh_postgres_2_replicas"),
+    ("GET /users/me, PostgreSQL, 2 replicas (summed)", "users_me_postgres_2_replicas"),
+] + [(f"POST /auth/refresh, chained, PostgreSQL, pool {n}", f"refresh_postgres_pool_{n}") for n in (4, 8, 16, 32)] + [
+    ("POST /auth/refresh, chained, PostgreSQL, synchronous_commit=off (not a setting: measurement only)", "refresh_postgres_sync_off"),
+]
+
+
+def postgres_targets(runs):
+    """(target, value, goal, measured) of the PostgreSQL ratios, for the runs present."""
+    def rps(name):
+        return runs[name]["rps"] if name in runs else None
+    targets = []
+    for kind, goal, sqlite_names, label in [
+        ("refresh", 0.5, ["refresh_sqlite_pg_adjacent", "refresh_sqlite"], "chained refresh"),
+        ("users_me", 0.7, ["users_me_sqlite_pg_adjacent", "users_me"], "GET /users/me"),
+    ]:
+        sqlite = next((rps(n) for n in sqlite_names if n in runs), None)
+        if not sqlite:
+            continue
+        for suffix, replicas in [("", "one replica"), ("_2_replicas", "two replicas")]:
+            pg = rps(f"{kind}_postgres{suffix}")
+            if pg is None:
+                continue
+            targets.append((f"{label} on PostgreSQL ({replicas}) ≥ {goal:.0%} of SQLite", pg / sqlite, goal,
+                            f"{pg:.0f}/s vs {sqlite:.0f}/s ({pg / sqlite:.0%})"))
+    return targets
+
+
+def postgres_only(runs, values, out) -> None:
+    """The summary of a BENCH_ONLY=postgres run."""
+    targets = postgres_targets(runs)
+    report = {"runs": runs, "values": values,
+              "targets": [{"target": t, "met": v >= goal, "measured": m} for t, v, goal, m in targets]}
+    json.dump(report, open(os.path.join(out, "results.json"), "w"), indent=2)
+    md = [f"PostgreSQL block only (BENCH_ONLY=postgres), {values.get('cores')} cores, "
+          f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.", "",
+          "| workload | req/s | p50 ms | p99 ms | statuses |", "|---|---:|---:|---:|---|"]
+    for label, name in POSTGRES_ROWS:
+        if name in runs:
+            r = runs[name]
+            md.append(f"| {label} | {r['rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['statuses']} |")
+    md += ["", "| target | measured | met |", "|---|---|---|"]
     for t in report["targets"]:
         md.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
     open(os.path.join(out, "results.md"), "w").write("\n".join(md) + "\n")
@@ -61,7 +110,9 @@ def main() -> None:
     runs = {l["name"]: l["result"] for l in lines if "result" in l}
     values = {l["name"]: l["value"] for l in lines if "value" in l}
     if "ceiling_users_me" not in runs:
-        return working_set_only(runs, values, out)
+        if any(name.startswith("users_me_working_set_") for name in runs):
+            return working_set_only(runs, values, out)
+        return postgres_only(runs, values, out)
     ceiling = runs["ceiling_users_me"]["rps"]
     cores = values["cores"]
     verify_ms = values["argon2_verify_ms"]
@@ -119,6 +170,7 @@ def main() -> None:
                         f"p50 {values['revocation_latency_p50_ms']} ms, p99 {p99} ms, max {values['revocation_latency_max_ms']} ms"))
     ws_rows, ws_targets = working_set(runs, values)
     targets += ws_targets
+    targets += postgres_targets(runs)
     machine = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor()),
@@ -143,8 +195,6 @@ def main() -> None:
         ("POST /auth/token (login)", "login"),
         ("POST /users (registration)", "register"),
         ("POST /auth/refresh, chained (SQLite)", "refresh_sqlite"),
-        ("POST /auth/refresh, chained (PostgreSQL)", "refresh_postgres"),
-        ("GET /users/me (PostgreSQL)", "users_me_postgres"),
         ("POST /auth/token, client_credentials (client_secret_basic)", "client_credentials"),
         ("POST /auth/introspect (client_secret_basic)", "introspection"),
         ("code flow: GET /auth/authorize (signed in) + POST /auth/token, requests", "code_flow"),
@@ -155,7 +205,7 @@ def main() -> None:
         ("GET /users/me, 1M users + 1M sessions", "users_me_large"),
         ("POST /auth/token, 1M users + 1M sessions", "login_large"),
         ("ceiling: bare axum GET /users/me", "ceiling_users_me"),
-    ]
+    ] + POSTGRES_ROWS
     md = [
         f"Machine: {machine['cpu']}, {cores} cores, {machine['memory_gib']} GiB, Linux {machine['kernel']}; "
         f"{machine['wrk']}; load generator on the same machine. Date: {machine['date']}. Command: `{machine['command']}`.",

@@ -37,6 +37,27 @@ fn url(_: &DatabaseSettings, value: &Value<'_>) -> Result<SecretString, ConfigEr
     )))
 }
 
+/// Unless set: 8 on SQLite (read connections; unchanged), and on PostgreSQL 8 per core, from 8
+/// to 32. A PostgreSQL rotation or login is one statement whose time is mostly the wait for its
+/// commit to reach the disk; more connections than cores let commits share one flush (measured
+/// on 2 cores: chained refresh 736/s at 4, ~1,300/s at 8, ~1,850/s at 16, ~1,600/s at 32).
+fn max_connections(s: &DatabaseSettings, value: &Value<'_>) -> Result<u32, ConfigError> {
+    match value.raw {
+        Some(_) => value.number(),
+        None if s.url.expose_secret().starts_with("postgres") => Ok(postgres_pool_for(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        )),
+        None => Ok(8),
+    }
+}
+
+/// The default PostgreSQL pool for `cores` cores: 8 per core, from 8 to 32.
+pub(crate) fn postgres_pool_for(cores: usize) -> u32 {
+    u32::try_from(cores.saturating_mul(8))
+        .unwrap_or(u32::MAX)
+        .clamp(8, 32)
+}
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
@@ -59,8 +80,9 @@ impl Group for DatabaseSettings {
         ),
         row!(
             "DATABASE_MAX_CONNECTIONS",
-            Fixed("8"),
-            max_connections = number()
+            Computed("8; on PostgreSQL 8 per core, from 8 to 32"),
+            max_connections <- max_connections,
+            show = |s| s.max_connections.to_string()
         ),
         row!(
             "DATABASE_ACQUIRE_TIMEOUT_MS",

@@ -384,3 +384,25 @@ fn a_copied_env_example_changes_nothing_in_development_or_production() {
         "the log format and filter are left to their defaults"
     );
 }
+
+#[test]
+fn the_pool_defaults_to_8_on_sqlite_and_to_8_per_core_on_postgresql() {
+    assert_eq!(load(&[]).unwrap().database.max_connections, 8);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pg = [("DATABASE_URL", "postgres://auth@db/auth")];
+    assert_eq!(
+        load(&pg).unwrap().database.max_connections,
+        database::postgres_pool_for(cores)
+    );
+    for (cores, pool) in [(1, 8), (2, 16), (3, 24), (4, 32), (64, 32)] {
+        assert_eq!(database::postgres_pool_for(cores), pool);
+    }
+    let set = [
+        ("DATABASE_URL", "postgres://auth@db/auth"),
+        ("DATABASE_MAX_CONNECTIONS", "5"),
+    ];
+    assert_eq!(load(&set).unwrap().database.max_connections, 5);
+    let set = [("DATABASE_MAX_CONNECTIONS", "3")];
+    assert_eq!(load(&set).unwrap().database.max_connections, 3);
+    assert!(load(&[("DATABASE_MAX_CONNECTIONS", "0")]).is_err());
+}

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::audit::insert_event;
 use super::{store_error, PgStore, SESSION_COLUMNS, USER_COLUMNS};
+use crate::domain::audit::AuditEventKind;
 use crate::domain::oidc::SigninHash;
 use crate::domain::ports::{StoreError, TokenRepository};
 use crate::domain::session::{
@@ -65,6 +66,13 @@ impl TokenRepository for PgStore {
     #[tracing::instrument(skip_all, fields(session_id = %new.session.id))]
     async fn create_session(&self, new: &NewSession) -> Result<Option<DateTime<Utc>>, StoreError> {
         let session = &new.session;
+        if session.parent_id.is_none() && new.max_live_sessions > 0 {
+            let (started, capped) = create_session_at_once(&self.pool, new).await?;
+            if capped > 0 {
+                self.sessions.forget_user(session.user_id);
+            }
+            return Ok(started);
+        }
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         // FOR SHARE holds off a password change (its UPDATE waits for this commit, then revokes
         // this session); a change committed before shows here as a newer credential version.
@@ -157,6 +165,11 @@ impl TokenRepository for PgStore {
         &self,
         rotation: &Rotation,
     ) -> Result<RotationOutcome, StoreError> {
+        // The common case, a live unused token, in one statement and one round trip.
+        if let Some(outcome) = rotate_live(&self.pool, rotation).await? {
+            return Ok(outcome);
+        }
+        // The claim matched nothing: a retry within the window, a reuse, or an invalid token.
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let outcome = rotate(&mut tx, rotation).await?;
         if let Some(event) = outcome.audit_event(&rotation.audit) {
@@ -269,6 +282,79 @@ impl TokenRepository for PgStore {
     }
 }
 
+/// [`TokenRepository::create_session`] of a session started from no other (a login, a browser
+/// sign-in), as ONE statement outside any explicit transaction: the user row is locked
+/// `FOR SHARE` and checked (credential version, active) in the same statement that inserts the
+/// session and its first token and revokes the oldest sessions beyond the cap, so a password
+/// change either waits for this commit (and then revokes this session) or was committed before
+/// (and the check refuses). One round trip instead of six (BEGIN, the check, two INSERTs, the cap
+/// UPDATE, COMMIT).
+///
+/// The cap's UPDATE reads the statement's snapshot, which does not hold the new session: it
+/// keeps the newest `max - 1` of the others when the new one counts (it has no sign-in hash),
+/// `max` otherwise, and never revokes the new session itself (the transaction path would only
+/// do so if `max` other sessions had been started later than this one, by clocks out of step).
+///
+/// Returns the new session's expiry (`None`: not started) and how many sessions the cap revoked.
+async fn create_session_at_once(
+    pool: &sqlx::PgPool,
+    new: &NewSession,
+) -> Result<(Option<DateTime<Utc>>, i64), StoreError> {
+    let session = &new.session;
+    let expires_at = session.expires_at.min(session.not_after);
+    let others_kept = if new.signin.is_none() {
+        new.max_live_sessions - 1
+    } else {
+        new.max_live_sessions
+    };
+    let (started, capped): (i64, i64) = sqlx::query_as(
+        "WITH u AS (
+             SELECT id FROM users WHERE id = $2 AND credential_version = $11 AND is_active
+             FOR SHARE
+         ), s AS (
+             INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after, parent_id, client_id, signin_hash, last_used_at, ip, user_agent)
+             SELECT $1, u.id, $3, $4, $5, $6, NULL, $7, $8, $4, $9, $10 FROM u
+             RETURNING id
+         ), t AS (
+             INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+             SELECT $12, s.id, $13, $14 FROM s WHERE $12::text IS NOT NULL
+         ), cap AS (
+             UPDATE sessions SET revoked_at = $4, revoked_reason = $15
+             WHERE id IN (SELECT id FROM sessions
+                          WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $4
+                            AND signin_hash IS NULL
+                          ORDER BY created_at DESC, id DESC OFFSET $16)
+               AND EXISTS (SELECT 1 FROM s)
+             RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM cap)",
+    )
+    .bind(session.id.as_uuid())
+    .bind(session.user_id.as_uuid())
+    .bind(stored_scope(session))
+    .bind(session.created_at)
+    .bind(expires_at)
+    .bind(session.not_after)
+    .bind(session.client_id.map(|id| id.as_uuid()))
+    .bind(new.signin.as_ref().map(SigninHash::as_str))
+    .bind(new.origin.ip.map(|ip| ip.to_string()))
+    .bind(new.origin.user_agent.as_deref())
+    .bind(new.credential_version)
+    .bind(new.first_token.as_ref().map(|t| t.hash.as_str()))
+    .bind(new.first_token.as_ref().map(|t| t.created_at))
+    .bind(
+        new.first_token
+            .as_ref()
+            .map(|t| t.expires_at.min(session.not_after)),
+    )
+    .bind(RevocationReason::TooManySessions.as_str())
+    .bind(i64::from(others_kept))
+    .fetch_one(pool)
+    .await
+    .map_err(store_error)?;
+    Ok(((started == 1).then_some(expires_at), capped))
+}
+
 /// Revokes every live session of a user but `except`; returns how many.
 pub(super) async fn revoke_all(
     connection: &mut PgConnection,
@@ -346,6 +432,68 @@ pub(super) async fn revoke_family(
         revoked.extend_from_slice(&parents);
     }
     Ok((revoked.contains(&id), revoked))
+}
+
+/// The rotation of a live, unused token as ONE statement outside any explicit transaction
+/// (a single statement is atomic): claim the token, extend the session, store the successor and
+/// the `token_refreshed` audit event, and return the session with its user; `None` when the
+/// claim matched nothing (nothing was changed), for [`rotate`] to sort out.
+///
+/// The claim is the same conditional UPDATE as in [`rotate`], with the same race semantics
+/// under READ COMMITTED: a concurrent statement blocks on the token's row lock, re-checks
+/// `used_at IS NULL` on the committed row and matches nothing, so exactly one caller wins on any
+/// number of replicas, and the loser falls back to [`rotate`] with the winner committed. The
+/// other CTEs run on the claim's result only, so they change nothing when it matched nothing.
+/// The audit event is the one [`RotationOutcome::audit_event`] makes (kind, user, username,
+/// `session <id>`), written in the same commit as the rotation.
+async fn rotate_live(
+    pool: &sqlx::PgPool,
+    rotation: &Rotation,
+) -> Result<Option<RotationOutcome>, StoreError> {
+    let sql = format!(
+        "WITH claimed AS (
+             UPDATE refresh_tokens SET used_at = $1
+             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1
+               AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+                           WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL
+                             AND u.is_active)
+             RETURNING session_id
+         ), s AS (
+             UPDATE sessions SET expires_at = least($3, not_after), last_used_at = $1
+             WHERE id = (SELECT session_id FROM claimed)
+             RETURNING {SESSION_COLUMNS}
+         ), successor AS (
+             INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+             SELECT $4, s.id, $1, s.expires_at FROM s
+         ), audit AS (
+             INSERT INTO audit_events (id, at, event, user_id, username, ip, user_agent, success, detail)
+             SELECT $5, $6, $7, u.id, u.username, $8, $9, true, 'session ' || s.id::text
+             FROM s JOIN users u ON u.id = s.user_id
+         )
+         SELECT {SESSION_COLUMNS_OF_S}, {USER_COLUMNS} FROM s JOIN users u ON u.id = s.user_id"
+    );
+    let audit = &rotation.audit;
+    let row = sqlx::query(&sql)
+        .bind(rotation.now)
+        .bind(rotation.presented.as_str())
+        .bind(rotation.next_expires_at)
+        .bind(rotation.next.as_str())
+        .bind(audit.id)
+        .bind(audit.at)
+        .bind(AuditEventKind::TokenRefreshed.as_str())
+        .bind(audit.ip.map(|ip| ip.to_string()))
+        .bind(audit.user_agent.as_deref())
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let (session, user) = session_and_user(&row, 0).map_err(store_error)?;
+    Ok(Some(RotationOutcome::Rotated {
+        session: session.into_session()?,
+        user: Box::new(user.into_user()?),
+    }))
 }
 
 /// The rotation inside the caller's transaction.
