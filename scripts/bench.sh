@@ -303,7 +303,7 @@ if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
     psql "$BENCH_POSTGRES_URL" -qc "DROP DATABASE $rv_db WITH (FORCE)" >/dev/null
 fi
 
-# Issue 15, part C: what the shared rate limit costs per limited request, on PostgreSQL and in
+# Issue 15: what the shared rate limit costs per limited request, on PostgreSQL and in
 # Redis (when it answers), with leases of 1 and 8 tokens, one client and 10,000 clients.
 if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
     bash scripts/bench/rate_limit.sh "$json_results"

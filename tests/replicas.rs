@@ -896,7 +896,7 @@ async fn three_replicas_refuse_a_revoked_token_under_load_and_across_a_listener_
     }
 }
 
-// Issue 15, part C: the rate limit and the lockout are shared by every replica.
+// Issue 15: the rate limit and the lockout are shared by every replica.
 
 /// The rate limit of these tests: a burst of 16 at one request a second, so that the refill
 /// during a test adds at most a few tokens.

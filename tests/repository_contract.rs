@@ -1101,7 +1101,7 @@ contract_tests!(memory, sqlite, postgres: [
     every_revocation_path_publishes_an_invalidation_on_every_replica,
     a_replica_whose_listener_is_killed_reports_it_and_never_answers_from_memory,
     a_rotation_publishes_nothing_to_other_replicas,
-    // The rate limit's budgets (issue 15, part C).
+    // The rate limit's budgets (issue 15).
     a_key_gets_its_burst_then_one_token_per_interval,
     a_lease_takes_what_is_left_and_never_more_than_the_burst,
     concurrent_takes_never_exceed_the_budget,

@@ -26,7 +26,7 @@ use super::token::{AccessClaims, ClientAccessClaims, VerifiedAccess};
 use super::user::{LoginKey, Password, PasswordHash, User, UserChanges, UserId};
 // Passkeys (issue 14, part P).
 pub use super::passkey::{PasskeyRepository, WebAuthn};
-// Shared rate limit (issue 15, part C).
+// Shared rate limit (issue 15).
 pub use super::rate_limit::{Grant, RateBudget, RateQuota};
 
 /// A failure of a repository.
