@@ -9,8 +9,12 @@ use sha2::{Digest, Sha256};
 
 use crate::helpers::{spawn_app_on, tokens_of, PASSWORD};
 
-/// The last migration of the previous release.
-const PREVIOUS_RELEASE: i64 = 20261124000002;
+/// The last migration of each earlier release a database is upgraded from: the password-grant
+/// release, and the previous one (second factors, recovery and sessions).
+const PREVIOUS_RELEASES: [i64; 2] = [20261124000002, 20261203000004];
+
+/// The first migration whose release writes every session with its absolute end (`not_after`).
+const SESSIONS_WITH_AN_END: i64 = 20261201000001;
 
 /// A live refresh token of the old session, as a client of the old release holds it.
 const OLD_REFRESH_TOKEN: &str = "b2xkLXJlbGVhc2UtcmVmcmVzaC10b2tlbi1vZi0zMi1ieXRlcw";
@@ -24,8 +28,8 @@ fn old_password_hash() -> String {
         .to_string()
 }
 
-/// Applies the previous release's migrations (and no later one) to `url`.
-async fn previous_schema<DB>(pool: &sqlx::Pool<DB>, directory: &str)
+/// Applies the migrations up to `release` (and no later one) to `url`.
+async fn previous_schema<DB>(pool: &sqlx::Pool<DB>, directory: &str, release: i64)
 where
     DB: sqlx::Database,
     <DB as sqlx::Database>::Connection: sqlx::migrate::Migrate,
@@ -35,12 +39,14 @@ where
     let old: Vec<_> = migrator
         .migrations
         .iter()
-        .filter(|m| m.version <= PREVIOUS_RELEASE)
+        .filter(|m| m.version <= release)
         .cloned()
         .collect();
+    // (SQLite has no migration newer than the previous release: its upgrade is then a start on
+    // an unchanged schema.)
     assert!(
-        old.len() < migrator.migrations.len(),
-        "this release adds a migration"
+        old.last().map(|m| m.version) == Some(release),
+        "{release} is the last migration of a release"
     );
     migrator.migrations = Cow::Owned(old);
     migrator.run(pool).await.unwrap();
@@ -55,14 +61,14 @@ fn token_hash() -> String {
     hex::encode(Sha256::digest(OLD_REFRESH_TOKEN.as_bytes()))
 }
 
-async fn old_sqlite_database(dir: &tempfile::TempDir) -> String {
-    let url = format!("sqlite://{}/old.db", dir.path().display());
+async fn old_sqlite_database(dir: &tempfile::TempDir, release: i64) -> String {
+    let url = format!("sqlite://{}/old-{release}.db", dir.path().display());
     let options = url
         .parse::<sqlx::sqlite::SqliteConnectOptions>()
         .unwrap()
         .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    previous_schema(&pool, "migrations/sqlite").await;
+    previous_schema(&pool, "migrations/sqlite", release).await;
     let now = chrono::Utc::now().timestamp_micros();
     let day = 86_400_000_000_i64;
     sqlx::query(
@@ -77,17 +83,23 @@ async fn old_sqlite_database(dir: &tempfile::TempDir) -> String {
     .await
     .unwrap();
     // A session 40 days old, kept alive by rotations: past the new absolute lifetime if that
-    // were counted from its login.
-    sqlx::query(
-        "INSERT INTO sessions (id, user_id, scope, created_at, expires_at) VALUES (?, ?, 'user admin', ?, ?)",
-    )
-    .bind(SESSION_ID)
-    .bind(USER_ID)
-    .bind(now - 40 * day)
-    .bind(now + 13 * day)
-    .execute(&pool)
-    .await
-    .unwrap();
+    // were counted from its login. A release that writes the absolute end wrote one.
+    let sql = if release >= SESSIONS_WITH_AN_END {
+        "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after) VALUES (?, ?, 'user admin', ?, ?, ?)"
+    } else {
+        "INSERT INTO sessions (id, user_id, scope, created_at, expires_at) VALUES (?, ?, 'user admin', ?, ?)"
+    };
+    let insert = sqlx::query(sql)
+        .bind(SESSION_ID)
+        .bind(USER_ID)
+        .bind(now - 40 * day)
+        .bind(now + 13 * day);
+    let insert = if release >= SESSIONS_WITH_AN_END {
+        insert.bind(now + 20 * day)
+    } else {
+        insert
+    };
+    insert.execute(&pool).await.unwrap();
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
     )
@@ -118,9 +130,9 @@ async fn old_sqlite_database(dir: &tempfile::TempDir) -> String {
     url
 }
 
-async fn old_postgres_database(url: &str) {
+async fn old_postgres_database(url: &str, release: i64) {
     let pool = sqlx::PgPool::connect(url).await.unwrap();
-    previous_schema(&pool, "migrations/postgres").await;
+    previous_schema(&pool, "migrations/postgres", release).await;
     let user_id: uuid::Uuid = USER_ID.parse().unwrap();
     let session_id: uuid::Uuid = SESSION_ID.parse().unwrap();
     sqlx::query(
@@ -132,15 +144,20 @@ async fn old_postgres_database(url: &str) {
     .execute(&pool)
     .await
     .unwrap();
-    sqlx::query(
+    let sql = if release >= SESSIONS_WITH_AN_END {
+        "INSERT INTO sessions (id, user_id, scope, created_at, expires_at, not_after)
+         VALUES ($1, $2, 'user admin', now() - interval '40 days', now() + interval '13 days',
+                 now() + interval '20 days')"
+    } else {
         "INSERT INTO sessions (id, user_id, scope, created_at, expires_at)
-         VALUES ($1, $2, 'user admin', now() - interval '40 days', now() + interval '13 days')",
-    )
-    .bind(session_id)
-    .bind(user_id)
-    .execute(&pool)
-    .await
-    .unwrap();
+         VALUES ($1, $2, 'user admin', now() - interval '40 days', now() + interval '13 days')"
+    };
+    sqlx::query(sql)
+        .bind(session_id)
+        .bind(user_id)
+        .execute(&pool)
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
          VALUES ($1, $2, now() - interval '1 day', now() + interval '13 days')",
@@ -169,19 +186,25 @@ async fn old_postgres_database(url: &str) {
 }
 
 #[tokio::test]
-async fn a_database_of_the_previous_release_keeps_its_users_sessions_and_audit_trail() {
+async fn a_database_of_an_earlier_release_keeps_its_users_sessions_and_audit_trail() {
+    for release in PREVIOUS_RELEASES {
+        upgrade_from(release).await;
+    }
+}
+
+async fn upgrade_from(release: i64) {
     // Kept alive until the end of the test.
     let dir = tempfile::tempdir().unwrap();
     let mut _pg = None;
     let url = if std::env::var("TEST_API_BACKEND").as_deref() == Ok("postgres") {
         let admin = crate::support::postgres_admin_url().expect("TEST_POSTGRES_URL");
         let database = crate::support::PgDatabase::create(&admin).await;
-        old_postgres_database(&database.url).await;
+        old_postgres_database(&database.url, release).await;
         let url = database.url.clone();
         _pg = Some(database);
         url
     } else {
-        old_sqlite_database(&dir).await
+        old_sqlite_database(&dir, release).await
     };
     let app = spawn_app_on(&url, &[]).await;
 

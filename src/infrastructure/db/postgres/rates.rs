@@ -14,9 +14,11 @@ use crate::domain::ports::{Grant, RateBudget, RateQuota, StoreError};
 use crate::domain::rate_limit::epoch_micros;
 
 /// $1 key, $2 now, $3 interval (both µs), $4 burst, $5 tokens asked for. Answers the tokens
-/// granted, or minus the wait for the next one when refused: the second `SELECT` reads the row
-/// as it was before the statement (a data-modifying CTE's changes are not visible to it), which
-/// is the row as it stays when the upsert changed nothing.
+/// granted (first column), or, when refused, the wait for the next one (second column): the
+/// second `SELECT` reads the row in the statement's snapshot (a data-modifying CTE's changes are
+/// not visible to it). Under a race that snapshot may predate the version the upsert was judged
+/// on (another replica's take committed meanwhile), so the wait is only a hint, clamped to one
+/// interval, and never read as a grant.
 const TAKE: &str = "WITH taken AS (
          INSERT INTO rate_limits AS r (key, tat, granted)
          VALUES ($1, $2 + LEAST($5, $4) * $3, LEAST($5, $4))
@@ -25,9 +27,9 @@ const TAKE: &str = "WITH taken AS (
              tat = GREATEST(r.tat, $2) + LEAST($5, ($2 + $4 * $3 - GREATEST(r.tat, $2)) / $3) * $3
          WHERE $2 + $4 * $3 - GREATEST(r.tat, $2) >= $3
          RETURNING granted)
-     SELECT granted FROM taken
+     SELECT granted, NULL::bigint FROM taken
      UNION ALL
-     SELECT -(tat + $3 - $4 * $3 - $2) FROM rate_limits
+     SELECT NULL::bigint, tat + $3 - $4 * $3 - $2 FROM rate_limits
      WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM taken)";
 
 #[async_trait]
@@ -40,7 +42,7 @@ impl RateBudget for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Grant, StoreError> {
         let interval = quota.interval_micros();
-        let answer: Option<i64> = sqlx::query_scalar(TAKE)
+        let answer: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(TAKE)
             .bind(key)
             .bind(epoch_micros(now))
             .bind(interval)
@@ -50,10 +52,16 @@ impl RateBudget for PgStore {
             .await
             .map_err(store_error)?;
         Ok(match answer {
-            Some(granted) if granted > 0 => Grant::Granted(u32::try_from(granted).unwrap_or(1)),
+            Some((Some(granted), _)) if granted > 0 => {
+                Grant::Granted(u32::try_from(granted).unwrap_or(1))
+            }
             // The next token comes within one interval (see `RateQuota::take`).
-            wait => Grant::Refused {
-                retry_after_micros: wait.map_or(interval, |w| (-w).clamp(1, interval)),
+            Some((_, wait)) => Grant::Refused {
+                retry_after_micros: wait.map_or(interval, |w| w.clamp(1, interval)),
+            },
+            // Refused while the row another replica inserted is not in this snapshot yet.
+            None => Grant::Refused {
+                retry_after_micros: interval,
             },
         })
     }
