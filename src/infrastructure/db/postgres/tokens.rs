@@ -176,11 +176,11 @@ impl TokenRepository for PgStore {
             insert_event(&mut *tx, &event).await?;
         }
         tx.commit().await.map_err(store_error)?;
-        match &outcome {
-            RotationOutcome::Rotated { session, .. } => self.sessions.forget_session(session.id),
-            RotationOutcome::Reused { user_id, .. } => self.sessions.forget_user(*user_id),
-            // A retry changes nothing.
-            RotationOutcome::Retried { .. } | RotationOutcome::Invalid => {}
+        // A rotation only pushes the session's expiry later (a cached, earlier one is safe, and
+        // a shortening is published by the trigger), as on the one-statement path; a retry
+        // changes nothing. A reuse revokes the family.
+        if let RotationOutcome::Reused { user_id, .. } = &outcome {
+            self.sessions.forget_user(*user_id);
         }
         Ok(outcome)
     }
